@@ -1,0 +1,10 @@
+"""The protocol package: everything both processes share.
+
+Imports only the standard library and numpy, so ``build_addon.py`` copies it
+verbatim into the add-on (as ``facekey/protocol``).  Modules: ``errors``
+(FaceKeyError), ``arkit`` (unit set), ``take`` (Take files), ``messages``
+(JSON lines), ``client`` (spawn + talk to the worker), ``livelink``
+(Live Link Face CSV), ``namemap`` (unit-name -> shape-key maps),
+``rotations`` (quaternion/Euler helpers).
+"""
+from .errors import FaceKeyError  # noqa: F401
