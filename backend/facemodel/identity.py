@@ -1,0 +1,76 @@
+"""Actor identity basis: plausible variation of the neutral face.
+
+Each component is a (N, 3) displacement field in metres scaled to one
+standard deviation of adult variation, so the prior on the coefficients is
+standard normal (``identity ~ N(0, I)``).  The first components are named
+anatomical variations; the rest are smooth random low-frequency fields
+(fixed seed; symmetric and, a few, asymmetric) that cover what the named
+ones miss.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .canonical import LEFT_EYE, RIGHT_EYE, NUM_MESH
+from .regions import LIPS, LOWER_OUTER, UPPER_OUTER, rbf_field, smoothstep
+
+__all__ = ["build_identity_basis", "NUM_RANDOM"]
+
+MM = 1e-3
+NUM_RANDOM = 16
+_SEED = 20261124
+
+
+def _bump(v, centre, sigma):
+    return np.exp(-((v - centre) ** 2).sum(1) / (2 * sigma * sigma))[:, None]
+
+
+def build_identity_basis(v: np.ndarray, mirror: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Return ``(basis (K, N, 3) float64 metres, names (K,))`` for neutral ``v`` (N, 3)."""
+    c = v[:NUM_MESH].mean(0)
+    x, y, z = (v - c).T
+    nose_tip, nose_base = v[4], v[2]
+    brow_y = v[[105, 334]][:, 1].mean()
+    eye_l = v[[LEFT_EYE["outer"], LEFT_EYE["inner"]]].mean(0)
+    eye_r = v[[RIGHT_EYE["outer"], RIGHT_EYE["inner"]]].mean(0)
+    zero = np.zeros_like(x)
+    comps: dict[str, np.ndarray] = {
+        "width": np.stack([x * 0.04, zero, zero], 1),
+        "height": np.stack([zero, y * 0.04, zero], 1),
+        "depth": np.stack([zero, zero, z * 0.05], 1),
+        "face_length": np.stack([zero, np.minimum(v[:, 1] - nose_base[1], 0) * 0.07, zero], 1),
+        "forehead_height": np.stack([zero, np.maximum(v[:, 1] - brow_y, 0) * 0.08, zero], 1),
+        "nose_size": (v - nose_base) * 0.12 * _bump(v, (nose_tip + v[168]) / 2, 0.015),
+        "nose_protrusion": np.array([0, 0, 3 * MM]) * _bump(v, nose_tip, 0.012),
+        "eye_spacing": (np.array([2.5 * MM, 0, 0]) * _bump(v, eye_l, 0.013)
+                        - np.array([2.5 * MM, 0, 0]) * _bump(v, eye_r, 0.013)),
+        "eye_height": np.array([0, 2.0 * MM, 0]) * (_bump(v, eye_l, 0.013) + _bump(v, eye_r, 0.013)),
+        "jaw_width": np.stack([x * 0.07 * smoothstep(nose_base[1] - v[:, 1], 0.0, 0.05), zero, zero], 1),
+        "chin_protrusion": np.array([0, -1.0 * MM, 3.5 * MM]) * _bump(v, v[152], 0.02),
+        "mouth_width": np.stack([np.sign(x) * 2.5 * MM, zero, zero], 1)
+        * (_bump(v, v[291], 0.008) + _bump(v, v[61], 0.008)),
+        "cheek_fullness": np.stack([np.sign(x) * 3 * MM, zero, np.full_like(x, 1.5 * MM)], 1)
+        * (_bump(v, v[425], 0.018) + _bump(v, v[205], 0.018)),
+        "brow_height": np.array([0, 3 * MM, 0]) * (_bump(v, v[334], 0.015) + _bump(v, v[105], 0.015)),
+    }
+    lips = np.zeros_like(v)
+    lips[list(UPPER_OUTER[1:-1])] = [0, 1.5 * MM, 0.5 * MM]
+    lips[list(LOWER_OUTER[1:-1])] = [0, -1.5 * MM, 0.5 * MM]
+    comps["lip_thickness"] = rbf_field(v, LIPS, lips[list(LIPS)], 0.003)
+    rng = np.random.default_rng(_SEED)
+    mesh = v[:NUM_MESH]
+    for k in range(NUM_RANDOM):
+        centres = rng.choice(NUM_MESH, 6, replace=False)
+        disp = rng.normal(0.0, 2.0 * MM, (6, 3))
+        field = np.zeros_like(v)
+        for ci, d in zip(centres, disp):
+            field += d * _bump(v, mesh[ci], 0.025)
+        if k < 12:  # symmetric fields: average with the mirror image
+            field = 0.5 * (field + field[mirror] * np.array([-1.0, 1.0, 1.0]))
+        comps[f"random_{k:02d}"] = field
+    names = tuple(comps)
+    basis = np.stack([comps[n] for n in names])
+    # iris points follow their eye's centre rigidly (an iris does not stretch)
+    for iris in ((468, 469, 470, 471, 472), (473, 474, 475, 476, 477)):
+        basis[:, list(iris)] = basis[:, [iris[0]]]
+    return basis, names
