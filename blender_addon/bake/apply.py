@@ -1,0 +1,54 @@
+"""Bake one Take onto every target of a scene: the one entry point operators and headless runs share."""
+from __future__ import annotations
+
+import os
+
+from ..protocol.arkit import ARKIT_NAMES
+from ..protocol.errors import FaceKeyError
+from ..targets import resolve_targets
+from .head import bake_head_rotation
+from .shape_keys import bake_shape_keys
+
+__all__ = ["bake_take", "scene_fps", "action_name_for"]
+
+
+def scene_fps(scene) -> float:
+    """Scene frames per second (``render.fps / render.fps_base``)."""
+    return scene.render.fps / scene.render.fps_base
+
+
+def action_name_for(source: str) -> str:
+    """``FK_<stem>`` for a footage/take/CSV path (Blender adds .001 on clashes)."""
+    stem = os.path.splitext(os.path.basename(source.rstrip("/\\")))[0] or "take"
+    return f"FK_{stem}"
+
+
+def bake_take(take, objects, name_map, *, scene, source: str, start_frame: float = 1.0,
+              take_path: str | None = None, head_target=None, head_bone: str | None = None) -> dict:
+    """Bake ``take`` onto every usable object of ``objects`` (new actions; nothing existing is modified).
+
+    Targets are resolved first (objects without usable shape keys are
+    skipped with a reason), so an error leaves the scene unchanged.
+
+    Returns:
+        ``{"objects": {name: {"action", "mapped", "unmapped_units", "unused_keys"}},
+        "skipped": {name: reason}, "frames": valid frame count, "head": action name or None}``.
+    """
+    targets, skipped = resolve_targets(objects, name_map)
+    if head_target is not None and head_bone and (head_target.type != "ARMATURE" or head_bone not in head_target.pose.bones):
+        raise FaceKeyError("object_missing", f"'{head_target.name}' has no pose bone '{head_bone}'.",
+                           "Pick an armature and one of its bones as head rotation target.")
+    fps = scene_fps(scene)
+    name = action_name_for(source)
+    report = {"objects": {}, "skipped": skipped, "frames": int(take.valid.sum()), "head": None}
+    for obj, res in targets:
+        action = bake_shape_keys(obj, take, res.mapping, name, start_frame, fps, take_path)
+        report["objects"][obj.name] = {
+            "action": action.name,
+            "mapped": {ARKIT_NAMES[u]: k for u, k in sorted(res.mapping.items())},
+            "unmapped_units": list(res.unmapped_units),
+            "unused_keys": list(res.unused_keys),
+        }
+    if head_target is not None:
+        report["head"] = bake_head_rotation(head_target, take, name + "_head", start_frame, fps, head_bone or None).name
+    return report

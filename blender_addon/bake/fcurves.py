@@ -1,0 +1,93 @@
+"""One F-curve helper over Blender's two animation APIs.
+
+* Blender 4.4+ (slotted/layered actions; ``action.fcurves`` is gone in 5.0):
+  ``Action.fcurve_ensure_for_datablock`` creates layer, strip, channel bag
+  and slot, and assigns the slot.
+* Blender < 4.4: ``action.fcurves.new``.
+
+Keys are written in bulk (``keyframe_points.add`` + ``foreach_set``): 52
+curves x 10,000 frames take well under a second, where a
+``keyframe_insert`` loop takes minutes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["new_action_for", "ensure_fcurve", "set_keys", "action_fcurves"]
+
+_LINEAR = 1  # Keyframe.interpolation enum index: CONSTANT=0, LINEAR=1, BEZIER=2
+
+
+def _layered(action) -> bool:
+    return hasattr(action, "fcurve_ensure_for_datablock")
+
+
+def new_action_for(datablock, name: str):
+    """Create a new Action named ``name`` (Blender adds .001 on clashes) and assign it.
+
+    The previously assigned action (if any) gets ``use_fake_user = True`` so
+    it survives saving; it is not modified otherwise.  Returns the new action.
+    """
+    import bpy
+    ad = datablock.animation_data or datablock.animation_data_create()
+    if ad.action is not None:
+        ad.action.use_fake_user = True
+    action = bpy.data.actions.new(name)
+    if not _layered(action) and hasattr(action, "id_root"):
+        action.id_root = datablock.id_type
+    ad.action = action
+    return action
+
+
+def ensure_fcurve(action, datablock, data_path: str, index: int = 0, group: str = ""):
+    """The F-curve ``data_path[index]`` of ``action`` for ``datablock`` (created if needed).
+
+    ``action`` must already be assigned to ``datablock`` (see :func:`new_action_for`).
+    """
+    if _layered(action):
+        return action.fcurve_ensure_for_datablock(datablock, data_path, index=index, group_name=group)
+    fc = action.fcurves.find(data_path, index=index)
+    if fc is None:
+        fc = action.fcurves.new(data_path, index=index, action_group=group)
+    return fc
+
+
+def set_keys(fcurve, frames: np.ndarray, values: np.ndarray) -> None:
+    """Replace the keys of ``fcurve`` by ``(frames[i], values[i])``, LINEAR interpolation.
+
+    Args:
+        frames: (K,) float, strictly increasing scene frames (fractional allowed).
+        values: (K,) float.
+    """
+    frames = np.asarray(frames, np.float32)
+    values = np.asarray(values, np.float32)
+    if frames.shape != values.shape or frames.ndim != 1:
+        raise ValueError(f"frames {frames.shape} and values {values.shape} must be equal 1-D shapes")
+    kp = fcurve.keyframe_points
+    kp.clear()
+    k = frames.shape[0]
+    kp.add(k)
+    co = np.empty((k, 2), np.float32)
+    co[:, 0] = frames
+    co[:, 1] = values
+    kp.foreach_set("co", co.ravel())
+    kp.foreach_set("handle_left", co.ravel())
+    kp.foreach_set("handle_right", co.ravel())
+    kp.foreach_set("interpolation", np.full(k, _LINEAR, np.int32))
+    fcurve.update()
+
+
+def action_fcurves(action, datablock=None) -> list:
+    """All F-curves of ``action`` (for ``datablock``'s slot where the action is layered)."""
+    if not _layered(action):
+        return list(action.fcurves)
+    slot = None
+    if datablock is not None and datablock.animation_data is not None and datablock.animation_data.action == action:
+        slot = datablock.animation_data.action_slot
+    out = []
+    for layer in action.layers:
+        for strip in layer.strips:
+            for bag in strip.channelbags:
+                if slot is None or bag.slot == slot:
+                    out.extend(bag.fcurves)
+    return out

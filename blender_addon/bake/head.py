@@ -1,0 +1,93 @@
+"""Take head rotation -> rotation F-curves of an object or a pose bone."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..protocol.errors import FaceKeyError
+from .axes import quats_to_blender
+from .fcurves import ensure_fcurve, new_action_for, set_keys
+from .shape_keys import take_frames
+
+__all__ = ["bake_head_rotation", "head_quaternions"]
+
+GROUP = "FaceKey Head"
+
+
+def head_quaternions(take, rest, bone_rest=None) -> list:
+    """Per valid frame, the rotation to key as ``mathutils.Quaternion`` list.
+
+    The take's head-frame rotation ``q`` is expressed in Blender axes (the
+    character faces -Y), moved into the bone's local space when
+    ``bone_rest`` (the bone's rest orientation in armature space) is given,
+    and applied after the target's current rotation ``rest``.
+    """
+    from mathutils import Quaternion
+    qs = quats_to_blender(take.head_rotation[take.valid].astype(np.float64))
+    out = []
+    inv_b = bone_rest.inverted() if bone_rest is not None else None
+    for w, x, y, z in qs:
+        q = Quaternion((w, x, y, z))
+        if bone_rest is not None:
+            q = inv_b @ q @ bone_rest
+        out.append(rest @ q)
+    return out
+
+
+def _channels(mode: str, quats: list) -> tuple[str, np.ndarray]:
+    """(data path suffix, (V, C) values) for a rotation mode, with continuous signs/angles."""
+    if mode == "QUATERNION":
+        vals = np.array([tuple(q) for q in quats], np.float64)
+        for i in range(1, len(vals)):
+            if np.dot(vals[i], vals[i - 1]) < 0:
+                vals[i] = -vals[i]
+        return "rotation_quaternion", vals
+    if mode == "AXIS_ANGLE":
+        vals = []
+        for q in quats:
+            axis, angle = q.to_axis_angle()
+            vals.append((angle, axis[0], axis[1], axis[2]))
+        return "rotation_axis_angle", np.array(vals, np.float64)
+    vals, prev = [], None
+    for q in quats:
+        e = q.to_euler(mode, prev) if prev is not None else q.to_euler(mode)
+        vals.append(tuple(e))
+        prev = e
+    return "rotation_euler", np.array(vals, np.float64)
+
+
+def bake_head_rotation(target, take, action_name: str, start_frame: float, scene_fps: float,
+                       bone: str | None = None):
+    """Bake the take's head rotation onto ``target`` (object) or its pose bone ``bone``; return the new Action.
+
+    Keys every valid frame at :func:`take_frames`, in the target's own
+    rotation mode (quaternion, axis-angle or Euler of any order), composed
+    after its current rotation.  For a bone the rotation is taken into the
+    bone's rest axes.  The previously assigned action is kept (fake user).
+    """
+    if not take.valid.any():
+        raise FaceKeyError("no_face", "The take has no valid (tracked) frame to bake.",
+                           "Use footage where the face is visible, or check the face index.")
+    if bone is not None:
+        if target.type != "ARMATURE" or bone not in target.pose.bones:
+            raise FaceKeyError("object_missing", f"'{target.name}' has no pose bone '{bone}'.",
+                               "Pick an armature and one of its bones as head rotation target.")
+        pb = target.pose.bones[bone]
+        rest = pb.matrix_basis.to_3x3().normalized().to_quaternion()
+        bone_rest = pb.bone.matrix_local.to_3x3().normalized().to_quaternion()
+        mode, prefix = pb.rotation_mode, f'pose.bones["{_escape(bone)}"].'
+    else:
+        rest = target.matrix_basis.to_3x3().normalized().to_quaternion()
+        bone_rest, mode, prefix = None, target.rotation_mode, ""
+    quats = head_quaternions(take, rest, bone_rest)
+    path, vals = _channels(mode, quats)
+    frames = take_frames(take, start_frame, scene_fps)
+    action = new_action_for(target, action_name)
+    for c in range(vals.shape[1]):
+        fc = ensure_fcurve(action, target, prefix + path, c, GROUP)
+        set_keys(fc, frames, vals[:, c])
+    return action
+
+
+def _escape(name: str) -> str:
+    import bpy
+    return bpy.utils.escape_identifier(name)

@@ -1,0 +1,76 @@
+"""Take weights -> shape-key F-curves on one mesh object."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ..protocol.arkit import ARKIT_NAMES
+from ..protocol.errors import FaceKeyError
+from .fcurves import ensure_fcurve, new_action_for, set_keys
+
+__all__ = ["bake_shape_keys", "take_frames", "key_data_path"]
+
+GROUP = "FaceKey"
+
+
+def take_frames(take, start_frame: float, scene_fps: float) -> np.ndarray:
+    """(V,) float64 scene frames of the take's valid frames: ``start_frame + timestamp * scene_fps``.
+
+    Real timestamps (seconds) are used, so variable-frame-rate footage keeps
+    its timing; frames may be fractional.
+    """
+    return float(start_frame) + take.timestamps[take.valid].astype(np.float64) * float(scene_fps)
+
+
+def key_data_path(key_name: str) -> str:
+    """RNA path of a shape key's value, e.g. ``key_blocks["jawOpen"].value``."""
+    import bpy
+    return f'key_blocks["{bpy.utils.escape_identifier(key_name)}"].value'
+
+
+def bake_shape_keys(obj, take, mapping: dict[int, str], action_name: str, start_frame: float,
+                    scene_fps: float, take_path: str | None = None):
+    """Bake ``take.weights`` onto ``obj``'s shape keys as a new Action; return it.
+
+    One F-curve per mapped unit (``key_blocks["<name>"].value``), one LINEAR
+    key per valid frame (see :func:`take_frames`), values ``(V,)`` in [0, 1].
+    Invalid frames get no key: F-curve interpolation holds across the gap.
+    The previously assigned action is kept (fake user), never modified; the
+    key blocks themselves (names, order, vertices, slider ranges, values)
+    are not written.
+
+    Args:
+        obj: mesh object with shape keys.
+        take: :class:`protocol.take.Take`.
+        mapping: unit index (ARKit order) -> shape-key name on ``obj``.
+        action_name: name of the new action (Blender de-duplicates with .001).
+        start_frame: scene frame of timestamp 0.
+        scene_fps: scene frames per second (``render.fps / render.fps_base``).
+        take_path: Take file the bake came from, stored on the action for export.
+    """
+    key = obj.data.shape_keys if obj.type == "MESH" else None
+    if key is None:
+        raise FaceKeyError("no_shape_keys", f"Object '{obj.name}' has no shape keys.",
+                           "Select a mesh with ARKit-style shape keys (e.g. jawOpen, eyeBlinkLeft).")
+    if not mapping:
+        raise FaceKeyError("no_shape_keys", f"No shape key of '{obj.name}' matches an ARKit unit.",
+                           "Choose another name map, or a custom map file that names this character's keys.")
+    missing = [n for n in mapping.values() if n not in key.key_blocks]
+    if missing:
+        raise FaceKeyError("bad_argument", f"Shape keys {missing} do not exist on '{obj.name}'.",
+                           "Check the name map file against the object's shape keys.")
+    if not take.valid.any():
+        raise FaceKeyError("no_face", "The take has no valid (tracked) frame to bake.",
+                           "Use footage where the face is visible, or check the face index.")
+    frames = take_frames(take, start_frame, scene_fps)
+    weights = np.clip(take.weights[take.valid], 0.0, 1.0)
+    action = new_action_for(key, action_name)
+    for unit in sorted(mapping):
+        fc = ensure_fcurve(action, key, key_data_path(mapping[unit]), 0, GROUP)
+        set_keys(fc, frames, weights[:, unit])
+    action["facekey_take"] = take_path or ""
+    action["facekey_start_frame"] = float(start_frame)
+    action["facekey_scene_fps"] = float(scene_fps)
+    action["facekey_mapping"] = json.dumps({ARKIT_NAMES[u]: n for u, n in sorted(mapping.items())})
+    return action

@@ -1,0 +1,170 @@
+"""Headless entry: bake a Take into a .blend, or build the demo head scene.
+
+Run it either way (the same code runs in both)::
+
+    blender -b --factory-startup --python <addon>/headless.py -- bake --open IN.blend \
+        --take T.npz --objects Head,Teeth -o OUT.blend [--report R.json]
+    python <addon>/headless.py -- bake ...            # Python with the bpy module
+    blender -b -c facekey bake ...                    # Blender 4.2+ with the extension enabled
+
+Commands:
+  bake   --take T --objects A,B -o OUT [--open IN] [--name-map auto|arkit|livelink|custom]
+         [--map-path P] [--start-frame F] [--head-object O [--head-bone B]] [--report R.json]
+  demo   --head-npz H --take T -o OUT [--preview PNG] [--report R.json]
+         (H: vertices (N,3), triangles (F,3), unit_deltas (52,N,3) metres, names (52,))
+
+The report (JSON) is the bake report, or ``{"error": {code, message, hint}}``;
+the exit code is 0 on success, 2 on a FaceKeyError.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+if __name__ == "__main__" and not __package__:
+    # Run as a script: import this folder as the package ``facekey`` and hand over.
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.dirname(_here))
+    import importlib
+    _pkg = importlib.import_module(os.path.basename(_here))
+    _argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+    sys.exit(importlib.import_module(_pkg.__name__ + ".headless").main(_argv))
+
+from .protocol.errors import FaceKeyError  # noqa: E402
+
+__all__ = ["main", "bake_command", "demo_command"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="facekey-headless")
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("bake", help="bake a Take onto objects of a .blend")
+    b.add_argument("--open", dest="blend_in", default=None)
+    b.add_argument("--take", required=True)
+    b.add_argument("--objects", required=True, help="comma-separated object names")
+    b.add_argument("-o", "--output", required=True)
+    b.add_argument("--name-map", default="auto", choices=["auto", "arkit", "livelink", "custom"])
+    b.add_argument("--map-path", default=None)
+    b.add_argument("--start-frame", type=float, default=1.0)
+    b.add_argument("--head-object", default=None)
+    b.add_argument("--head-bone", default=None)
+    b.add_argument("--report", default=None)
+    d = sub.add_parser("demo", help="build a head with ARKit shape keys and bake a Take onto it")
+    d.add_argument("--head-npz", required=True)
+    d.add_argument("--take", required=True)
+    d.add_argument("-o", "--output", required=True)
+    d.add_argument("--preview", default=None)
+    d.add_argument("--report", default=None)
+    return p
+
+
+def _object(name: str):
+    import bpy
+    obj = bpy.data.objects.get(name)
+    if obj is None:
+        raise FaceKeyError("object_missing", f"No object named '{name}' in the .blend.",
+                           f"Objects present: {', '.join(sorted(o.name for o in bpy.data.objects)[:30])}.")
+    return obj
+
+
+def _save(path: str) -> None:
+    import bpy
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(path), check_existing=False)
+
+
+def bake_command(args) -> dict:
+    """Open ``args.blend_in`` (if given), bake ``args.take`` onto ``args.objects``, save ``args.output``."""
+    import bpy
+
+    from .bake.apply import bake_take
+    from .protocol.namemap import load_name_map
+    from .protocol.take import read_take
+    if args.blend_in:
+        if not os.path.isfile(args.blend_in):
+            raise FaceKeyError("file_missing", f".blend not found: {args.blend_in}", "Check the path of the input .blend.")
+        bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.blend_in))
+    take = read_take(args.take)
+    names = [n.strip() for n in args.objects.split(",") if n.strip()]
+    objects = [_object(n) for n in names]
+    head = _object(args.head_object) if args.head_object else None
+    report = bake_take(take, objects, load_name_map(args.name_map, args.map_path), scene=bpy.context.scene,
+                       source=take.header.get("source") or args.take, start_frame=args.start_frame,
+                       take_path=os.path.abspath(args.take), head_target=head, head_bone=args.head_bone)
+    _save(args.output)
+    report["output"] = os.path.abspath(args.output)
+    return report
+
+
+def demo_command(args) -> dict:
+    """Empty scene + head mesh "FaceKeyHead" (52 ARKit keys) + camera + light; bake the take; save."""
+    import bpy
+    import numpy as np
+
+    from .bake.apply import bake_take, scene_fps
+    from .head_builder import build_head_object
+    from .protocol.namemap import load_name_map
+    from .protocol.take import read_take
+    if not os.path.isfile(args.head_npz):
+        raise FaceKeyError("file_missing", f"Head model not found: {args.head_npz}", "Run `facekey demo` again.")
+    with np.load(args.head_npz, allow_pickle=False) as z:
+        verts, tris, deltas, names = z["vertices"], z["triangles"], z["unit_deltas"], [str(n) for n in z["names"]]
+    take = read_take(args.take)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = max(1, round(take.fps)), 1.0
+    head = build_head_object("FaceKeyHead", verts, tris, deltas, names)
+    report = bake_take(take, [head], load_name_map("arkit"), scene=scene,
+                       source=take.header.get("source") or args.take, start_frame=1,
+                       take_path=os.path.abspath(args.take), head_target=head)
+    scene.frame_start = 1
+    scene.frame_end = max(1, int(np.ceil(1 + take.timestamps[-1] * scene_fps(scene))))
+    _add_camera_and_light(scene, np.asarray(verts, np.float64))
+    if args.preview:
+        scene.render.engine = "BLENDER_WORKBENCH"
+        scene.render.resolution_x, scene.render.resolution_y = 480, 480
+        scene.render.filepath = os.path.abspath(args.preview)
+        scene.frame_set(scene.frame_start)
+        bpy.ops.render.render(write_still=True)
+        report["preview"] = os.path.abspath(args.preview)
+    _save(args.output)
+    report["output"] = os.path.abspath(args.output)
+    return report
+
+
+def _add_camera_and_light(scene, verts) -> None:
+    """Camera on -Y looking at the face (+Y direction), a sun light; framed to the head's size (metres)."""
+    import bpy
+    import numpy as np
+    from mathutils import Vector
+
+    from .bake.axes import points_to_blender
+    size = float(np.ptp(verts, axis=0).max())
+    center = Vector(points_to_blender(verts.mean(axis=0)).tolist())
+    cam_data = bpy.data.cameras.new("FaceKeyCamera")
+    cam_data.lens = 50.0
+    cam = bpy.data.objects.new("FaceKeyCamera", cam_data)
+    scene.collection.objects.link(cam)
+    cam.location = center + Vector((0.0, -3.0 * size, 0.0))
+    cam.rotation_euler = (1.5707963, 0.0, 0.0)
+    scene.camera = cam
+    light = bpy.data.objects.new("FaceKeyLight", bpy.data.lights.new("FaceKeyLight", "SUN"))
+    scene.collection.objects.link(light)
+    light.rotation_euler = (1.0, 0.0, 0.3)
+
+
+def main(argv: list[str]) -> int:
+    """Parse ``argv`` (after ``--``), run the command, write the report; 0 on success, 2 on FaceKeyError."""
+    args = _parser().parse_args(argv)
+    try:
+        report = bake_command(args) if args.command == "bake" else demo_command(args)
+        code = 0
+    except FaceKeyError as e:
+        report, code = {"error": e.to_dict()}, 2
+        print(f"FaceKey error [{e.code}]: {e}", file=sys.stderr)
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1)
+    return code
