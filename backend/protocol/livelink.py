@@ -81,7 +81,12 @@ def format_timecode(seconds: float, fps: int) -> str:
 
 
 def _infer_rate(frame_fields: list[int]) -> int:
-    """Smallest standard rate above every frame number seen (0..rate-1)."""
+    """Smallest standard rate above every frame number seen (0..rate-1).
+
+    Exact whenever the clip crosses a second boundary (it then shows frame
+    number rate-1); a clip shorter than one second is ambiguous and gets the
+    smallest standard rate that fits.
+    """
     top = max(frame_fields)
     for rate in _RATES:
         if top < rate:

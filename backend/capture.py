@@ -1,0 +1,158 @@
+"""Capture: footage file -> frames -> face track -> estimator -> Take.
+
+``capture`` returns the Take and writes nothing; callers (CLI, worker) write it
+with ``write_take``.  Progress events cover the tracking stage (frames) and the
+solving stage; their message names the stage.  ``cancel`` is checked between
+frames by the stages and between the stages here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Optional
+
+from .protocol.errors import FaceKeyError
+from .protocol.messages import Progress
+from .protocol.take import Take
+
+__all__ = ["CaptureSettings", "capture", "resolve_device"]
+
+ProgressFn = Optional[Callable[[Progress], None]]
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclasses.dataclass
+class CaptureSettings:
+    """What a capture does; saved in the Take header as ``capture_settings``.
+
+    Attributes:
+        face_index: which face to follow, numbered as ``track_footage``
+            numbers them; None = the largest face.
+        max_side: frames are downscaled so their longer side is at most this
+            many pixels before tracking (None = full size).
+        smoothing: temporal smoothness strength of the solver (0 = off).
+        exclusive: forbid contradictory unit pairs (CPEM's exclusive loss).
+        sparsity: solver sparsity weight; None = the solver's default.
+        device: "auto" (cuda when available), "cpu" or "cuda".
+        estimator: estimator name for ``get_estimator`` ("solver" by default).
+    """
+
+    face_index: Optional[int] = None
+    max_side: Optional[int] = 720
+    smoothing: float = 1.0
+    exclusive: bool = True
+    sparsity: Optional[float] = None
+    device: str = "auto"
+    estimator: str = "solver"
+
+    def validate(self) -> "CaptureSettings":
+        """Raise ``bad_argument`` naming the first invalid field."""
+        if self.face_index is not None and (not _is_int(self.face_index) or self.face_index < 0):
+            _bad("face_index", self.face_index, "a face number >= 0, or None for the largest face")
+        if self.max_side is not None and (not _is_int(self.max_side) or self.max_side < 64):
+            _bad("max_side", self.max_side, "a pixel size >= 64, or None for full resolution")
+        if not _is_number(self.smoothing) or self.smoothing < 0:
+            _bad("smoothing", self.smoothing, "a number >= 0 (0 = no smoothing)")
+        if not isinstance(self.exclusive, bool):
+            _bad("exclusive", self.exclusive, "true or false")
+        if self.sparsity is not None and (not _is_number(self.sparsity) or self.sparsity < 0):
+            _bad("sparsity", self.sparsity, "a number >= 0, or None for the solver default")
+        if self.device not in DEVICES:
+            _bad("device", self.device, " / ".join(DEVICES))
+        if not isinstance(self.estimator, str) or not self.estimator:
+            _bad("estimator", self.estimator, "an estimator name such as 'solver'")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CaptureSettings":
+        """Build from a JSON dict; unknown keys and invalid values raise ``bad_argument``."""
+        if not isinstance(d, dict):
+            raise FaceKeyError("bad_argument", f"Capture settings must be an object, got {type(d).__name__}.",
+                               "Pass settings as a JSON object, e.g. {\"smoothing\": 1.0}.")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise FaceKeyError("bad_argument", f"Unknown capture setting(s): {', '.join(unknown)}.",
+                               f"Known settings: {', '.join(sorted(known))}.")
+        return cls(**d).validate()
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _bad(field: str, value, want: str) -> None:
+    raise FaceKeyError("bad_argument", f"Capture setting {field}={value!r} is invalid.", f"Use {want}.")
+
+
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when torch sees a GPU, else "cpu"; "cuda" without a GPU raises ``bad_argument``."""
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    if device == "auto":
+        return "cuda" if has_cuda else "cpu"
+    if device == "cuda" and not has_cuda:
+        raise FaceKeyError("bad_argument", "device 'cuda' was requested but torch sees no CUDA GPU.",
+                           "Use --device cpu (or auto), or install a CUDA build of torch.")
+    return device
+
+
+def _stage(progress: ProgressFn, stage: str) -> ProgressFn:
+    """Wrap ``progress`` so every event's message names ``stage``."""
+    if progress is None:
+        return None
+
+    def forward(p: Progress) -> None:
+        msg = p.message if stage in p.message.lower() else (f"{stage}: {p.message}" if p.message else stage)
+        progress(Progress(p.done, p.total, msg))
+
+    return forward
+
+
+def _check_cancel(cancel) -> None:
+    if cancel is not None and cancel.is_set():
+        raise FaceKeyError("cancelled", "Capture cancelled.", "Start the capture again when you are ready.")
+
+
+def capture(footage_path: str | os.PathLike, settings: Optional[CaptureSettings] = None, *,
+            progress: ProgressFn = None, cancel=None) -> Take:
+    """Capture one clip (video, image sequence or photo) into a Take.
+
+    Returns a Take with ``weights (T, 52)`` in [0, 1], head pose, gaze,
+    validity and the header of the estimator plus ``capture_settings``.
+    Raises FaceKeyError: file_missing / video_unreadable / video_empty (the
+    footage), no_face (no face in any frame), cancelled, bad_argument.
+    """
+    from .estimators import get_estimator
+    from .estimators.solver import SolverSettings
+    from .footage import open_footage
+    from .tracking import track_footage
+
+    settings = (settings or CaptureSettings()).validate()
+    device = resolve_device(settings.device)
+    footage = open_footage(footage_path, max_side=settings.max_side)
+    _check_cancel(cancel)
+    track = track_footage(footage, face_index=settings.face_index, progress=_stage(progress, "tracking"),
+                          cancel=cancel)
+    _check_cancel(cancel)
+    if not track.valid.any():
+        raise FaceKeyError("no_face", f"No face was found in any of the {track.num_frames} frame(s) of "
+                           f"{os.path.basename(os.fspath(footage_path))}.",
+                           "Use footage where the face is visible, lit and at least ~100 pixels tall.")
+    solver_kwargs = {"smoothing": float(settings.smoothing), "exclusive": settings.exclusive, "device": device}
+    if settings.sparsity is not None:
+        solver_kwargs["sparsity"] = float(settings.sparsity)
+    estimator = get_estimator(settings.estimator, device=device)
+    take = estimator.estimate(track, SolverSettings(**solver_kwargs), progress=_stage(progress, "solving"),
+                              cancel=cancel)
+    _check_cancel(cancel)
+    take.header["capture_settings"] = settings.to_dict()
+    return take

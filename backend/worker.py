@@ -1,0 +1,244 @@
+"""``python -m backend.worker``: the backend process behind the add-on and the client.
+
+Speaks the JSON-lines protocol of :mod:`backend.protocol.messages` on
+stdin/stdout.  On start it says ``hello`` {protocol, version, device}, then
+serves requests one at a time:
+
+* ``ping`` {} -> {pong: true, pid, version}
+* ``capture`` {footage, output, settings: {CaptureSettings fields}, face_index}
+  -> {take, frames, valid_frames, fps, duration, source}
+* ``import_csv`` {csv, output} -> {take, frames, fps, duration}
+* ``export_csv`` {take, csv} -> {csv, frames}
+
+A stdin reader thread takes ``cancel`` {id} while a job runs (it sets that
+job's ``threading.Event``; jobs stop between frames) and ``shutdown`` (or EOF)
+ends the process.  stdout carries only protocol lines: the real fd 1 is kept
+privately for them and fd 1 / ``sys.stdout`` are pointed at stderr, so prints
+from libraries (Python or C) land in the log.  stderr is the log file the
+client opened; ``FACEKEY_LOG`` names it for messages.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+from typing import Callable
+
+from . import __version__
+from .protocol.errors import FaceKeyError
+from .protocol.messages import PROTOCOL_VERSION, Progress, decode, encode
+
+__all__ = ["Worker", "main"]
+
+log = logging.getLogger("facekey.worker")
+
+#: Minimum seconds between two progress messages of one request (final one always sent).
+PROGRESS_INTERVAL = 0.05
+
+
+class Worker:
+    """Serves protocol requests read from ``stdin`` and answers on ``out``.
+
+    Args:
+        stdin: binary stream of request lines.
+        out: text stream for protocol lines (only this object writes to it).
+    """
+
+    def __init__(self, stdin, out):
+        self._stdin = stdin
+        self._out = out
+        self._write_lock = threading.Lock()
+        self._jobs: queue.Queue = queue.Queue()
+        self._state_lock = threading.Lock()
+        self._running_id: str | None = None
+        self._running_cancel: threading.Event | None = None
+        self._cancelled_ids: set[str] = set()
+        self.ops: dict[str, Callable[[dict, Callable, threading.Event], dict]] = {
+            "ping": self._op_ping, "capture": _op_capture, "import_csv": _op_import_csv, "export_csv": _op_export_csv,
+        }
+
+    def send(self, msg_type: str, **fields) -> None:
+        line = encode(msg_type, **fields)
+        with self._write_lock:
+            self._out.write(line)
+            self._out.flush()
+
+    def serve(self, device: str) -> None:
+        """Say hello, then run requests until ``shutdown`` or end of input."""
+        self.send("hello", protocol=PROTOCOL_VERSION, version=__version__, device=device, pid=os.getpid())
+        threading.Thread(target=self._read_stdin, name="facekey-stdin", daemon=True).start()
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                log.info("shutdown")
+                return
+            self._run(job)
+
+    def _read_stdin(self) -> None:
+        for raw in self._stdin:
+            line = raw.decode("utf-8", errors="replace").strip()
+            if not line:
+                continue
+            try:
+                msg = decode(line)
+            except FaceKeyError as e:
+                log.error("ignoring malformed input line: %s", e)
+                self.send("error", id=None, code=e.code, message=e.message, hint=e.hint)
+                continue
+            kind = msg["type"]
+            if kind == "request":
+                self._jobs.put(msg)
+            elif kind == "cancel":
+                self._cancel(str(msg["id"]))
+            elif kind == "shutdown":
+                break
+            else:
+                log.warning("ignoring %s message from the client", kind)
+        self._cancel_running()
+        self._jobs.put(None)
+
+    def _cancel(self, request_id: str) -> None:
+        with self._state_lock:
+            if self._running_id == request_id and self._running_cancel is not None:
+                self._running_cancel.set()
+            else:
+                self._cancelled_ids.add(request_id)
+        log.info("cancel requested for %s", request_id)
+
+    def _cancel_running(self) -> None:
+        with self._state_lock:
+            if self._running_cancel is not None:
+                self._running_cancel.set()
+
+    def _run(self, msg: dict) -> None:
+        rid, op, args = str(msg["id"]), msg["op"], msg["args"]
+        cancel = threading.Event()
+        with self._state_lock:
+            if rid in self._cancelled_ids:
+                self._cancelled_ids.discard(rid)
+                cancel.set()
+            self._running_id, self._running_cancel = rid, cancel
+        log.info("request %s: %s %s", rid, op, args)
+        t0 = time.monotonic()
+        try:
+            if cancel.is_set():
+                raise FaceKeyError("cancelled", f"{op} was cancelled before it started.", "Start it again when ready.")
+            handler = self.ops.get(op)
+            if handler is None:
+                raise FaceKeyError("protocol", f"Unknown operation {op!r}.",
+                                   "The add-on and the backend may be different versions: run Set up backend again.")
+            if not isinstance(args, dict):
+                raise FaceKeyError("protocol", f"Arguments of {op} must be an object.",
+                                   "The add-on and the backend may be different versions: run Set up backend again.")
+            payload = handler(args, self._progress_sender(rid), cancel)
+            self.send("result", id=rid, payload=payload)
+            log.info("request %s done in %.2f s", rid, time.monotonic() - t0)
+        except FaceKeyError as e:
+            log.info("request %s failed: [%s] %s", rid, e.code, e.message)
+            self.send("error", id=rid, code=e.code, message=e.message, hint=e.hint)
+        except Exception as e:  # the error boundary: any bug becomes an 'internal' error + traceback in the log
+            log.error("request %s crashed:\n%s", rid, traceback.format_exc())
+            self.send("error", id=rid, code="internal", message=f"{op} failed: {type(e).__name__}: {e}",
+                      hint=f"This is a bug; the traceback is in the log file {os.environ.get('FACEKEY_LOG', '(stderr)')}.")
+        finally:
+            with self._state_lock:
+                self._running_id, self._running_cancel = None, None
+
+    def _progress_sender(self, rid: str) -> Callable[[Progress], None]:
+        last = [0.0]
+
+        def progress(p: Progress) -> None:
+            now = time.monotonic()
+            final = p.total > 0 and p.done >= p.total
+            if final or now - last[0] >= PROGRESS_INTERVAL:
+                last[0] = now
+                self.send("progress", id=rid, done=int(p.done), total=int(p.total), message=str(p.message))
+
+        return progress
+
+    def _op_ping(self, args: dict, progress, cancel) -> dict:
+        return {"pong": True, "pid": os.getpid(), "version": __version__}
+
+
+def _arg(args: dict, name: str, kind: type = str):
+    if name not in args or not isinstance(args[name], kind):
+        raise FaceKeyError("bad_argument", f"Request argument {name!r} is missing or not a {kind.__name__}.",
+                           "The add-on and the backend may be different versions: run Set up backend again.")
+    return args[name]
+
+
+def _op_capture(args: dict, progress, cancel) -> dict:
+    from .capture import CaptureSettings, capture
+    from .protocol.take import write_take
+
+    footage, output = _arg(args, "footage"), _arg(args, "output")
+    settings = CaptureSettings.from_dict(dict(args.get("settings") or {}))
+    if args.get("face_index") is not None:
+        settings.face_index = args["face_index"]
+    take = capture(footage, settings.validate(), progress=progress, cancel=cancel)
+    write_take(output, take)
+    return {"take": os.path.abspath(output), "frames": take.num_frames, "valid_frames": int(take.valid.sum()),
+            "fps": take.fps, "duration": _duration(take), "source": os.path.abspath(footage)}
+
+
+def _op_import_csv(args: dict, progress, cancel) -> dict:
+    from .protocol.livelink import read_livelink_csv
+    from .protocol.take import write_take
+
+    take = read_livelink_csv(_arg(args, "csv"))
+    output = write_take(_arg(args, "output"), take)
+    return {"take": os.path.abspath(output), "frames": take.num_frames, "fps": take.fps, "duration": _duration(take)}
+
+
+def _op_export_csv(args: dict, progress, cancel) -> dict:
+    from .protocol.livelink import write_livelink_csv
+    from .protocol.take import read_take
+
+    take = read_take(_arg(args, "take"))
+    path = write_livelink_csv(_arg(args, "csv"), take)
+    return {"csv": os.path.abspath(path), "frames": take.num_frames}
+
+
+def _duration(take) -> float:
+    """Seconds covered by the take: last timestamp + one nominal frame."""
+    return float(take.timestamps[-1] - take.timestamps[0] + 1.0 / take.fps)
+
+
+def _detect_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _protocol_stdout():
+    """Keep the real stdout for protocol lines; send fd 1 and ``sys.stdout`` to stderr."""
+    sys.stdout.flush()
+    proto_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(proto_fd, "w", encoding="utf-8", buffering=1)
+
+
+def _setup_logging() -> None:
+    """Log to stderr; also to ``$FACEKEY_LOG`` when stderr is not already that file."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    path = os.environ.get("FACEKEY_LOG")
+    if path and not (os.path.exists(path) and os.path.samestat(os.fstat(2), os.stat(path))):
+        handlers.append(logging.FileHandler(path, encoding="utf-8"))
+    logging.basicConfig(level=logging.INFO, handlers=handlers,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    out = _protocol_stdout()
+    _setup_logging()
+    log.info("FaceKey backend %s starting (pid %d, python %s)", __version__, os.getpid(), sys.executable)
+    Worker(sys.stdin.buffer, out).serve(_detect_device())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""BackendClient against the real worker and against workers with test-only ops.
+
+Test ops are registered on a real ``backend.worker.Worker`` inside a child
+process (``python -c``), so the protocol, cancel and death paths are the
+product's own code; only the op bodies are test doubles.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import textwrap
+import time
+
+import pytest
+
+from backend.protocol.client import BackendClient
+from backend.protocol.errors import FaceKeyError
+from backend.protocol.messages import Progress
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+TEST_WORKER = textwrap.dedent("""
+    import os, sys, time
+    from backend import worker
+    from backend.protocol.errors import FaceKeyError
+    from backend.protocol.messages import Progress
+    out = worker._protocol_stdout()
+    worker._setup_logging()
+    w = worker.Worker(sys.stdin.buffer, out)
+
+    def cooperative(args, progress, cancel):
+        for i in range(600):
+            progress(Progress(i, 600, "waiting"))
+            if cancel.wait(0.05):
+                raise FaceKeyError("cancelled", "cooperative op cancelled", "again")
+        return {"finished": True}
+
+    def stubborn(args, progress, cancel):
+        progress(Progress(0, 1, "ignoring cancel"))
+        time.sleep(60)
+        return {"finished": True}
+
+    def noisy(args, progress, cancel):
+        print("python-level print to stdout")
+        os.write(1, b"C-level write to fd 1\\n")
+        return {"ok": True}
+
+    def crash(args, progress, cancel):
+        raise ZeroDivisionError("test bug")
+
+    def chatty(args, progress, cancel):
+        for i in range(2000):
+            progress(Progress(i + 1, 2000, "step"))
+        return {"ok": True}
+
+    w.ops.update(cooperative=cooperative, stubborn=stubborn, noisy=noisy, crash=crash, chatty=chatty)
+    w.serve("cpu")
+""")
+
+
+def _client(tmp_path, args=None, python=sys.executable) -> BackendClient:
+    return BackendClient(python, str(tmp_path / "backend.log"), args=args, cwd=REPO)
+
+
+@pytest.fixture
+def test_worker(tmp_path):
+    client = _client(tmp_path, ["-c", TEST_WORKER])
+    client.start(timeout=60)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def real_worker(tmp_path_factory):
+    client = _client(tmp_path_factory.mktemp("real"))
+    hello = client.start(timeout=120)
+    assert hello["protocol"] == 1 and hello["device"] in ("cpu", "cuda")
+    yield client
+    client.close()
+
+
+def test_real_worker_ping_and_poll(real_worker):
+    assert real_worker.request("ping", {}, timeout=30)["pong"] is True
+    rid = real_worker.submit("ping", {})
+    got = []
+    for _ in range(300):  # what a UI timer does: poll now and then
+        got += real_worker.poll()
+        if any(m["type"] == "result" for m in got):
+            break
+        time.sleep(0.01)
+    assert [m["id"] for m in got if m["type"] == "result"] == [rid]
+
+
+def test_real_worker_csv_ops_and_errors(real_worker, tmp_path):
+    from backend.protocol.livelink import write_livelink_csv
+    from backend.protocol.take import Take, write_take
+
+    take = Take.empty(45, 30.0)  # > 1 s, so the CSV timecodes show the rate
+    take.weights[:, 17] = 0.5
+    write_take(tmp_path / "a.npz", take)
+    res = real_worker.request("export_csv", {"take": str(tmp_path / "a.npz"), "csv": str(tmp_path / "a.csv")})
+    assert res["frames"] == 45 and os.path.isfile(res["csv"])
+    res = real_worker.request("import_csv", {"csv": res["csv"], "output": str(tmp_path / "b.npz")})
+    assert res["frames"] == 45 and res["fps"] == 30.0 and os.path.isfile(res["take"])
+    with pytest.raises(FaceKeyError) as e:
+        real_worker.request("import_csv", {"csv": str(tmp_path / "none.csv"), "output": str(tmp_path / "c.npz")})
+    assert e.value.code == "file_missing" and e.value.hint
+    with pytest.raises(FaceKeyError) as e:
+        real_worker.request("import_csv", {"output": "x.npz"})
+    assert e.value.code == "bad_argument"
+    with pytest.raises(FaceKeyError) as e:
+        real_worker.request("no_such_op", {})
+    assert e.value.code == "protocol"
+    assert real_worker.alive and write_livelink_csv  # still serving after errors
+
+
+def test_python_that_does_not_exist(tmp_path):
+    with pytest.raises(FaceKeyError) as e:
+        _client(tmp_path, python=str(tmp_path / "venv" / "bin" / "python")).start()
+    assert e.value.code == "backend_missing" and "Set up backend" in e.value.hint
+
+
+def test_python_without_the_backend(tmp_path):
+    with pytest.raises(FaceKeyError) as e:
+        _client(tmp_path, ["-m", "facekey_backend_that_is_not_installed"]).start(timeout=30)
+    assert e.value.code == "backend_missing"
+    assert "No module named" in e.value.message  # the log tail travels in the message
+    assert "Set up backend" in e.value.hint
+
+
+def test_worker_that_never_says_hello_times_out(tmp_path):
+    client = _client(tmp_path, ["-c", "import time; time.sleep(120)"])
+    with pytest.raises(FaceKeyError) as e:
+        client.start(timeout=1.0)
+    assert e.value.code == "backend_timeout" and client.log_path in e.value.hint
+    client.close()
+    assert not client.alive
+
+
+def test_worker_killed_mid_request_is_reported(test_worker):
+    rid = test_worker.submit("stubborn", {})
+    seen = []
+    with pytest.raises(FaceKeyError) as e:
+        test_worker.wait(rid, on_progress=lambda p: (seen.append(p), os.kill(test_worker.hello["pid"], signal.SIGKILL)),
+                         timeout=20)
+    assert e.value.code == "backend_died", e.value  # not backend_timeout: the death is noticed at once
+    assert seen and isinstance(seen[0], Progress)
+    assert test_worker.log_path in e.value.hint and not test_worker.alive
+    with pytest.raises(FaceKeyError) as e:
+        test_worker.submit("ping", {})
+    assert e.value.code == "backend_died"
+
+
+def test_idle_worker_death_shows_up_in_poll(test_worker):
+    os.kill(test_worker.hello["pid"], signal.SIGKILL)
+    msgs = []
+    for _ in range(1000):
+        msgs += test_worker.poll()
+        if msgs:
+            break
+        time.sleep(0.01)
+    assert [(m["type"], m["code"], m["id"]) for m in msgs] == [("error", "backend_died", None)]
+
+
+def test_cooperative_cancel_keeps_the_worker(test_worker):
+    rid = test_worker.submit("cooperative", {})
+    with pytest.raises(FaceKeyError) as e:
+        test_worker.wait(rid, on_progress=lambda p: test_worker.cancel(rid, kill_after=30), timeout=20)
+    assert e.value.code == "cancelled" and e.value.message == "cooperative op cancelled"
+    assert test_worker.alive and test_worker.request("ping", {}, timeout=10)["pong"]
+
+
+def test_cancel_kills_a_worker_that_ignores_it(test_worker):
+    rid = test_worker.submit("stubborn", {})
+    with pytest.raises(FaceKeyError) as e:
+        test_worker.wait(rid, on_progress=lambda p: test_worker.cancel(rid, kill_after=0.5), timeout=20)
+    assert e.value.code == "cancelled"  # within kill_after, not after the op's 60 s
+    for _ in range(500):
+        if not test_worker.alive:
+            break
+        time.sleep(0.01)
+    assert not test_worker.alive
+
+
+def test_cancel_of_a_queued_request(test_worker):
+    first = test_worker.submit("cooperative", {})
+    second = test_worker.submit("ping", {})
+    test_worker.cancel(second, kill_after=30)
+    test_worker.cancel(first, kill_after=30)
+    for rid in (first, second):
+        with pytest.raises(FaceKeyError) as e:
+            test_worker.wait(rid, timeout=20)
+        assert e.value.code == "cancelled"
+    assert test_worker.alive
+
+
+def test_library_prints_do_not_corrupt_the_protocol(test_worker):
+    assert test_worker.request("noisy", {}, timeout=10) == {"ok": True}
+    test_worker.close()
+    log = open(test_worker.log_path).read()
+    assert "python-level print to stdout" in log and "C-level write to fd 1" in log
+
+
+def test_bug_in_an_op_is_internal_with_traceback_in_log(test_worker):
+    with pytest.raises(FaceKeyError) as e:
+        test_worker.request("crash", {}, timeout=10)
+    assert e.value.code == "internal" and "ZeroDivisionError" in e.value.message
+    assert test_worker.request("ping", {}, timeout=10)["pong"]
+    test_worker.close()
+    assert "Traceback" in open(test_worker.log_path).read()
+
+
+def test_progress_is_rate_limited_but_ends_at_total(test_worker):
+    seen = []
+    assert test_worker.request("chatty", {}, on_progress=seen.append, timeout=20) == {"ok": True}
+    assert 1 <= len(seen) < 2000
+    assert seen[-1] == Progress(2000, 2000, "step")
+
+
+def test_wait_timeout_and_unknown_request(test_worker):
+    rid = test_worker.submit("cooperative", {})
+    with pytest.raises(FaceKeyError) as e:
+        test_worker.wait(rid, timeout=0.2)
+    assert e.value.code == "backend_timeout"
+    with pytest.raises(FaceKeyError) as e:
+        test_worker.wait("r999", timeout=1)
+    assert e.value.code == "bad_argument"
+
+
+def test_close_is_prompt_and_idempotent(test_worker):
+    test_worker.submit("stubborn", {})
+    test_worker.close(timeout=0.5)
+    assert not test_worker.alive
+    test_worker.close()
