@@ -13,8 +13,7 @@ other exact spelling, then a case/separator-insensitive match, then a match
 after a prefix (``ARKit_``, ``CC_Base_``...).  Each key serves at most one
 unit in built-in maps.  A ``custom`` map is a JSON object ``{"eyeBlinkLeft":
 "Blink_L", ...}`` (ARKit unit name -> shape-key name); only the listed units
-are mapped, and several units may name the same key (the baker then drives
-that key with the largest of their weights).
+are mapped, and each key receives at most one unit.
 """
 from __future__ import annotations
 
@@ -166,5 +165,8 @@ def load_name_map(kind: str = "auto", path: str | os.PathLike | None = None) -> 
         name = ARKIT_NAMES[canonical]
         if name in custom:
             raise _invalid(path, f"unit {name!r} is listed twice")
+        other = next((u for u, k in custom.items() if k == key), None)
+        if other is not None:
+            raise _invalid(path, f"shape key {key!r} is named for both {other!r} and {name!r} (one unit per key)")
         custom[name] = key
     return NameMap(kind="custom", custom=custom, path=path)

@@ -91,17 +91,11 @@ def test_custom_map(tmp_path):
     assert res.unused_keys == ["Basis", "eyeBlinkLeft"]
 
 
-def test_custom_map_may_drive_one_key_from_two_units(tmp_path):
-    path = tmp_path / "map.json"
-    path.write_text(json.dumps({"eyeBlinkLeft": "Blink", "eyeBlinkRight": "Blink"}))
-    res = load_name_map("custom", str(path)).resolve(["Blink"])
-    assert res.mapping == {0: "Blink", 7: "Blink"} and res.unused_keys == []
-
-
 @pytest.mark.parametrize("content, what", [
     ('{"eyeBlinkLeftt": "x"}', "is not an ARKit unit name"),
     ('{"eyeBlinkLeft": 3}', "must be a shape-key name"),
     ('{"eyeBlinkLeft": "a", "EyeBlinkLeft": "b"}', "listed twice"),
+    ('{"eyeBlinkLeft": "Blink", "eyeBlinkRight": "Blink"}', "one unit per key"),
     ('["eyeBlinkLeft"]', "non-empty JSON object"),
     ('{"eyeBlinkLeft": "a",', "not valid JSON"),
 ])
