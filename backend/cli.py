@@ -1,0 +1,268 @@
+"""The ``facekey`` command line: capture, bake, CSV import/export, demo, benchmarks.
+
+Errors a user can act on (FaceKeyError) print ``error[code]: message`` and
+``hint: ...`` in red and exit with code 2; anything else is a bug and prints
+its traceback (exit code 1).  Ctrl-C exits with code 130.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .protocol.arkit import ARKIT_NAMES
+from .protocol.errors import FaceKeyError
+from .protocol.messages import Progress
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(name="facekey", help="FaceKey: footage of a face -> ARKit-52 shape-key animation.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+bench_app = typer.Typer(help="Benchmarks (each reports ratios measured in one run).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+#: exit code for errors the user can act on
+EXIT_USER_ERROR = 2
+
+
+def _handle_errors(fn: Callable) -> Callable:
+    """Turn FaceKeyError into a red ``error[code]`` + hint and exit code 2; Ctrl-C into 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FaceKeyError as e:
+            err = Console(stderr=True, highlight=False)
+            err.print(f"[bold red]error\\[{escape(e.code)}][/]: {escape(e.message)}", soft_wrap=True)
+            if e.hint:
+                err.print(f"[red]hint:[/] {escape(e.hint)}", soft_wrap=True)
+            raise typer.Exit(EXIT_USER_ERROR) from None
+        except KeyboardInterrupt:
+            Console(stderr=True).print("[red]cancelled[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+class _Bar:
+    """A rich progress bar fed by ``Progress`` events (unknown totals shown as a spinner-less bar)."""
+
+    def __init__(self, console: Console):
+        self._bar = RichProgress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), console=console, transient=False)
+        self._task = None
+
+    def __enter__(self) -> "_Bar":
+        self._bar.__enter__()
+        self._task = self._bar.add_task("starting", total=None)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bar.__exit__(*exc)
+
+    def __call__(self, p: Progress) -> None:
+        self._bar.update(self._task, completed=p.done, total=p.total if p.total > 0 else None,
+                         description=p.message[:28] or "working")
+
+
+def _top_units(take, count: int = 8) -> list[tuple[str, float, float]]:
+    """(unit, peak, mean) of the ``count`` units with the highest peak over valid frames."""
+    w = take.weights[take.valid] if take.valid.any() else take.weights
+    peak, mean = w.max(axis=0), w.mean(axis=0)
+    order = np.argsort(-peak)[:count]
+    return [(ARKIT_NAMES[i], float(peak[i]), float(mean[i])) for i in order]
+
+
+def _print_take_summary(console: Console, take, path: str) -> None:
+    duration = float(take.timestamps[-1] - take.timestamps[0] + 1.0 / take.fps)
+    console.print(f"[bold]{escape(str(path))}[/]: {take.num_frames} frames, {int(take.valid.sum())} with a face, "
+                  f"{take.fps:.3f} fps, {duration:.2f} s")
+    table = Table("unit", "peak", "mean", title="most active units", title_justify="left")
+    for name, peak, mean in _top_units(take):
+        table.add_row(name, f"{peak:.3f}", f"{mean:.3f}")
+    console.print(table)
+
+
+@app.command()
+@_handle_errors
+def capture(
+    footage: Path = typer.Argument(..., help="Video file, image-sequence folder/pattern, or photo."),
+    output: Path = typer.Option(..., "-o", "--output", help="Take file to write (.npz)."),
+    face_index: Optional[int] = typer.Option(None, "--face-index", help="Face to follow (default: the largest)."),
+    smoothing: float = typer.Option(1.0, "--smoothing", help="Temporal smoothness strength (0 = off)."),
+    exclusive: bool = typer.Option(True, "--exclusive/--no-exclusive",
+                                   help="Forbid contradictory unit pairs (blink vs wide, smile vs frown...)."),
+    sparsity: Optional[float] = typer.Option(None, "--sparsity", help="Solver sparsity weight (default: solver's)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    max_side: int = typer.Option(720, "--max-side", help="Downscale frames to this longer side in pixels (0 = full size)."),
+    estimator: str = typer.Option("solver", "--estimator", help="Estimator name."),
+) -> None:
+    """Capture FOOTAGE into a Take file."""
+    from .capture import CaptureSettings, capture as run_capture
+    from .protocol.take import write_take
+
+    settings = CaptureSettings(face_index=face_index, max_side=max_side or None, smoothing=smoothing,
+                               exclusive=exclusive, sparsity=sparsity, device=device, estimator=estimator).validate()
+    console = Console()
+    with _Bar(console) as bar:
+        take = run_capture(footage, settings, progress=bar)
+    path = write_take(output, take)
+    _print_take_summary(console, take, path)
+
+
+def _name_map_args(name_map: str) -> tuple[str, Optional[str]]:
+    """``auto|arkit|livelink`` or a JSON file path -> (kind, path); validated before Blender starts."""
+    from .protocol.namemap import KINDS, load_name_map
+
+    if name_map in KINDS and name_map != "custom":
+        return name_map, None
+    if name_map.lower().endswith(".json") or os.path.isfile(name_map):
+        load_name_map("custom", name_map)
+        return "custom", os.path.abspath(name_map)
+    raise FaceKeyError("bad_argument", f"--name-map {name_map!r} is neither auto/arkit/livelink nor a JSON file.",
+                       "Use --name-map auto, arkit, livelink or a path to a .json map.")
+
+
+@app.command()
+@_handle_errors
+def bake(
+    take: Path = typer.Argument(..., help="Take file (.npz)."),
+    character: Path = typer.Argument(..., help="Character .blend holding the target meshes."),
+    output: Path = typer.Option(..., "-o", "--output", help=".blend to write (the input is not modified)."),
+    objects: str = typer.Option(..., "--objects", help="Comma-separated mesh object names with shape keys."),
+    name_map: str = typer.Option("auto", "--name-map", help="auto | arkit | livelink | FILE.json"),
+    start_frame: float = typer.Option(1.0, "--start-frame", help="Scene frame of the take's first frame."),
+    head_bone: Optional[str] = typer.Option(None, "--head-bone", help="ARMATURE:BONE that receives head rotation."),
+    head_object: Optional[str] = typer.Option(None, "--head-object", help="Object that receives head rotation."),
+    blender: Optional[str] = typer.Option(None, "--blender", help="Blender executable (default: bpy module)."),
+) -> None:
+    """Bake TAKE onto shape keys of objects in CHARACTER, writing a new .blend."""
+    from .blender_runner import bake_take_file
+    from .protocol.take import read_take
+
+    names = [n.strip() for n in objects.split(",") if n.strip()]
+    if not names:
+        raise FaceKeyError("no_targets", "--objects names no object.", "Pass mesh names, e.g. --objects Head,Beard.")
+    if not character.is_file():
+        raise FaceKeyError("file_missing", f"Character file not found: {character}", "Check the .blend path.")
+    if head_bone and head_object:
+        raise FaceKeyError("bad_argument", "--head-bone and --head-object are exclusive.", "Pass only one of them.")
+    head_target = None
+    if head_bone:
+        armature, sep, bone = head_bone.partition(":")
+        if not sep or not armature or not bone:
+            raise FaceKeyError("bad_argument", f"--head-bone {head_bone!r} is not ARMATURE:BONE.",
+                               "Write the armature object and bone names, e.g. --head-bone Rig:head.")
+        head_target = (armature, bone)
+    elif head_object:
+        head_target = head_object
+    read_take(take)  # fail fast on a bad take, before Blender starts
+    kind, map_path = _name_map_args(name_map)
+    console = Console()
+    with console.status("baking in Blender"):
+        report = bake_take_file(take, character, output, names, name_map=kind, map_path=map_path,
+                                start_frame=start_frame, head_target=head_target, blender=blender)
+    _print_bake_report(console, report)
+
+
+def _print_bake_report(console: Console, report: dict) -> None:
+    console.print(f"[bold]{escape(str(report.get('output')))}[/]: {report.get('frames')} frames baked")
+    for name, info in report.get("objects", {}).items():
+        console.print(f"  [bold]{name}[/]: action {info.get('action')!r}, {len(info.get('mapped', {}))} units mapped")
+        if info.get("unmapped_units"):
+            console.print(f"    units without a shape key: {', '.join(info['unmapped_units'])}", soft_wrap=True)
+        if info.get("unused_keys"):
+            console.print(f"    shape keys no unit drives: {', '.join(info['unused_keys'])}", soft_wrap=True)
+    for name, reason in report.get("skipped", {}).items():
+        console.print(f"  [yellow]skipped {name}[/]: {reason}")
+    if report.get("head"):
+        console.print(f"  head rotation: action {report['head']!r}")
+
+
+@app.command("import-csv")
+@_handle_errors
+def import_csv(
+    csv_path: Path = typer.Argument(..., metavar="CSV", help="Live Link Face CSV."),
+    output: Path = typer.Option(..., "-o", "--output", help="Take file to write (.npz)."),
+) -> None:
+    """Convert a Live Link Face CSV into a Take file."""
+    from .protocol.livelink import read_livelink_csv
+    from .protocol.take import write_take
+
+    take = read_livelink_csv(csv_path)
+    _print_take_summary(Console(), take, write_take(output, take))
+
+
+@app.command("export-csv")
+@_handle_errors
+def export_csv(
+    take: Path = typer.Argument(..., help="Take file (.npz)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Live Link Face CSV to write."),
+) -> None:
+    """Write a Take as a Live Link Face CSV."""
+    from .protocol.livelink import write_livelink_csv
+    from .protocol.take import read_take
+
+    t = read_take(take)
+    path = write_livelink_csv(output, t)
+    Console().print(f"[bold]{escape(str(path))}[/]: {t.num_frames} frames")
+
+
+@app.command()
+@_handle_errors
+def demo(
+    out_dir: Path = typer.Option(Path("demo_out"), "-o", "--output", help="Folder for the demo outputs."),
+    footage: Optional[Path] = typer.Option(None, "--footage", help="Use this clip instead of the bundled one."),
+) -> None:
+    """Capture the sample clip, bake it onto a built-in head, and write previews."""
+    from .demo import run_demo
+
+    console = Console()
+    with _Bar(console) as bar:
+        paths = run_demo(out_dir, footage=footage, progress=bar)
+    for name, path in paths.items():
+        console.print(f"  {name:<8} {escape(str(path))}")
+
+
+@bench_app.command("capture")
+@_handle_errors
+def bench_capture(
+    clip: Optional[Path] = typer.Argument(None, help="Clip to time (default: the Pexels sample)."),
+    max_side: Optional[int] = typer.Option(None, "--max-side", help="Downscale frames to this longer side."),
+) -> None:
+    """Decode / landmarks / full-capture speed on one clip."""
+    from .bench import capture_speed
+
+    Console().print_json(json.dumps(capture_speed(clip, max_side=max_side)))
+
+
+@bench_app.command("bake")
+@_handle_errors
+def bench_bake(
+    frames: int = typer.Option(10_000, "--frames", help="Frames per curve."),
+    keys: int = typer.Option(52, "--keys", help="Shape keys."),
+    slow_frames: int = typer.Option(2_000, "--slow-frames", help="Frames for the keyframe_insert comparison."),
+) -> None:
+    """Bulk foreach_set bake vs a keyframe_insert loop in Blender."""
+    from .bench import bake_speed
+
+    Console().print_json(json.dumps(bake_speed(frames=frames, keys=keys, slow_frames=slow_frames)))
+
+
+def main() -> None:
+    """Entry point of the ``facekey`` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
