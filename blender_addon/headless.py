@@ -112,7 +112,7 @@ def demo_command(args) -> dict:
     with np.load(args.head_npz, allow_pickle=False) as z:
         verts, tris, deltas, names = z["vertices"], z["triangles"], z["unit_deltas"], [str(n) for n in z["names"]]
     take = read_take(args.take)
-    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = max(1, round(take.fps)), 1.0
     head = build_head_object("FaceKeyHead", verts, tris, deltas, names)

@@ -78,15 +78,15 @@ class CaptureJob:
         return False
 
     def _on_result(self, payload: dict) -> None:
+        self._end(None)  # the backend is no longer needed; a failing bake must not leave it running
         try:
             take = read_take(payload["take"])
             self.state.last_take = payload["take"]
             report = self.bake(take, payload["take"])
-            report["unmapped_from_backend"] = list(payload.get("unmapped", []))
         except FaceKeyError as e:
-            self._end(e)
+            self.state.fail(e)
             return
-        self._end(None)
+        report["unmapped_from_backend"] = list(payload.get("unmapped", []))
         self.state.finish(f"baked {report['frames']} frames onto {len(report['objects'])} object(s)", report)
 
     def cancel(self) -> None:

@@ -1,0 +1,81 @@
+"""Add-on preferences (backend location) and the per-scene FaceKey settings."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+from .state import STATE
+
+__all__ = ["FaceKeyPreferences", "FaceKeySceneSettings", "get_prefs", "register", "unregister"]
+
+ADDON = __package__
+
+
+class FaceKeyPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON
+
+    env_dir: StringProperty(
+        name="Backend environment", subtype="DIR_PATH", default="",
+        description="Folder of the backend virtual environment (empty: FaceKey's user data folder / facekey_backend)")
+    python_path: StringProperty(
+        name="Backend Python", subtype="FILE_PATH", default="",
+        description="Python of an existing FaceKey backend environment, used as is (overrides the folder above)")
+
+    def draw(self, context):
+        from .backend_setup import default_env_dir
+        layout = self.layout
+        layout.prop(self, "env_dir")
+        if not self.env_dir:
+            layout.label(text=f"Default: {default_env_dir()}")
+        layout.prop(self, "python_path")
+        row = layout.row()
+        row.operator("facekey.setup_backend", icon="CONSOLE")
+        row.operator("facekey.check_backend", icon="CHECKMARK")
+        if STATE.job in ("setup", "check"):
+            layout.label(text=f"{STATE.status}: {STATE.message}")
+            if STATE.error_hint:
+                layout.label(text=STATE.error_hint, icon="INFO")
+
+
+HEAD_MODES = [("NONE", "None", "Do not animate head rotation"),
+              ("OBJECT", "Object", "Rotate an object (e.g. the head mesh or its parent)"),
+              ("BONE", "Bone", "Rotate a pose bone of an armature")]
+NAME_MAPS = [("auto", "Auto", "ARKit camelCase, Live Link PascalCase, _L/_R and Left/Right spellings"),
+             ("arkit", "ARKit", "ARKit camelCase names"),
+             ("livelink", "Live Link", "Live Link Face PascalCase names"),
+             ("custom", "Custom file", "A JSON file {\"eyeBlinkLeft\": \"Blink_L\", ...}")]
+
+
+class FaceKeySceneSettings(bpy.types.PropertyGroup):
+    footage: StringProperty(name="Footage", subtype="FILE_PATH", description="Video file, image folder or photo")
+    name_map: EnumProperty(name="Name map", items=NAME_MAPS, default="auto")
+    map_path: StringProperty(name="Map file", subtype="FILE_PATH")
+    start_frame: IntProperty(name="Start frame", default=1, description="Scene frame of the footage's first frame")
+    smoothing: FloatProperty(name="Smoothing", default=1.0, min=0.0, soft_max=10.0,
+                             description="Temporal smoothness strength (0 = off)")
+    face_index: IntProperty(name="Face index", default=-1, min=-1,
+                            description="Which face to follow (-1 = the largest)")
+    head_mode: EnumProperty(name="Head rotation", items=HEAD_MODES, default="NONE")
+    head_object: PointerProperty(name="Head target", type=bpy.types.Object)
+    head_bone: StringProperty(name="Bone", description="Pose bone of the head target armature")
+    show_details: BoolProperty(name="Details", default=False)
+
+
+def get_prefs(context=None):
+    """This add-on's preferences."""
+    return (context or bpy.context).preferences.addons[ADDON].preferences
+
+
+_CLASSES = (FaceKeyPreferences, FaceKeySceneSettings)
+
+
+def register() -> None:
+    for c in _CLASSES:
+        bpy.utils.register_class(c)
+    bpy.types.Scene.facekey = PointerProperty(type=FaceKeySceneSettings)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.facekey
+    for c in reversed(_CLASSES):
+        bpy.utils.unregister_class(c)

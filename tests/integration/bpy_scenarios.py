@@ -1,0 +1,284 @@
+"""Scenarios run inside Blender (bpy 5.0 module or a blender binary), one per fresh process.
+
+Usage: ``python bpy_scenarios.py -- NAME PARAMS.json RESULT.json`` (or
+``blender -b --python bpy_scenarios.py -- ...``).  Each scenario installs
+the built add-on zip into ``BLENDER_USER_RESOURCES`` / ``BLENDER_USER_SCRIPTS``
+(a temp dir set by the test), builds a small character, runs the add-on's
+operators or jobs, and writes what it observed as JSON; pytest asserts.
+This file is not collected by pytest (no ``test_`` prefix).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+
+import bpy
+
+KEYS = ["jawOpen", "eyeBlinkLeft", "EyeBlink_R", "mouthSmileLeft", "browInnerUp", "CustomKey"]
+
+
+# ----------------------------------------------------------------------------- set-up helpers
+def install(params) -> object:
+    """Install + enable the add-on zip; return its package module."""
+    if params.get("legacy"):
+        bpy.ops.preferences.addon_install(filepath=params["zip"], overwrite=True)
+        bpy.ops.preferences.addon_enable(module="facekey")
+        return importlib.import_module("facekey")
+    bpy.ops.extensions.package_install_files(filepath=params["zip"], repo="user_default", enable_on_install=True)
+    return importlib.import_module("bl_ext.user_default.facekey")
+
+
+def sub(pkg, name: str):
+    return importlib.import_module(f"{pkg.__name__}.{name}")
+
+
+def make_character():
+    """Mesh "Face" (6 keys, one slider range/value customised, an existing action), mesh "Plain" (no keys)."""
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+    me = bpy.data.meshes.new("Face")
+    me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 0, 1), (1, 0, 1)], [], [(0, 1, 3, 2)])
+    face = bpy.data.objects.new("Face", me)
+    scene.collection.objects.link(face)
+    face.shape_key_add(name="Basis")
+    for i, n in enumerate(KEYS):
+        kb = face.shape_key_add(name=n)
+        kb.data[i % 4].co = (0.1 * i, -0.2, 0.3)
+    kbs = me.shape_keys.key_blocks
+    kbs["jawOpen"].slider_min, kbs["jawOpen"].slider_max = -0.5, 1.5
+    kbs["browInnerUp"].value = 0.3
+    key = me.shape_keys
+    old = bpy.data.actions.new("OldAction")
+    key.animation_data_create().action = old
+    for f, v in ((1, 0.0), (10, 0.8), (20, 0.2)):
+        kbs["jawOpen"].value = v
+        kbs["jawOpen"].keyframe_insert("value", frame=f)
+    kbs["jawOpen"].value = 0.0
+    bpy.data.actions.new("Unrelated").use_fake_user = True
+    me2 = bpy.data.meshes.new("Plain")
+    me2.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    plain = bpy.data.objects.new("Plain", me2)
+    scene.collection.objects.link(plain)
+    for o in (face, plain):
+        o.select_set(True)
+    bpy.context.view_layer.objects.active = face
+    return face, plain
+
+
+def curves_of(pkg, action, datablock=None) -> list:
+    import numpy as np
+    fcurves = sub(pkg, "bake.fcurves").action_fcurves
+    out = []
+    for fc in fcurves(action, datablock):
+        co = np.empty(2 * len(fc.keyframe_points), np.float32)
+        fc.keyframe_points.foreach_get("co", co)
+        interp = [kp.interpolation for kp in fc.keyframe_points]
+        out.append({"path": fc.data_path, "index": fc.array_index, "co": co.tolist(), "interp": interp})
+    return sorted(out, key=lambda c: (c["path"], c["index"]))
+
+
+def snapshot(pkg) -> dict:
+    """Everything a bake must not change: existing actions' keys, key blocks' data."""
+    import numpy as np
+    snap = {"actions": {a.name: curves_of(pkg, a) for a in bpy.data.actions}, "keys": {}}
+    for obj in bpy.data.objects:
+        key = obj.data.shape_keys if obj.type == "MESH" else None
+        if key is None:
+            continue
+        blocks = []
+        for kb in key.key_blocks:
+            co = np.empty(3 * len(kb.data), np.float32)
+            kb.data.foreach_get("co", co)
+            blocks.append({"name": kb.name, "co": co.tolist(), "min": kb.slider_min, "max": kb.slider_max,
+                           "value": kb.value, "mute": kb.mute, "relative": kb.relative_key.name,
+                           "vgroup": kb.vertex_group})
+        snap["keys"][obj.name] = blocks
+    return snap
+
+
+def state_dict(pkg) -> dict:
+    s = sub(pkg, "state").STATE
+    return {k: getattr(s, k) for k in ("status", "job", "done", "total", "message", "error_code",
+                                       "error_message", "error_hint", "log_path", "report", "last_take")}
+
+
+def set_backend(pkg, python: str) -> None:
+    bpy.context.preferences.addons[pkg.__name__].preferences.python_path = python
+
+
+def face_action_report(pkg) -> dict:
+    face = bpy.data.objects["Face"]
+    key = face.data.shape_keys
+    action = key.animation_data.action
+    return {"action": action.name, "curves": curves_of(pkg, action, key),
+            "props": {k: action[k] for k in ("facekey_take", "facekey_start_frame", "facekey_scene_fps")}}
+
+
+# ----------------------------------------------------------------------------- scenarios
+def sc_install(params) -> dict:
+    pkg = install(params)
+    ops = [n for n in ("capture", "cancel", "setup_backend", "check_backend", "import_csv", "export_csv", "open_log")
+           if hasattr(bpy.ops.facekey, n)]
+    res = {"module": pkg.__name__, "ops": ops, "panel": hasattr(bpy.types, "FACEKEY_PT_main"),
+           "scene_prop": hasattr(bpy.context.scene, "facekey"), "version": list(bpy.app.version)}
+    addon_dir = os.path.dirname(pkg.__file__)
+    res["wheel"] = os.path.basename(sub(pkg, "backend_setup").bundled_wheel(addon_dir))
+    bpy.ops.preferences.addon_disable(module=pkg.__name__)
+    res["panel_after_disable"] = hasattr(bpy.types, "FACEKEY_PT_main")
+    return res
+
+
+def sc_import_csv(params) -> dict:
+    """Import a CSV through the operator onto Face (+ Plain, skipped), with head rotation on Face."""
+    pkg = install(params)
+    make_character()
+    before = snapshot(pkg)
+    s = bpy.context.scene.facekey
+    s.start_frame = params.get("start_frame", 1)
+    if params.get("head"):
+        s.head_mode, s.head_object = "OBJECT", bpy.data.objects["Face"]
+    rc = bpy.ops.facekey.import_csv(filepath=params["csv"])
+    res = {"rc": sorted(rc), "state": state_dict(pkg), "before": before, "after": snapshot(pkg)}
+    res.update(face_action_report(pkg))
+    res["old_fake_user"] = bpy.data.actions["OldAction"].use_fake_user
+    face = bpy.data.objects["Face"]
+    res["values_now"] = {kb.name: kb.value for kb in face.data.shape_keys.key_blocks}
+    if params.get("head"):
+        head = face.animation_data.action
+        res["head_action"] = head.name
+        res["head_curves"] = curves_of(pkg, head, face)
+        res["rotation_mode"] = face.rotation_mode
+        frames = []
+        for f in params.get("probe_frames", []):
+            bpy.context.scene.frame_set(int(f), subframe=f - int(f))
+            m = face.matrix_world.to_3x3()
+            frames.append({"frame": f, "front": list(m @ __import__("mathutils").Vector((0, -1, 0))),
+                           "up": list(m @ __import__("mathutils").Vector((0, 0, 1)))})
+        res["probe"] = frames
+    if params.get("export"):
+        rc2 = bpy.ops.facekey.export_csv(filepath=params["export"])
+        res["export_rc"] = sorted(rc2)
+        res["export_state"] = state_dict(pkg)
+    if params.get("save"):
+        bpy.ops.wm.save_as_mainfile(filepath=params["save"])
+    return res
+
+
+def sc_capture(params) -> dict:
+    """The Capture operator, headless (execute = blocking), through the real backend process."""
+    pkg = install(params)
+    make_character()
+    before = snapshot(pkg)
+    set_backend(pkg, params["python"])
+    s = bpy.context.scene.facekey
+    s.footage, s.smoothing = params["footage"], params.get("smoothing", 1.0)
+    if params.get("only_plain"):
+        bpy.data.objects["Face"].select_set(False)
+    rc = bpy.ops.facekey.capture("INVOKE_DEFAULT")
+    res = {"rc": sorted(rc), "state": state_dict(pkg), "before": before, "after": snapshot(pkg)}
+    if res["state"]["status"] == "done":
+        res.update(face_action_report(pkg))
+    return res
+
+
+def sc_cancel(params) -> dict:
+    """Start a capture job (as the modal operator does), cancel once it is busy, time the backend's exit."""
+    pkg = install(params)
+    make_character()
+    before = snapshot(pkg)
+    set_backend(pkg, params["python"])
+    s = bpy.context.scene.facekey
+    s.footage = params["footage"]
+    job = sub(pkg, "operators").make_capture_job(bpy.context)
+    job.start()
+    busy_since = None
+    t_end = time.monotonic() + 120
+    while time.monotonic() < t_end and not job.step():
+        st = sub(pkg, "state").STATE
+        if st.done >= params.get("busy_frames", 5):
+            busy_since = time.monotonic()
+            break
+        time.sleep(0.02)
+    res = {"busy": busy_since is not None, "progress_seen": [sub(pkg, "state").STATE.done, sub(pkg, "state").STATE.total]}
+    t0 = time.monotonic()
+    if params.get("kill"):
+        os.kill(job.client._proc.pid, 9)
+        while not job.step() and time.monotonic() - t0 < 10:
+            time.sleep(0.02)
+    else:
+        job.cancel()
+    while job.client.alive and time.monotonic() - t0 < 10:
+        time.sleep(0.01)
+    res["exit_latency_s"] = time.monotonic() - t0
+    res["alive"] = job.client.alive
+    res["state"] = state_dict(pkg)
+    res["before"], res["after"] = before, snapshot(pkg)
+    return res
+
+
+def sc_errors(params) -> dict:
+    """no_shape_keys (only Plain selected), backend_missing (python path does not exist)."""
+    pkg = install(params)
+    out = {}
+    make_character()
+    set_backend(pkg, params["python"])
+    bpy.context.scene.facekey.footage = params["footage"]
+    bpy.data.objects["Face"].select_set(False)
+    rc = bpy.ops.facekey.capture()
+    out["no_shape_keys"] = {"rc": sorted(rc), "state": state_dict(pkg)}
+    bpy.data.objects["Face"].select_set(True)
+    set_backend(pkg, "/nonexistent/facekey/bin/python")
+    before = snapshot(pkg)
+    rc = bpy.ops.facekey.capture()
+    out["backend_missing"] = {"rc": sorted(rc), "state": state_dict(pkg), "unchanged": before == snapshot(pkg)}
+    targets = sub(pkg, "targets")
+    nm = importlib.import_module(pkg.__name__ + ".protocol.namemap").load_name_map("auto")
+    try:
+        targets.resolve_targets([], nm)
+    except importlib.import_module(pkg.__name__ + ".protocol.errors").FaceKeyError as e:
+        out["no_targets"] = e.code
+    return out
+
+
+def sc_setup_job(params) -> dict:
+    """The Set up backend job: venv with this Python + pip install of the bundled wheel (no deps, offline)."""
+    pkg = install(params)
+    bs = sub(pkg, "backend_setup")
+    env_dir = params["env_dir"]
+    job = bs.SetupJob(env_dir, bs.bundled_wheel(os.path.dirname(pkg.__file__)), params["log"],
+                      extras="", pip_args=["--no-deps", "--no-index"], python=params["python"])
+    messages = []
+    job.start()
+    while not job.step():
+        messages.append(sub(pkg, "state").STATE.message)
+        time.sleep(0.05)
+    return {"state": state_dict(pkg), "messages": sorted(set(messages)),
+            "python": bs.env_python(env_dir), "exists": os.path.isfile(bs.env_python(env_dir)),
+            "resolved": bs.backend_python("", env_dir)}
+
+
+def sc_check_backend(params) -> dict:
+    pkg = install(params)
+    set_backend(pkg, params["python"])
+    rc = bpy.ops.facekey.check_backend()
+    return {"rc": sorted(rc), "state": state_dict(pkg)}
+
+
+SCENARIOS = {n[3:]: f for n, f in dict(globals()).items() if n.startswith("sc_")}
+
+
+def main() -> None:
+    argv = sys.argv[sys.argv.index("--") + 1:]
+    name, params_path, result_path = argv
+    with open(params_path, encoding="utf-8") as f:
+        params = json.load(f)
+    result = SCENARIOS[name](params)
+    with open(result_path, "w", encoding="utf-8") as f:
+        json.dump(result, f)
+
+
+main()

@@ -1,0 +1,24 @@
+"""The built extension zip installs and enables in real Blender (bpy 5.0 module)."""
+from __future__ import annotations
+
+import zipfile
+
+
+def test_extension_zip_layout(addon_zips):
+    names = zipfile.ZipFile(addon_zips["extension"]).namelist()
+    assert "blender_manifest.toml" in names and "__init__.py" in names
+    assert "protocol/take.py" in names and "protocol/client.py" in names and "headless.py" in names
+    assert any(n.startswith("wheels/facekey-") and n.endswith(".whl") for n in names)
+    legacy = zipfile.ZipFile(addon_zips["legacy"]).namelist()
+    assert "facekey/__init__.py" in legacy and "facekey/protocol/errors.py" in legacy
+    assert not any("__pycache__" in n for n in names + legacy)
+
+
+def test_extension_installs_enables_and_disables(run_scenario):
+    res = run_scenario("install", {})
+    assert res["module"] == "bl_ext.user_default.facekey"
+    assert set(res["ops"]) == {"capture", "cancel", "setup_backend", "check_backend", "import_csv", "export_csv",
+                               "open_log"}
+    assert res["panel"] and res["scene_prop"]
+    assert res["wheel"].startswith("facekey-0.1.0-")
+    assert res["panel_after_disable"] is False

@@ -1,0 +1,84 @@
+"""Baking through the add-on's operators in real Blender: Import CSV -> new action, nothing else changed."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from conftest import synthetic_take
+
+MAPPED = {"jawOpen": "jawOpen", "eyeBlinkLeft": "eyeBlinkLeft", "eyeBlinkRight": "EyeBlink_R",
+          "mouthSmileLeft": "mouthSmileLeft", "browInnerUp": "browInnerUp"}
+
+
+def static_key_data(snap: dict) -> dict:
+    """Key-block data a bake must keep: names, order, vertex co, slider ranges, mute, relative key, group.
+
+    ``value`` is left out on purpose: it is the animated property, and Blender
+    writes the evaluated animation into it whenever the scene is evaluated.
+    """
+    return {obj: [{k: v for k, v in kb.items() if k != "value"} for kb in blocks] for obj, blocks in snap["keys"].items()}
+
+
+def _read_csv(path):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], [r[0] for r in rows[1:]], np.array([[float(x) for x in r[1:]] for r in rows[1:]])
+
+
+@pytest.fixture
+def imported(run_scenario, synthetic_csv, tmp_path):
+    return run_scenario("import_csv", {"csv": str(synthetic_csv), "start_frame": 5, "head": True,
+                                       "probe_frames": [5, 5 + 119 * 0.4], "export": str(tmp_path / "export.csv")})
+
+
+def test_import_csv_bakes_one_linear_curve_per_mapped_key(imported):
+    assert imported["rc"] == ["FINISHED"], imported["state"]
+    report = imported["state"]["report"]
+    assert report["objects"]["Face"]["mapped"] == MAPPED
+    assert report["objects"]["Face"]["unused_keys"] == ["CustomKey"]
+    assert report["skipped"] == {"Plain": "has no shape keys"}
+    assert report["frames"] == 120
+    assert imported["action"] == "FK_synthetic_take"
+    take = synthetic_take()
+    frames = 5 + np.arange(120) / 60.0 * 24  # start frame + timestamp * scene fps (24)
+    curves = {c["path"]: c for c in imported["curves"]}
+    assert sorted(curves) == sorted(f'key_blocks["{k}"].value' for k in MAPPED.values())
+    from backend.protocol.arkit import INDEX
+    for unit, key in MAPPED.items():
+        c = curves[f'key_blocks["{key}"].value']
+        co = np.array(c["co"]).reshape(-1, 2)
+        np.testing.assert_allclose(co[:, 0], frames, atol=1e-4)
+        np.testing.assert_allclose(co[:, 1], take.weights[:, INDEX[unit]], atol=1e-6)
+        assert co[:, 1].min() >= 0 and co[:, 1].max() <= 1
+        assert set(c["interp"]) == {"LINEAR"}
+
+
+def test_existing_actions_and_shape_keys_are_unchanged(imported):
+    before, after = imported["before"], imported["after"]
+    for name, curves in before["actions"].items():
+        assert after["actions"][name] == curves, f"pre-existing action {name} changed"
+    assert before["actions"]["OldAction"], "the fixture's old action must have keys to compare"
+    assert static_key_data(after) == static_key_data(before)
+    assert imported["old_fake_user"] is True
+    assert set(after["actions"]) - set(before["actions"]) == {"FK_synthetic_take", "FK_synthetic_take_head"}
+
+
+def test_head_rotation_turns_the_face_toward_its_left(imported):
+    assert imported["head_action"] == "FK_synthetic_take_head"
+    assert imported["rotation_mode"] == "XYZ"
+    assert {c["path"] for c in imported["head_curves"]} == {"rotation_euler"}
+    first, last = imported["probe"]
+    np.testing.assert_allclose(first["front"], [0, -1, 0], atol=1e-5)
+    # yaw +0.4 rad: the face (looking along -Y) turns toward the character's left (+X), up stays up
+    np.testing.assert_allclose(last["front"], [np.sin(0.4), -np.cos(0.4), 0], atol=1e-4)
+    np.testing.assert_allclose(last["up"], [0, 0, 1], atol=1e-5)
+
+
+def test_export_csv_round_trips_the_import(imported, synthetic_csv, tmp_path):
+    assert imported["export_rc"] == ["FINISHED"], imported["export_state"]
+    cols_in, tc_in, vals_in = _read_csv(synthetic_csv)
+    cols_out, tc_out, vals_out = _read_csv(tmp_path / "export.csv")
+    assert cols_out == cols_in and tc_out == tc_in
+    np.testing.assert_allclose(vals_out, vals_in, atol=1e-6)
