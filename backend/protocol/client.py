@@ -115,9 +115,7 @@ class BackendClient:
             try:
                 msg = self._inbox.get(timeout=max(deadline - time.monotonic(), 0.001))
             except queue.Empty:
-                with self._lock:
-                    self._closing = True
-                self._kill()
+                self.close(timeout=0.0)
                 raise FaceKeyError(
                     "backend_timeout", f"The backend did not start within {timeout:g} s.",
                     f"The backend may be stuck importing its libraries; see the log {self.log_path}. "
@@ -125,6 +123,7 @@ class BackendClient:
             if msg["type"] == "hello":
                 break
             if msg["type"] == "error" and msg.get("code") == "backend_died":
+                self.close()
                 raise FaceKeyError("backend_missing", "The backend exited before it started:\n" + self.log_tail(),
                                    SETUP_HINT)
             self._deferred.append(msg)
@@ -147,11 +146,13 @@ class BackendClient:
                 self._proc.wait(timeout=timeout)
             except (FaceKeyError, subprocess.TimeoutExpired):
                 self._kill()
-        self._exited.wait(timeout=timeout)
+                self._proc.wait()
+        self._exited.wait(timeout=2.0)  # the reader thread queues the last messages
         if self._proc.stdin is not None and not self._proc.stdin.closed:
             self._proc.stdin.close()
-        if self._log_file is not None and not self._log_file.closed:
-            self._log_file.close()
+        with self._lock:
+            if self._log_file is not None and not self._log_file.closed:
+                self._log_file.close()
 
     def __enter__(self) -> "BackendClient":
         return self
@@ -307,8 +308,10 @@ class BackendClient:
             try:
                 msg = decode(text)
             except FaceKeyError as e:
-                self._log_file.write(f"[client] {e.message}\n".encode())
-                self._log_file.flush()
+                with self._lock:
+                    if not self._log_file.closed:
+                        self._log_file.write(f"[client] {e.message}\n".encode())
+                        self._log_file.flush()
                 continue
             with self._lock:  # same lock as wait()'s check: a request is open or its end is queued
                 if msg["type"] in ("result", "error") and msg.get("id") is not None:
