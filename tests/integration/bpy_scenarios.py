@@ -31,6 +31,15 @@ def install(params) -> object:
     return importlib.import_module("bl_ext.user_default.facekey")
 
 
+def call_op(op, *args, **kw) -> list:
+    """Run an operator; in background mode an ERROR report raises RuntimeError: return ["CANCELLED"] then."""
+    try:
+        return sorted(op(*args, **kw))
+    except RuntimeError as e:
+        print(f"operator reported: {e}")
+        return ["CANCELLED"]
+
+
 def sub(pkg, name: str):
     return importlib.import_module(f"{pkg.__name__}.{name}")
 
@@ -141,8 +150,8 @@ def sc_import_csv(params) -> dict:
     s.start_frame = params.get("start_frame", 1)
     if params.get("head"):
         s.head_mode, s.head_object = "OBJECT", bpy.data.objects["Face"]
-    rc = bpy.ops.facekey.import_csv(filepath=params["csv"])
-    res = {"rc": sorted(rc), "state": state_dict(pkg), "before": before, "after": snapshot(pkg)}
+    rc = call_op(bpy.ops.facekey.import_csv, filepath=params["csv"])
+    res = {"rc": rc, "state": state_dict(pkg), "before": before, "after": snapshot(pkg)}
     res.update(face_action_report(pkg))
     res["old_fake_user"] = bpy.data.actions["OldAction"].use_fake_user
     face = bpy.data.objects["Face"]
@@ -160,8 +169,8 @@ def sc_import_csv(params) -> dict:
                            "up": list(m @ __import__("mathutils").Vector((0, 0, 1)))})
         res["probe"] = frames
     if params.get("export"):
-        rc2 = bpy.ops.facekey.export_csv(filepath=params["export"])
-        res["export_rc"] = sorted(rc2)
+        rc2 = call_op(bpy.ops.facekey.export_csv, filepath=params["export"])
+        res["export_rc"] = rc2
         res["export_state"] = state_dict(pkg)
     if params.get("save"):
         bpy.ops.wm.save_as_mainfile(filepath=params["save"])
@@ -178,8 +187,8 @@ def sc_capture(params) -> dict:
     s.footage, s.smoothing = params["footage"], params.get("smoothing", 1.0)
     if params.get("only_plain"):
         bpy.data.objects["Face"].select_set(False)
-    rc = bpy.ops.facekey.capture("INVOKE_DEFAULT")
-    res = {"rc": sorted(rc), "state": state_dict(pkg), "before": before, "after": snapshot(pkg)}
+    rc = call_op(bpy.ops.facekey.capture, "INVOKE_DEFAULT")
+    res = {"rc": rc, "state": state_dict(pkg), "before": before, "after": snapshot(pkg)}
     if res["state"]["status"] == "done":
         res.update(face_action_report(pkg))
     return res
@@ -228,13 +237,13 @@ def sc_errors(params) -> dict:
     set_backend(pkg, params["python"])
     bpy.context.scene.facekey.footage = params["footage"]
     bpy.data.objects["Face"].select_set(False)
-    rc = bpy.ops.facekey.capture()
-    out["no_shape_keys"] = {"rc": sorted(rc), "state": state_dict(pkg)}
+    rc = call_op(bpy.ops.facekey.capture)
+    out["no_shape_keys"] = {"rc": rc, "state": state_dict(pkg)}
     bpy.data.objects["Face"].select_set(True)
     set_backend(pkg, "/nonexistent/facekey/bin/python")
     before = snapshot(pkg)
-    rc = bpy.ops.facekey.capture()
-    out["backend_missing"] = {"rc": sorted(rc), "state": state_dict(pkg), "unchanged": before == snapshot(pkg)}
+    rc = call_op(bpy.ops.facekey.capture)
+    out["backend_missing"] = {"rc": rc, "state": state_dict(pkg), "unchanged": before == snapshot(pkg)}
     targets = sub(pkg, "targets")
     nm = importlib.import_module(pkg.__name__ + ".protocol.namemap").load_name_map("auto")
     try:
@@ -264,8 +273,8 @@ def sc_setup_job(params) -> dict:
 def sc_check_backend(params) -> dict:
     pkg = install(params)
     set_backend(pkg, params["python"])
-    rc = bpy.ops.facekey.check_backend()
-    return {"rc": sorted(rc), "state": state_dict(pkg)}
+    rc = call_op(bpy.ops.facekey.check_backend)
+    return {"rc": rc, "state": state_dict(pkg)}
 
 
 SCENARIOS = {n[3:]: f for n, f in dict(globals()).items() if n.startswith("sc_")}

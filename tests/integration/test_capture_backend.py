@@ -1,0 +1,82 @@
+"""The Capture operator and its job against the REAL backend process (python -m backend.worker)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import VENV_PYTHON, trim_clip
+from test_bake_operator import static_key_data
+
+
+def _unchanged(res: dict) -> None:
+    assert res["after"]["actions"] == res["before"]["actions"], "actions were added or changed"
+    assert static_key_data(res["after"]) == static_key_data(res["before"])
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_capture_operator_bakes_a_real_clip(run_scenario, realdata, tmp_path):
+    clip = trim_clip(realdata / "videos" / "liveportrait_d18_man_mouth_open_surprise.mp4", tmp_path / "d18_1s.mp4", 1.0)
+    res = run_scenario("capture", {"python": VENV_PYTHON, "footage": str(clip)})
+    assert res["rc"] == ["FINISHED"], res["state"]
+    report = res["state"]["report"]
+    face = report["objects"]["Face"]
+    assert len(face["mapped"]) == 5 and face["unused_keys"] == ["CustomKey"]
+    assert res["action"] == "FK_d18_1s"
+    assert len(res["curves"]) == 5
+    n = report["frames"]
+    assert n >= 25  # ~30 frames, the face is visible throughout
+    for c in res["curves"]:
+        co = np.array(c["co"]).reshape(-1, 2)
+        assert co.shape == (n, 2)
+        assert co[0, 0] == pytest.approx(1.0, abs=1e-3)  # start frame 1 = timestamp 0
+        assert co[-1, 0] <= 1 + 1.0 * 24 + 1e-3  # 1 s of footage at scene fps 24
+        assert co[:, 1].min() >= 0.0 and co[:, 1].max() <= 1.0
+    for name, curves in res["before"]["actions"].items():
+        assert res["after"]["actions"][name] == curves
+    assert static_key_data(res["after"]) == static_key_data(res["before"])
+
+
+def test_cancel_stops_the_backend_quickly_and_changes_nothing(run_scenario, faceless_clip):
+    res = run_scenario("cancel", {"python": VENV_PYTHON, "footage": str(faceless_clip), "busy_frames": 5})
+    assert res["busy"], f"the capture never got busy: {res['state']}"
+    print(f"cancel -> backend exited after {res['exit_latency_s']:.3f} s")
+    assert not res["alive"]
+    assert res["exit_latency_s"] < 3.0  # acceptance: within 1 s; generous bound for a loaded machine
+    assert res["state"]["status"] == "cancelled" and res["state"]["error_code"] == "cancelled"
+    _unchanged(res)
+
+
+def test_backend_killed_mid_run_is_reported_and_changes_nothing(run_scenario, faceless_clip):
+    res = run_scenario("cancel", {"python": VENV_PYTHON, "footage": str(faceless_clip), "busy_frames": 5, "kill": True})
+    assert res["busy"]
+    assert res["state"]["status"] == "error" and res["state"]["error_code"] == "backend_died"
+    assert res["state"]["error_hint"]
+    _unchanged(res)
+
+
+def test_capture_errors_are_shown_with_hints(run_scenario, faceless_clip):
+    res = run_scenario("errors", {"python": VENV_PYTHON, "footage": str(faceless_clip)})
+    nsk = res["no_shape_keys"]
+    assert nsk["rc"] == ["CANCELLED"]
+    assert nsk["state"]["error_code"] == "no_shape_keys" and "Plain" in nsk["state"]["error_message"]
+    bm = res["backend_missing"]
+    assert bm["rc"] == ["CANCELLED"] and bm["state"]["error_code"] == "backend_missing"
+    assert "Set up backend" in bm["state"]["error_hint"]
+    assert bm["unchanged"]
+    assert res["no_targets"] == "no_targets"
+
+
+def test_capture_without_a_face_reports_no_face(run_scenario, tmp_path):
+    from conftest import write_video
+    clip = write_video(tmp_path / "blank.mp4", [np.full((120, 160, 3), 90 + i, np.uint8) for i in range(10)])
+    res = run_scenario("capture", {"python": VENV_PYTHON, "footage": str(clip)})
+    assert res["rc"] == ["CANCELLED"]
+    assert res["state"]["error_code"] == "no_face" and res["state"]["error_hint"]
+    _unchanged(res)
+
+
+def test_check_backend_shows_version_and_device(run_scenario):
+    res = run_scenario("check_backend", {"python": VENV_PYTHON})
+    assert res["rc"] == ["FINISHED"], res["state"]
+    assert "backend" in res["state"]["message"] and "cpu" in res["state"]["message"].lower()
