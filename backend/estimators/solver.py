@@ -1,0 +1,234 @@
+"""The optimisation solver: FaceTrack -> Take with no learned weights.
+
+Per clip it fits ONE actor identity (shared by all frames: CPEM's identity
+consistency) and per frame the 52 ARKit weights in [0, 1] (projected Adam)
+and the rigid head pose, by minimising the robust 2D reprojection error of
+the 478 landmarks (x, y only; MediaPipe's z is not used) through a pinhole
+camera (``camera.py``), plus an identity prior, L1 sparsity, CPEM's
+expression-exclusive loss over ``EXCLUSIVE_PAIRS`` and temporal smoothness
+of weights and pose between consecutive valid frames.
+
+Stages: (a) rigid pose on stable landmarks with the neutral face, (b)
+identity + pose + expression on up to ``identity_frames`` valid frames spread
+over the clip, (c) expression + pose on every valid frame with the identity
+frozen.  Invalid frames are left out of every loss; their output values are
+linearly interpolated from the nearest valid frames (held at the ends) for
+display, and stay ``valid=False``.
+
+Eye gaze is read off the fitted eyeLook* weights (the units turn the iris):
+yaw = 30 degrees x (lookOut - lookIn) for the left eye and x (lookIn - lookOut)
+for the right (yaw > 0 toward the subject's left), pitch = 25 degrees x
+(lookUp - lookDown).
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+
+from backend.facemodel import load_face_model
+from backend.facemodel.units import GAZE_PITCH_PER_UNIT, GAZE_YAW_PER_UNIT
+from backend.protocol.arkit import INDEX
+from backend.protocol.errors import FaceKeyError
+from backend.protocol.messages import Progress
+from backend.protocol.rotations import matrix_to_quat
+from backend.protocol.take import Take
+from backend.tracking.track import FaceTrack
+
+from .camera import DEFAULT_FOV_DEG, default_focal
+from .fit import Fitter, FitTerms, axis_angle_to_matrix
+
+__all__ = ["SolverSettings", "SolverEstimator", "gaze_from_weights"]
+
+
+@dataclasses.dataclass
+class SolverSettings:
+    """User-facing solver settings (saved in every Take header).
+
+    Attributes:
+        smoothing: temporal smoothness strength of weights and pose, 0 = off
+            (1 = default; 2 = twice as strong).
+        exclusive: apply CPEM's expression-exclusive loss (contradictory
+            pairs such as blink/wide may not both fire).
+        sparsity: strength of the L1 sparsity on weights (1 = default).
+        device: "cpu" or "cuda" (or "cuda:N").
+        identity_prior: strength of the actor-identity prior (1 = default;
+            raised automatically for clips with few valid frames, where
+            identity and expression are ambiguous).
+        fov_deg: diagonal field of view assumed when the track has no focal length.
+        iterations: Adam iterations of the per-frame stage (c).
+        identity_frames: frames used to fit the identity in stage (b).
+    """
+
+    smoothing: float = 1.0
+    exclusive: bool = True
+    sparsity: float = 1.0
+    device: str = "cpu"
+    identity_prior: float = 1.0
+    fov_deg: float = DEFAULT_FOV_DEG
+    iterations: int = 250
+    identity_frames: int = 40
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "SolverSettings":
+        """Build from a dict; unknown keys or bad values raise ``bad_argument``."""
+        d = dict(d or {})
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - set(names))
+        if unknown:
+            raise FaceKeyError("bad_argument", f"unknown solver setting(s): {', '.join(unknown)}",
+                               f"Valid settings: {', '.join(names)}.")
+        s = cls(**d)
+        s.validate()
+        return s
+
+    def validate(self) -> "SolverSettings":
+        def bad(field, why):
+            raise FaceKeyError("bad_argument", f"solver setting {field}={getattr(self, field)!r} {why}",
+                               "Fix the value in the capture settings.")
+
+        for field in ("smoothing", "sparsity", "identity_prior"):
+            v = getattr(self, field)
+            if not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
+                bad(field, "must be a number >= 0")
+        if not isinstance(self.exclusive, bool):
+            bad("exclusive", "must be true or false")
+        if not isinstance(self.fov_deg, (int, float)) or not 5.0 <= self.fov_deg <= 170.0:
+            bad("fov_deg", "must lie in [5, 170] degrees")
+        for field in ("iterations", "identity_frames"):
+            v = getattr(self, field)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                bad(field, "must be a positive integer")
+        if not isinstance(self.device, str) or not (self.device == "cpu" or self.device.startswith("cuda")):
+            bad("device", "must be 'cpu' or 'cuda'")
+        return self
+
+
+def gaze_from_weights(weights: np.ndarray) -> np.ndarray:
+    """(T, 52) weights -> (T, 4) float32 radians (L yaw, L pitch, R yaw, R pitch), Take conventions."""
+    w = weights
+
+    def u(n):
+        return w[:, INDEX[n]]
+
+    return np.stack([
+        GAZE_YAW_PER_UNIT * (u("eyeLookOutLeft") - u("eyeLookInLeft")),
+        GAZE_PITCH_PER_UNIT * (u("eyeLookUpLeft") - u("eyeLookDownLeft")),
+        GAZE_YAW_PER_UNIT * (u("eyeLookInRight") - u("eyeLookOutRight")),
+        GAZE_PITCH_PER_UNIT * (u("eyeLookUpRight") - u("eyeLookDownRight")),
+    ], 1).astype(np.float32)
+
+
+def _fill_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(T, D) with rows defined on ``valid`` -> linear interpolation over frame index, held at the ends."""
+    t = np.arange(len(valid))
+    vi = np.flatnonzero(valid)
+    return np.stack([np.interp(t, vi, values[vi, d]) for d in range(values.shape[1])], 1)
+
+
+def _spread(n_valid: int, k: int) -> np.ndarray:
+    """Up to ``k`` indices evenly spread over range(n_valid)."""
+    if n_valid <= k:
+        return np.arange(n_valid)
+    return np.unique(np.linspace(0, n_valid - 1, k).round().astype(int))
+
+
+class SolverEstimator:
+    """Estimator "solver": landmark fitting of the built-in face model (no weights files)."""
+
+    name = "solver"
+    needs = ["landmarks"]
+    weights: list[str] = []
+
+    def __init__(self, device: str = "cpu"):
+        self.device = device
+
+    def estimate(self, track: FaceTrack, settings: SolverSettings | None = None,
+                 progress: Optional[Callable[[Progress], Any]] = None,
+                 cancel: Optional[threading.Event] = None) -> Take:
+        """Fit ``track`` and return a Take (see module docstring)."""
+        s = (settings or SolverSettings(device=self.device)).validate()
+        model = load_face_model()
+        lm = np.asarray(track.landmarks, np.float32)
+        if lm.ndim != 3 or lm.shape[1] != model.num_vertices or lm.shape[2] < 2:
+            raise FaceKeyError("bad_argument", f"the solver needs (T, {model.num_vertices}, 3) MediaPipe landmarks, "
+                               f"got {lm.shape} ({track.scheme})",
+                               "Track the footage with the MediaPipe tracker (refine_landmarks, 478 points).")
+        valid = np.asarray(track.valid, bool) & np.all(np.isfinite(lm[..., :2]), axis=(1, 2))
+        if not valid.any():
+            raise FaceKeyError("no_face", f"no valid face in any of the {len(valid)} frames of {track.source or 'the track'}",
+                               "Check that the face is visible and well lit, or pick another face index.")
+        device = s.device
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise FaceKeyError("bad_argument", "device 'cuda' was requested but no CUDA GPU is available",
+                               "Set the solver device to 'cpu'.")
+        w_img, h_img = track.image_size
+        focal = float(track.focal_px) if track.focal_px else default_focal(w_img, h_img, s.fov_deg)
+        n_valid = int(valid.sum())
+
+        def check_cancel():
+            if cancel is not None and cancel.is_set():
+                raise FaceKeyError("cancelled", "the solve was cancelled", "Start the capture again to redo it.")
+
+        def report(done, total, msg):
+            if progress is not None:
+                progress(Progress(done, total, msg))
+
+        terms = FitTerms()
+        terms.sparsity *= s.sparsity
+        terms.smoothing *= s.smoothing
+        terms.pose_smoothing *= s.smoothing
+        terms.exclusive = terms.exclusive if s.exclusive else 0.0
+        terms.identity_prior *= s.identity_prior * max(1.0, 30.0 / n_valid)
+        total = 3 + s.iterations
+        with torch.inference_mode(False):
+            fitter = Fitter(model, lm[..., :2], valid, focal, (w_img, h_img), terms, device, check_cancel)
+            report(0, total, "rigid head pose")
+            fitter.fit_rigid()
+            report(1, total, "actor identity")
+            fitter.fit_identity(_spread(n_valid, s.identity_frames))
+            report(2, total, "expressions")
+            every = max(1, s.iterations // 20)
+            fitter.fit_expressions(s.iterations, lambda it: (it + 1) % every == 0 and report(3 + it, total, "expressions"))
+            weights = fitter.weights.cpu().numpy().astype(np.float64)
+            rmat = axis_angle_to_matrix(fitter.rot).cpu().numpy().astype(np.float64)
+            trans = fitter.trans.cpu().numpy().astype(np.float64)
+            identity = fitter.identity.cpu().numpy()
+        t = len(valid)
+        full_w = np.zeros((t, 52))
+        full_w[valid] = weights
+        full_r = np.zeros((t, 3))
+        full_r[valid] = _matrix_to_rotvec(rmat)
+        full_t = np.zeros((t, 3))
+        full_t[valid] = trans
+        if not valid.all():
+            full_w, full_r, full_t = (_fill_invalid(a, valid) for a in (full_w, full_r, full_t))
+        quats = matrix_to_quat(axis_angle_to_matrix(torch.as_tensor(full_r)).numpy())
+        weights_out = np.clip(full_w, 0.0, 1.0).astype(np.float32)
+        report(total, total, "done")
+        conf = np.where(valid, np.clip(np.asarray(track.confidence, np.float32), 0, 1), 0).astype(np.float32)
+        header = {"estimator": self.name, "settings": s.to_dict(), "source": track.source,
+                  "source_sha256": track.source_sha256, "image_size": [int(w_img), int(h_img)],
+                  "focal_px": focal, "identity": [float(a) for a in identity],
+                  "landmark_scheme": track.scheme}
+        take = Take(weights=weights_out, head_rotation=quats.astype(np.float32),
+                    head_translation=full_t.astype(np.float32), eye_gaze=gaze_from_weights(weights_out),
+                    valid=valid, confidence=conf, timestamps=np.asarray(track.timestamps, np.float64),
+                    fps=float(track.fps), landmarks=lm.astype(np.float32), header=header)
+        return take.validate()
+
+
+def _matrix_to_rotvec(m: np.ndarray) -> np.ndarray:
+    """(T, 3, 3) rotation matrices -> (T, 3) axis-angle vectors (angles < pi)."""
+    cos = np.clip((np.trace(m, axis1=1, axis2=2) - 1.0) / 2.0, -1.0, 1.0)
+    angle = np.arccos(cos)
+    axis = np.stack([m[:, 2, 1] - m[:, 1, 2], m[:, 0, 2] - m[:, 2, 0], m[:, 1, 0] - m[:, 0, 1]], 1)
+    s = np.sin(angle)
+    scale = np.where(s > 1e-8, angle / (2.0 * np.where(s > 1e-8, s, 1.0)), 0.5)
+    return axis * scale[:, None]
