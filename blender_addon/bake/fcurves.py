@@ -34,7 +34,7 @@ def new_action_for(datablock, name: str):
         ad.action.use_fake_user = True
     action = bpy.data.actions.new(name)
     if not _layered(action) and hasattr(action, "id_root"):
-        action.id_root = datablock.id_type
+        action.id_root = getattr(datablock, "id_type", None) or datablock.bl_rna.identifier.upper()  # 'KEY', 'OBJECT'
     ad.action = action
     return action
 

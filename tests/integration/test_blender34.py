@@ -1,0 +1,61 @@
+"""Debian's Blender 3.4 binary: the legacy zip installs with addon_install, enables, and bakes."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import BLENDER_34, numpy_path_dir, synthetic_take
+
+pytestmark = [pytest.mark.blender_binary,
+              pytest.mark.skipif(not os.path.isfile(BLENDER_34), reason=f"{BLENDER_34} is absent")]
+
+
+def test_legacy_addon_imports_csv_in_blender_34(run_scenario, synthetic_csv, tmp_path):
+    res = run_scenario("import_csv", {"csv": str(synthetic_csv), "start_frame": 1, "head": True,
+                                      "probe_frames": [1, 1 + 119 * 0.4]}, blender=BLENDER_34)
+    assert res["rc"] == ["FINISHED"], res["state"]
+    assert res["action"] == "FK_synthetic_take"
+    assert len(res["curves"]) == 5
+    for c in res["curves"]:
+        co = np.array(c["co"]).reshape(-1, 2)
+        assert co.shape == (120, 2) and set(c["interp"]) == {"LINEAR"}
+    for name, curves in res["before"]["actions"].items():
+        assert res["after"]["actions"][name] == curves
+    np.testing.assert_allclose(res["probe"][1]["front"], [np.sin(0.4), -np.cos(0.4), 0], atol=1e-4)
+
+
+_MAKE_CHARACTER = """
+import bpy
+me = bpy.data.meshes.new('Head'); me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 0, 1)], [], [(0, 1, 2)])
+ob = bpy.data.objects.new('Head', me); bpy.context.scene.collection.objects.link(ob)
+ob.shape_key_add(name='Basis')
+for n in ('JawOpen', 'EyeBlinkLeft', 'MouthSmile_R'):
+    ob.shape_key_add(name=n).data[0].co = (0, 0, 0.5)
+bpy.ops.wm.save_as_mainfile(filepath=r'%s')
+"""
+
+
+def test_bake_take_file_with_the_blender_34_binary(tmp_path):
+    import subprocess
+
+    from backend.blender_runner import bake_take_file
+    from backend.protocol.errors import FaceKeyError
+    from backend.protocol.take import write_take
+    blend_in = tmp_path / "head34.blend"
+    subprocess.run([BLENDER_34, "-b", "--factory-startup", "--python-exit-code", "1", "--python-expr",
+                    _MAKE_CHARACTER % blend_in], check=True, capture_output=True, timeout=120)
+    take_path = write_take(tmp_path / "take.npz", synthetic_take(30, 30.0))
+    extra = [str(numpy_path_dir(tmp_path))]
+    report = bake_take_file(take_path, blend_in, tmp_path / "out.blend", ["Head", "Camera"], blender=BLENDER_34,
+                            python_paths=extra, timeout=120)
+    assert report["objects"]["Head"]["mapped"] == {"eyeBlinkLeft": "EyeBlinkLeft", "jawOpen": "JawOpen",
+                                                   "mouthSmileRight": "MouthSmile_R"}
+    assert report["skipped"] == {"Camera": "not a mesh (camera)"}
+    assert report["frames"] == 30 and (tmp_path / "out.blend").is_file()
+    with pytest.raises(FaceKeyError) as err:
+        bake_take_file(take_path, blend_in, tmp_path / "out2.blend", ["Camera"], blender=BLENDER_34,
+                       python_paths=extra, timeout=120)
+    assert err.value.code == "no_shape_keys" and err.value.hint
+    assert not (tmp_path / "out2.blend").exists()
