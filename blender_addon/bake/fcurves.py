@@ -71,8 +71,6 @@ def set_keys(fcurve, frames: np.ndarray, values: np.ndarray) -> None:
     co[:, 0] = frames
     co[:, 1] = values
     kp.foreach_set("co", co.ravel())
-    kp.foreach_set("handle_left", co.ravel())
-    kp.foreach_set("handle_right", co.ravel())
     kp.foreach_set("interpolation", np.full(k, _LINEAR, np.int32))
     fcurve.update()
 

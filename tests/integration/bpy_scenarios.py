@@ -277,6 +277,28 @@ def sc_check_backend(params) -> dict:
     return {"rc": rc, "state": state_dict(pkg)}
 
 
+def sc_realdata_csv(params) -> dict:
+    """Open a character .blend, Import CSV onto one object, evaluate its curves at every key, Export CSV."""
+    pkg = install(params)
+    bpy.ops.wm.open_mainfile(filepath=params["blend"])
+    for o in bpy.context.view_layer.objects:
+        o.select_set(o.name == params["object"])
+    obj = bpy.data.objects[params["object"]]
+    bpy.context.view_layer.objects.active = obj
+    before = snapshot(pkg)
+    rc = call_op(bpy.ops.facekey.import_csv, filepath=params["csv"])
+    key = obj.data.shape_keys
+    action = key.animation_data.action
+    evaluated = {}
+    for fc in sub(pkg, "bake.fcurves").action_fcurves(action, key):
+        frames = [kp.co[0] for kp in fc.keyframe_points]
+        evaluated[fc.data_path] = {"frames": frames, "values": [fc.evaluate(f) for f in frames]}
+    rc2 = call_op(bpy.ops.facekey.export_csv, filepath=params["export"])
+    return {"rc": rc, "export_rc": rc2, "state": state_dict(pkg), "evaluated": evaluated,
+            "num_keys": len(key.key_blocks) - 1, "before": before, "after": snapshot(pkg),
+            "fps": bpy.context.scene.render.fps / bpy.context.scene.render.fps_base}
+
+
 SCENARIOS = {n[3:]: f for n, f in dict(globals()).items() if n.startswith("sc_")}
 
 

@@ -6,7 +6,7 @@ import csv
 import numpy as np
 import pytest
 
-from conftest import synthetic_take
+from blender_fixtures import synthetic_take
 
 MAPPED = {"jawOpen": "jawOpen", "eyeBlinkLeft": "eyeBlinkLeft", "eyeBlinkRight": "EyeBlink_R",
           "mouthSmileLeft": "mouthSmileLeft", "browInnerUp": "browInnerUp"}

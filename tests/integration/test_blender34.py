@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import BLENDER_34, numpy_path_dir, synthetic_take
+from blender_fixtures import BLENDER_34, numpy_path_dir, synthetic_take
 
 pytestmark = [pytest.mark.blender_binary,
               pytest.mark.skipif(not os.path.isfile(BLENDER_34), reason=f"{BLENDER_34} is absent")]

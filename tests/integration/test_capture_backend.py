@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import VENV_PYTHON, trim_clip
+from blender_fixtures import VENV_PYTHON, trim_clip
 from test_bake_operator import static_key_data
 
 
@@ -68,7 +68,7 @@ def test_capture_errors_are_shown_with_hints(run_scenario, faceless_clip):
 
 
 def test_capture_without_a_face_reports_no_face(run_scenario, tmp_path):
-    from conftest import write_video
+    from blender_fixtures import write_video
     clip = write_video(tmp_path / "blank.mp4", [np.full((120, 160, 3), 90 + i, np.uint8) for i in range(10)])
     res = run_scenario("capture", {"python": VENV_PYTHON, "footage": str(clip)})
     assert res["rc"] == ["CANCELLED"]

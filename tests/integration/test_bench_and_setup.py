@@ -1,0 +1,32 @@
+"""The bake benchmark's two paths agree (the loop is the naive reference); the Set up backend job works."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from blender_fixtures import REPO, VENV_PYTHON
+
+pytest.importorskip("bpy")
+
+
+def test_bulk_bake_matches_the_keyframe_insert_reference():
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_bake.py"), "--json", "--frames", "300",
+                           "--keys", "6", "--slow-frames", "40"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["paths_agree_max_abs_diff"] <= 1e-6
+    assert report["slow_frames"] == 40 and report["frames"] == 300 and report["keys"] == 6
+    assert set(report["seconds"]) == {"bulk_at_slow_frames", "insert_loop_at_slow_frames", "bulk_at_frames"}
+
+
+def test_setup_job_creates_a_venv_with_the_bundled_wheel(run_scenario, tmp_path):
+    res = run_scenario("setup_job", {"python": VENV_PYTHON, "env_dir": str(tmp_path / "env"),
+                                     "log": str(tmp_path / "setup.log")})
+    assert res["state"]["status"] == "done", res["state"]
+    assert res["exists"] and res["resolved"] == res["python"]
+    assert any(m.startswith("installed facekey") or m.startswith("processing") for m in res["messages"]), res["messages"]
+    log = (tmp_path / "setup.log").read_text()
+    assert "backend ok" in log and "-m venv" in log
