@@ -30,7 +30,7 @@ ROBUST_MM = 2.0
 class FitTerms:
     """Strengths of the loss terms (data term is in mm^2 per landmark, ~noise^2)."""
 
-    sparsity: float = 1.0       # L1 on weights, per unit of weight
+    sparsity: float = 3.0       # L1 on weights, per unit of weight
     exclusive: float = 60.0     # CPEM expression-exclusive loss
     smoothing: float = 10.0     # squared first differences of weights between valid neighbours
     pose_smoothing: float = 1e4  # squared first differences of rotation (rad) and translation (m x 10)

@@ -1,0 +1,132 @@
+"""Solver acceptance on synthetic ground truth (fixed seeds) and its error handling."""
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from backend.estimators import SolverSettings, get_estimator
+from backend.facemodel import load_face_model
+from backend.protocol.arkit import EXCLUSIVE_PAIRS
+from backend.protocol.errors import FaceKeyError
+from backend.protocol.rotations import quat_to_matrix
+from backend.synthetic import make_clip
+
+INVALID = (10, 11, 12, 13, 14, 50)
+
+
+@pytest.fixture(scope="module")
+def solved():
+    torch.set_num_threads(1)
+    track, truth = make_clip(seed=2, num_frames=90, invalid_frames=INVALID)
+    return track, truth, get_estimator("solver").estimate(track)
+
+
+def _angle_deg(q1, q2):
+    r = np.einsum("tij,tkj->tik", quat_to_matrix(q1), quat_to_matrix(q2))
+    return np.degrees(np.arccos(np.clip((np.trace(r, axis1=1, axis2=2) - 1) / 2, -1, 1)))
+
+
+def test_weights_match_ground_truth(solved):
+    track, truth, take = solved
+    v = take.valid
+    mae = np.abs(take.weights[v] - truth["weights"][v]).mean()
+    assert mae < 0.05, mae
+    # strong events are found: frames where a unit is > 0.6 get > 0.3 from the solver on average
+    strong = truth["weights"][v] > 0.6
+    assert take.weights[v][strong].mean() > 0.45
+
+
+def test_head_rotation_within_two_degrees(solved):
+    _, truth, take = solved
+    err = _angle_deg(take.head_rotation[take.valid], truth["head_rotation"][take.valid])
+    assert np.median(err) < 2.0 and np.percentile(err, 95) < 2.0, (np.median(err), np.percentile(err, 95))
+    trans_err = np.linalg.norm(take.head_translation - truth["head_translation"], axis=1)[take.valid]
+    assert np.median(trans_err) < 0.02  # metres, at ~0.5 m from the camera
+
+
+def test_no_contradictory_pairs(solved):
+    w = solved[2].weights
+    for a, b in EXCLUSIVE_PAIRS:
+        assert not np.any((w[:, a] > 0.2) & (w[:, b] > 0.2)), (a, b)
+
+
+def test_identity_recovered(solved):
+    _, truth, take = solved
+    m = load_face_model()
+    est = np.asarray(take.header["identity"], np.float32)
+    assert est.shape == (m.num_identity,)
+    zero = np.zeros(52, np.float32)
+    target = m.vertices(zero, truth["identity"])[:468, :2]
+    err = np.linalg.norm(m.vertices(zero, est)[:468, :2] - target, axis=1).mean()
+    base = np.linalg.norm(m.neutral[:468, :2] - target, axis=1).mean()
+    assert err < 0.35 * base, (err, base)
+
+
+def test_invalid_frames_are_held_not_invented(solved):
+    track, truth, take = solved
+    assert not take.valid[list(INVALID)].any() and take.valid.sum() == 90 - len(INVALID)
+    assert np.all(np.isfinite(take.weights)) and np.all(np.isfinite(take.head_rotation))
+    assert np.all(take.confidence[list(INVALID)] == 0)
+    # frames 10-14 lie between valid frames 9 and 15: linear interpolation
+    expect = np.linspace(take.weights[9], take.weights[15], 7)[1:-1]
+    np.testing.assert_allclose(take.weights[10:15], expect, atol=1e-5)
+
+
+def test_take_header_and_conventions(solved):
+    track, truth, take = solved
+    take.validate()
+    h = take.header
+    assert h["estimator"] == "solver" and h["image_size"] == [640, 480]
+    assert h["focal_px"] == pytest.approx(truth["focal_px"])
+    assert SolverSettings.from_dict(h["settings"]) == SolverSettings()
+    assert take.landmarks.shape == (90, 478, 3)
+    assert np.array_equal(take.timestamps, track.timestamps) and take.fps == track.fps
+
+
+def test_gaze_follows_look_units():
+    from backend.estimators.solver import gaze_from_weights
+    from backend.protocol.arkit import INDEX
+    w = np.zeros((2, 52), np.float32)
+    w[0, INDEX["eyeLookOutLeft"]] = 1.0   # left eye toward the ear = toward the subject's left
+    w[0, INDEX["eyeLookInRight"]] = 1.0   # right eye toward the nose = toward the subject's left
+    w[1, INDEX["eyeLookUpLeft"]] = 0.5
+    g = gaze_from_weights(w)
+    assert g[0, 0] > 0.4 and g[0, 2] > 0.4 and g[1, 1] > 0.1 and g[1, 3] == 0
+
+
+def test_settings_round_trip_and_validation():
+    s = SolverSettings(smoothing=0.5, exclusive=False)
+    assert SolverSettings.from_dict(s.to_dict()) == s
+    for bad in ({"smoothing": -1.0}, {"nonsense": 1}, {"device": "tpu"}, {"iterations": 0}):
+        with pytest.raises(FaceKeyError) as e:
+            SolverSettings.from_dict(bad)
+        assert e.value.code == "bad_argument" and e.value.hint
+
+
+def test_unknown_estimator_is_a_coded_error():
+    with pytest.raises(FaceKeyError) as e:
+        get_estimator("nope")
+    assert e.value.code == "bad_argument" and "solver" in e.value.hint
+    est = get_estimator()
+    assert est.name == "solver" and est.device == "cpu" and est.weights == []
+
+
+def test_cancel_all_invalid_and_wrong_scheme():
+    track, _ = make_clip(seed=3, num_frames=8)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(FaceKeyError) as e:
+        get_estimator().estimate(track, cancel=stop)
+    assert e.value.code == "cancelled"
+    dead = dataclasses.replace(track, landmarks=np.full_like(track.landmarks, np.nan), valid=np.zeros(8, bool))
+    with pytest.raises(FaceKeyError) as e:
+        get_estimator().estimate(dead)
+    assert e.value.code == "no_face"
+    ibug = dataclasses.replace(track, landmarks=track.landmarks[:, :68], scheme="ibug68")
+    with pytest.raises(FaceKeyError) as e:
+        get_estimator().estimate(ibug)
+    assert e.value.code == "bad_argument"
