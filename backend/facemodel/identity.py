@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .canonical import LEFT_EYE, RIGHT_EYE, NUM_MESH
-from .regions import LIPS, LOWER_OUTER, UPPER_OUTER, rbf_field, smoothstep
+from .regions import LIPS, LOWER_INNER, LOWER_OUTER, UPPER_INNER, UPPER_OUTER, rbf_field, smoothstep
 
 __all__ = ["build_identity_basis", "NUM_RANDOM"]
 
@@ -57,6 +57,12 @@ def build_identity_basis(v: np.ndarray, mirror: np.ndarray) -> tuple[np.ndarray,
     lips[list(UPPER_OUTER[1:-1])] = [0, 1.5 * MM, 0.5 * MM]
     lips[list(LOWER_OUTER[1:-1])] = [0, -1.5 * MM, 0.5 * MM]
     comps["lip_thickness"] = rbf_field(v, LIPS, lips[list(LIPS)], 0.003)
+    # The canonical mesh rests with a 5.5 mm inner-lip gap; MediaPipe puts the
+    # inner lips together on a closed mouth.  One std closes half the gap.
+    gap = np.zeros_like(v)
+    gap[list(UPPER_INNER[1:-1])] = [0, -1.4 * MM, 0]
+    gap[list(LOWER_INNER[1:-1])] = [0, 1.4 * MM, 0]
+    comps["inner_lip_gap"] = rbf_field(v, LIPS, gap[list(LIPS)], 0.002)
     rng = np.random.default_rng(_SEED)
     mesh = v[:NUM_MESH]
     for k in range(NUM_RANDOM):
