@@ -86,7 +86,7 @@ def _top_units(take, count: int = 8) -> list[tuple[str, float, float]]:
 def _print_take_summary(console: Console, take, path: str) -> None:
     duration = float(take.timestamps[-1] - take.timestamps[0] + 1.0 / take.fps)
     console.print(f"[bold]{escape(str(path))}[/]: {take.num_frames} frames, {int(take.valid.sum())} with a face, "
-                  f"{take.fps:.3f} fps, {duration:.2f} s")
+                  f"{take.fps:.3f} fps, {duration:.2f} s", soft_wrap=True)
     table = Table("unit", "peak", "mean", title="most active units", title_justify="left")
     for name, peak, mean in _top_units(take):
         table.add_row(name, f"{peak:.3f}", f"{mean:.3f}")

@@ -96,6 +96,18 @@ _HAS_PIPELINE = _has_pipeline()
 
 
 @pytest.mark.skipif(not _HAS_PIPELINE, reason="footage/tracking/estimators not available")
+def test_capture_command(tmp_path):
+    from test_worker_capture import short_clip
+
+    clip = short_clip(tmp_path / "clip.mp4", frames=4)
+    res = runner.invoke(app, ["capture", clip, "-o", str(tmp_path / "t.npz"), "--device", "cpu", "--smoothing", "0.5"])
+    assert res.exit_code == 0, res.output
+    take = read_take(tmp_path / "t.npz")
+    assert take.num_frames == 4 and take.header["capture_settings"]["smoothing"] == 0.5
+    assert "4 frames, 4 with a face" in res.output and "most active units" in res.output
+
+
+@pytest.mark.skipif(not _HAS_PIPELINE, reason="footage/tracking/estimators not available")
 def test_capture_missing_footage(tmp_path):
     res = runner.invoke(app, ["capture", str(tmp_path / "none.mp4"), "-o", str(tmp_path / "t.npz"), "--device", "cpu"])
     assert res.exit_code == 2 and "error[file_missing]" in res.output
