@@ -1,0 +1,1 @@
+"""Capture-fidelity benchmark (`facekey bench fidelity`): synthetic truth, landmark truth, real-footage checks."""
