@@ -259,6 +259,31 @@ def bench_bake(
     Console().print_json(json.dumps(bake_speed(frames=frames, keys=keys, slow_frames=slow_frames)))
 
 
+@bench_app.command("fidelity")
+@_handle_errors
+def bench_fidelity(
+    output: Path = typer.Option(Path("fidelity_report.json"), "-o", "--output", help="JSON report to write."),
+    quick: bool = typer.Option(False, "--quick", help="The small size the test suite runs."),
+    part: Optional[list[str]] = typer.Option(None, "--part", help="synthetic | landmarks | real (repeatable; default all)."),
+    realdata: Optional[Path] = typer.Option(None, "--realdata", help="Real test data folder (default: ../shared/realdata)."),
+    seed: int = typer.Option(0, "--seed", help="Base seed of the synthetic clips."),
+) -> None:
+    """Capture fidelity: synthetic ground truth, annotated landmarks, real-footage checks."""
+    from .bench import REPO
+    from .fidelity.report import PARTS, fidelity_table, run_fidelity, write_report
+
+    if realdata is not None and not realdata.is_dir():
+        raise FaceKeyError("file_missing", f"--realdata folder not found: {realdata}",
+                           "Pass the shared realdata folder, or leave --realdata out to skip the real-data parts.")
+    folder = realdata or REPO.parent / "shared" / "realdata"
+    console = Console()
+    with console.status("fidelity benchmark") as status:
+        report = run_fidelity("quick" if quick else "default", tuple(part or PARTS),
+                              folder if folder.is_dir() else None, seed, progress=status.update)
+    console.print(fidelity_table(report))
+    console.print(f"report: {escape(str(write_report(report, output)))}")
+
+
 def main() -> None:
     """Entry point of the ``facekey`` script."""
     app()
