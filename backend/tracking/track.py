@@ -47,3 +47,43 @@ class FaceTrack:
     @property
     def num_frames(self) -> int:
         return int(self.landmarks.shape[0])
+
+    @property
+    def num_valid(self) -> int:
+        """Number of frames with a tracked face."""
+        return int(np.count_nonzero(self.valid))
+
+    def validate(self) -> "FaceTrack":
+        """Check shapes, dtypes and the NaN/valid rule; raise ValueError naming the field."""
+        lm = np.asarray(self.landmarks)
+        if lm.ndim != 3 or lm.shape[2] != 3 or lm.shape[1] not in (478, 468, 68):
+            raise ValueError(f"FaceTrack.landmarks must be (T, 478|68, 3), got {lm.shape}")
+        t = lm.shape[0]
+        for name, arr in (("valid", self.valid), ("confidence", self.confidence), ("timestamps", self.timestamps)):
+            if np.shape(arr) != (t,):
+                raise ValueError(f"FaceTrack.{name} must have shape ({t},), got {np.shape(arr)}")
+        valid = np.asarray(self.valid, bool)
+        if not np.isfinite(lm[valid]).all():
+            raise ValueError("FaceTrack.landmarks has non-finite values on valid frames")
+        if not np.isnan(lm[~valid]).all():
+            raise ValueError("FaceTrack.landmarks must be NaN on invalid frames")
+        if t > 1 and not np.all(np.diff(np.asarray(self.timestamps, np.float64)) > 0):
+            raise ValueError("FaceTrack.timestamps must be strictly increasing")
+        return self
+
+    def to_ibug68(self) -> "FaceTrack":
+        """The same track with the 68 iBUG points (see ``backend.tracking.ibug68``)."""
+        if self.scheme == "ibug68":
+            return self
+        from .ibug68 import to_ibug68
+
+        return dataclasses.replace(self, landmarks=to_ibug68(self.landmarks), scheme="ibug68",
+                                   info={**self.info, "converted_from": self.scheme})
+
+    def eye_gaze(self) -> np.ndarray:
+        """(T, 4) float32 eye gaze radians from the irises (see ``backend.tracking.gaze``)."""
+        if self.scheme != "mediapipe478":
+            raise ValueError("eye gaze needs the 478 MediaPipe landmarks (irises)")
+        from .gaze import gaze_from_landmarks
+
+        return gaze_from_landmarks(self.landmarks, self.valid)
