@@ -1,9 +1,24 @@
-"""Batched landmark fitting of the face model (torch): pose, identity, expression.
+"""Batched Gauss-Newton fitting of the face model to 2D landmarks (torch).
 
-All tensors are float32 on one device.  Shapes: T frames, N = 478 vertices,
-K identity components, 52 units.  Residuals are measured in millimetres at
-the face (pixel residual x depth / focal), so weights of the loss terms do
-not depend on image resolution or face size.
+The model is linear in expression weights and identity given the head pose,
+``v = neutral + identity @ B_id + weights @ D``, so every stage is a small
+least-squares problem per frame, linearised through the pinhole projection
+and solved for all frames at once (no Python loop over frames):
+
+* pose: Gauss-Newton on 6 parameters per frame (rotation increment, metres),
+* weights: projected Newton on the box [0, 1] per frame, the normal
+  equations ``H = J^T W J`` of size (T, 52, 52) with the priors added
+  (L1 sparsity is a linear term on the box, CPEM's exclusive loss a diagonal
+  penalty on the currently smaller unit of each pair, smoothness a Jacobi
+  coupling to the neighbouring frames),
+* identity: solved jointly with the weights of a subset of frames through a
+  Schur complement over the frames, then frozen.
+
+Residuals are in millimetres at the face (pixel residual x depth / focal), so
+the term strengths do not depend on image resolution or face size; the
+landmark loss is soft-L1 (scale ``ROBUST_MM``) by iteratively reweighted
+least squares, which down-weights occluded or mistracked landmarks.
+Shapes: T frames, L landmarks used, K identity components, 52 units.
 """
 from __future__ import annotations
 
@@ -20,7 +35,8 @@ from backend.protocol.arkit import EXCLUSIVE_PAIRS, INDEX
 
 from .camera import FACE_WIDTH_M
 
-__all__ = ["FitTerms", "landmark_weights", "axis_angle_to_matrix", "Fitter"]
+__all__ = ["FitTerms", "landmark_weights", "unit_costs", "solve_landmarks", "axis_angle_to_matrix",
+           "matrix_to_axis_angle", "Fitter"]
 
 #: Soft-L1 scale of the landmark residual, millimetres.
 ROBUST_MM = 2.0
@@ -28,14 +44,14 @@ ROBUST_MM = 2.0
 
 @dataclasses.dataclass
 class FitTerms:
-    """Strengths of the loss terms (data term is in mm^2 per landmark, ~noise^2)."""
+    """Strengths of the loss terms (data term: soft-L1 of the residual in mm, ~ 1/2 mm^2 per landmark)."""
 
     sparsity: float = 3.0       # L1 on weights, per unit of weight
-    exclusive: float = 60.0     # CPEM expression-exclusive loss
+    exclusive: float = 500.0    # CPEM exclusive loss: exclusive * min(w_a, w_b)^2 per pair
     smoothing: float = 10.0     # squared first differences of weights between valid neighbours
-    pose_smoothing: float = 1e4  # squared first differences of rotation (rad) and translation (m x 10)
+    pose_smoothing: float = 1e3  # squared first differences of rotation (rad) and translation (m x 10)
     identity_prior: float = 1.0  # Gaussian prior on identity coefficients (1/2 |a|^2 per unit)
-    close_limit: float = 60.0   # mouthClose may not exceed jawOpen
+    close_limit: float = 500.0  # mouthClose may not exceed jawOpen: close_limit * relu(close - open)^2
 
 
 def landmark_weights(model: FaceModel) -> np.ndarray:
@@ -51,6 +67,51 @@ def landmark_weights(model: FaceModel) -> np.ndarray:
     return w
 
 
+#: Extra L1 cost (multiples of the sparsity) of units that are nearly invisible
+#: in 2D or easily confused with identity: they fire only on clear evidence.
+_UNIT_COST = {"jawForward": 4.0, "tongueOut": 4.0, "mouthRollLower": 2.0, "mouthRollUpper": 2.0,
+              "mouthShrugLower": 1.5, "mouthShrugUpper": 1.5, "cheekPuff": 2.0, "mouthPressLeft": 1.5,
+              "mouthPressRight": 1.5, "mouthDimpleLeft": 1.5, "mouthDimpleRight": 1.5}
+
+
+def unit_costs() -> np.ndarray:
+    """(52,) float32 per-unit multiplier of the L1 sparsity (1 for most units)."""
+    c = np.ones(52, np.float32)
+    for name, v in _UNIT_COST.items():
+        c[INDEX[name]] = v
+    return c
+
+
+#: MediaPipe's face-oval contour (jaw line, cheeks, forehead).
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
+             176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+
+
+def solve_landmarks(model: FaceModel, extra: int = 40) -> np.ndarray:
+    """(L,) int sorted landmark subset used by the fit (about 230 of 478).
+
+    Every lid, iris, lip, brow, stable, face-oval, lid-ring, cheek and
+    nose-wing point, both sides, plus ``extra`` points spread over the rest
+    of the mesh (farthest-point order from the kept set): the units move
+    smooth regions, so the dropped interior points add little but cost time.
+    """
+    from backend.facemodel.regions import (CHEEK_LEFT, LID_LOWER_RING2_LEFT, LID_UPPER_RING2_LEFT,
+                                           NOSE_WING_LEFT)
+    left = [e[k] for e in (LEFT_EYE, RIGHT_EYE) for k in ("outer", "inner")]
+    left += [i for e in (LEFT_EYE, RIGHT_EYE) for k in ("upper", "lower") for i in e[k]]
+    left += list(BROW_LEFT + LID_UPPER_RING2_LEFT + LID_LOWER_RING2_LEFT + CHEEK_LEFT + NOSE_WING_LEFT)
+    keep = set(left) | {int(model.mirror[i]) for i in left}
+    keep |= set(LIPS) | set(STABLE) | set(FACE_OVAL) | set(LEFT_IRIS) | set(RIGHT_IRIS)
+    v = model.neutral[:NUM_MESH].astype(np.float64)
+    kept = sorted(i for i in keep if i < NUM_MESH)
+    dist = np.linalg.norm(v[:, None] - v[kept][None], axis=-1).min(1)
+    for _ in range(extra):
+        i = int(dist.argmax())
+        keep.add(i)
+        dist = np.minimum(dist, np.linalg.norm(v - v[i], axis=1))
+    return np.array(sorted(keep), np.int64)
+
+
 def axis_angle_to_matrix(r: torch.Tensor) -> torch.Tensor:
     """(..., 3) axis-angle (radians) -> (..., 3, 3) rotation matrices (Rodrigues, safe at 0)."""
     theta2 = (r * r).sum(-1, keepdim=True)
@@ -58,11 +119,80 @@ def axis_angle_to_matrix(r: torch.Tensor) -> torch.Tensor:
     small = theta2 < 1e-8
     a = torch.where(small, 1.0 - theta2 / 6.0, torch.sin(theta) / theta)
     b = torch.where(small, 0.5 - theta2 / 24.0, (1.0 - torch.cos(theta)) / theta2.clamp_min(1e-12))
-    x, y, z = r.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(r.shape[:-1] + (3, 3))
+    k = _skew(r)
     eye = torch.eye(3, dtype=r.dtype, device=r.device).expand_as(k)
     return eye + a[..., None] * k + b[..., None] * (k @ k)
+
+
+def matrix_to_axis_angle(m: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) rotation matrices -> (..., 3) axis-angle vectors (radians, angles < pi)."""
+    cos = ((m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2] - 1.0) / 2.0).clamp(-1.0, 1.0)
+    angle = torch.arccos(cos)
+    axis = torch.stack([m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1)
+    s = torch.sin(angle)
+    scale = torch.where(s > 1e-6, angle / (2.0 * torch.where(s > 1e-6, s, torch.ones_like(s))), 0.5)
+    return axis * scale[..., None]
+
+
+def _skew(r: torch.Tensor) -> torch.Tensor:
+    """(..., 3) -> (..., 3, 3) cross-product matrices ``[r]_x``."""
+    x, y, z = r.unbind(-1)
+    zero = torch.zeros_like(x)
+    return torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(r.shape[:-1] + (3, 3))
+
+
+def _neighbour_sum(x: torch.Tensor, nb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of each frame's valid neighbours' rows of ``x`` (T, D) and their count (T, 1).
+
+    ``nb`` (P,) indexes frames i whose successor i + 1 is a consecutive valid frame.
+    """
+    s = torch.zeros_like(x)
+    n = torch.zeros(x.shape[0], 1, dtype=x.dtype, device=x.device)
+    if len(nb):
+        s.index_add_(0, nb, x[nb + 1])
+        s.index_add_(0, nb + 1, x[nb])
+        one = torch.ones(len(nb), 1, dtype=x.dtype, device=x.device)
+        n.index_add_(0, nb, one)
+        n.index_add_(0, nb + 1, one)
+    return s, n
+
+
+#: Symmetric 3x3 components (xx, yy, zz, xy, xz, yz).
+_SYM_I = [0, 1, 2, 0, 0, 1]
+_SYM_J = [0, 1, 2, 1, 2, 2]
+#: (3, 3) positions of the symmetric components in a 6-vector.
+_SYM_FULL = [[0, 3, 4], [3, 1, 5], [4, 5, 2]]
+_PRODUCTS: dict[int, tuple] = {}
+
+
+def _pair_products(deltas: np.ndarray, tol: float = 1e-12) -> torch.Tensor:
+    """Sparse (1378, 6L) float32 COO: unit pairs (k <= k', upper triangle) x (landmark, symmetric component).
+
+    Entry ``[(k, k'), (l, ij)]`` is the coefficient of ``q_l[i, j]`` in
+    ``D_{k,l}^T q_l D_{k',l}`` for a symmetric ``q_l``; ``deltas`` (52, L, 3) metres.
+    Products below ``tol`` (m^2) are dropped: units are local.
+    """
+    d = np.asarray(deltas, np.float64)
+    ti, tj = np.triu_indices(d.shape[0])
+    a, b = d[ti], d[tj]                                                  # (P, L, 3)
+    comps = [a[..., i] * b[..., j] + (a[..., j] * b[..., i] if i != j else 0.0) for i, j in zip(_SYM_I, _SYM_J)]
+    g = np.stack(comps, -1).reshape(len(ti), -1)                         # (P, 6L)
+    g[np.abs(g) < tol] = 0.0
+    return torch.as_tensor(g, dtype=torch.float32).to_sparse().coalesce()
+
+
+def _model_pair_products(model: FaceModel) -> torch.Tensor:
+    """:func:`_pair_products` of ``model`` on :func:`solve_landmarks`, computed once per model object."""
+    hit = _PRODUCTS.get(id(model))
+    if hit is None or hit[0] is not model:
+        hit = (model, _pair_products(model.unit_deltas[:, solve_landmarks(model)]))
+        _PRODUCTS[id(model)] = hit
+    return hit[1]
+
+
+def _ridge(a: torch.Tensor) -> torch.Tensor:
+    """(B, n, n) small Levenberg-Marquardt diagonal for ``a`` (B, n, n): keeps float32 Cholesky positive definite."""
+    return torch.diag_embed(a.diagonal(dim1=1, dim2=2) * 1e-4 + 1e-2)
 
 
 class Fitter:
@@ -78,6 +208,11 @@ class Fitter:
         terms: loss strengths.
         device: torch device string.
         cancel: callable raising when the user cancelled (checked between iterations).
+
+    State after fitting (valid frames only, V of them): ``weights`` (V, 52),
+    ``rmat`` (V, 3, 3) head-to-camera rotations, ``trans`` (V, 3) metres,
+    ``identity`` (K,).  The per-frame unknowns of the weight stages are
+    ``x = [weights (52), rotation increment (3, radians), translation increment (3, metres)]``.
     """
 
     def __init__(self, model: FaceModel, obs: np.ndarray, valid: np.ndarray, focal: float,
@@ -85,14 +220,21 @@ class Fitter:
         self.dev = torch.device(device)
         f32 = dict(dtype=torch.float32, device=self.dev)
         self.model = model
+        self.idx = torch.as_tensor(solve_landmarks(model), device=self.dev)
         self.neutral = torch.tensor(model.neutral, **f32)
         self.deltas = torch.tensor(model.unit_deltas, **f32)
         self.basis = torch.tensor(model.identity_basis, **f32)
+        # (L, 3, C) layouts of the unit and identity fields on the fitted landmarks
+        self.basis_l = self.basis[:, self.idx].permute(1, 2, 0).contiguous()
+        self.deltas_flat = self.deltas[:, self.idx].permute(1, 2, 0).reshape(-1, 52).contiguous()   # (3L, 52)
+        self.pair_products = _model_pair_products(model).to(self.dev)
+        self.tri_i, self.tri_j = (torch.as_tensor(t, device=self.dev) for t in np.triu_indices(52))
         self.valid = np.asarray(valid, bool)
         self.vidx = np.flatnonzero(self.valid)
         self.obs = torch.as_tensor(np.nan_to_num(obs[self.vidx]), **f32)
-        self.focal, self.size = float(focal), size
+        self.focal, self.centre = float(focal), torch.tensor([size[0] / 2.0, size[1] / 2.0], **f32)
         self.lw = torch.as_tensor(landmark_weights(model), **f32)
+        self.unit_cost = torch.as_tensor(unit_costs(), **f32)
         self.terms = terms
         self.cancel = cancel
         pairs = np.array(EXCLUSIVE_PAIRS)
@@ -100,155 +242,284 @@ class Fitter:
         self.pair_b = torch.as_tensor(pairs[:, 1], device=self.dev)
         # consecutive valid frames (in the valid-only indexing)
         self.nb = torch.as_tensor(np.flatnonzero(np.diff(self.vidx) == 1), device=self.dev)
+        v = len(self.vidx)
         self.identity = torch.zeros(model.num_identity, **f32)
-        self.weights = torch.zeros(len(self.vidx), 52, **f32)
-        self.rot = torch.zeros(len(self.vidx), 3, **f32)
-        self.trans = torch.zeros(len(self.vidx), 3, **f32)
-        self.mm_per_px = torch.ones(len(self.vidx), **f32)
+        self.weights = torch.zeros(v, 52, **f32)
+        self.rmat = torch.eye(3, **f32).repeat(v, 1, 1)
+        self.trans = torch.zeros(v, 3, **f32)
         self._init_translation()
 
     # -- geometry -----------------------------------------------------------------------------
-    def project(self, verts: torch.Tensor, rot: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
-        """(B, N, 3) head-frame vertices -> (B, N, 2) pixels for poses (B, 3), (B, 3)."""
-        cam = verts @ axis_angle_to_matrix(rot).transpose(-1, -2) + trans[:, None, :]
-        depth = (-cam[..., 2]).clamp_min(1e-3)
-        u = self.size[0] / 2.0 + self.focal * cam[..., 0] / depth
-        v = self.size[1] / 2.0 - self.focal * cam[..., 1] / depth
-        return torch.stack([u, v], -1)
-
-    def shape(self, weights: torch.Tensor, identity: torch.Tensor, idx: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """(B, 52), (K,) -> (B, n, 3) head-frame vertices in metres (n = len(idx), or N)."""
-        neutral, basis, deltas = self.neutral, self.basis, self.deltas
-        if idx is not None:
-            neutral, basis, deltas = neutral[idx], basis[:, idx], deltas[:, idx]
-        n = neutral.shape[0]
-        flat = neutral.reshape(1, -1) + (identity @ basis.reshape(len(identity), -1))[None] \
-            + weights @ deltas.reshape(52, -1)
-        return flat.reshape(weights.shape[0], n, 3)
-
     def _init_translation(self) -> None:
         o = self.obs
         width = (o[:, 454] - o[:, 234]).norm(dim=-1).clamp_min(1.0)
         depth = self.focal * FACE_WIDTH_M / width
         centre = o[:, :NUM_MESH].mean(1)
-        x = (centre[:, 0] - self.size[0] / 2.0) * depth / self.focal
-        y = -(centre[:, 1] - self.size[1] / 2.0) * depth / self.focal
+        x = (centre[:, 0] - self.centre[0]) * depth / self.focal
+        y = -(centre[:, 1] - self.centre[1]) * depth / self.focal
         c = self.neutral[:NUM_MESH].mean(0)
         self.trans = torch.stack([x - c[0], y - c[1], -depth - c[2]], -1)
-        self.mm_per_px = depth / self.focal * 1000.0
 
-    # -- losses -------------------------------------------------------------------------------
-    def data_loss(self, sel, weights, identity, rot, trans, landmarks=None) -> torch.Tensor:
-        """Sum over frames of the weighted soft-L1 landmark residual (mm^2 scale)."""
-        pred = self.project(self.shape(weights, identity, landmarks), rot, trans)
-        obs = self.obs[sel]
-        lw = self.lw
-        if landmarks is not None:
-            obs, lw = obs[:, landmarks], lw[landmarks]
-        r2 = ((pred - obs) ** 2).sum(-1) * (self.mm_per_px[sel] ** 2)[:, None]
-        rho = ROBUST_MM ** 2 * (torch.sqrt(1.0 + r2 / ROBUST_MM ** 2) - 1.0)
-        return (rho * lw).sum()
+    def shape(self, weights: torch.Tensor, identity: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """(B, 52), (K,) -> (B, L, 3) head-frame vertices (metres) of landmarks ``idx`` (L,)."""
+        neutral, basis, deltas = self.neutral[idx], self.basis[:, idx], self.deltas[:, idx]
+        flat = (neutral.reshape(1, -1) + (identity @ basis.reshape(len(identity), -1))[None]
+                + weights @ deltas.reshape(52, -1))
+        return flat.reshape(weights.shape[0], len(idx), 3)
 
-    def prior_loss(self, weights: torch.Tensor, nb: Optional[torch.Tensor]) -> torch.Tensor:
+    def linearise(self, sel, weights, identity, rmat, trans, idx):
+        """Residuals and projection Jacobians at the current state.
+
+        Args:
+            sel: frame selector into the valid frames; weights (B, 52);
+            identity (K,); rmat (B, 3, 3); trans (B, 3) metres; idx (L,) landmarks.
+
+        Returns:
+            ``(rotated (B, L, 3) metres: R v, resid (B, L, 2) mm, proj (B, L, 2, 3) mm per metre
+            of camera-space motion, w (B, L) IRLS data weights)``.
+        """
+        rotated = self.shape(weights, identity, idx) @ rmat.transpose(-1, -2)
+        cam = rotated + trans[:, None, :]
+        depth = (-cam[..., 2]).clamp_min(1e-3)
+        f = self.focal
+        u = self.centre[0] + f * cam[..., 0] / depth
+        v = self.centre[1] - f * cam[..., 1] / depth
+        mm = (-trans[:, 2]).clamp_min(1e-3)[:, None] / f * 1000.0           # (B, 1) mm per pixel
+        resid = (torch.stack([u, v], -1) - self.obs[sel][:, idx]) * mm[..., None]
+        inv = f / depth * mm
+        zero = torch.zeros_like(inv)
+        proj = torch.stack([inv, zero, cam[..., 0] / depth * inv,
+                            zero, -inv, -cam[..., 1] / depth * inv], -1).reshape(cam.shape[:2] + (2, 3))
+        r2 = (resid ** 2).sum(-1)
+        w = self.lw[idx] / torch.sqrt(1.0 + r2 / ROBUST_MM ** 2)
+        return rotated, resid, proj, w
+
+    def _frame_system(self, sel, weights, identity, rmat, trans, with_identity: bool = False):
+        """Gauss-Newton normal equations of x = [weights, pose increment] for every selected frame.
+
+        The unit Jacobian is never formed: with ``m`` (B, L, 2, 3) the derivative of the
+        residual by a head-frame vertex and ``q = m^T W m`` (B, L, 3, 3), the weight block
+        is ``sum_l D_l^T q_l D_l``, one sparse product (units are local: ~10 of 52 move
+        each landmark) over precomputed products of unit displacements.
+
+        Returns a dict: ``a`` (B, 58, 58), ``b`` (B, 58) (absolute form in the
+        weights: minimise 1/2 x^T a x - b^T x, sparsity included), and with
+        ``with_identity`` also ``c`` (B, 58, K) coupling to the identity,
+        ``haa`` (K, K) and ``ba`` (K,) (absolute form in the identity, prior excluded).
+        """
+        rotated, resid, proj, w = self.linearise(sel, weights, identity, rmat, trans, self.idx)
+        b_, l_ = resid.shape[:2]
+        m = proj @ rmat[:, None]                                        # d resid / d head-frame vertex
+        jp = torch.cat([-proj @ _skew(rotated), proj], -1)              # (B, L, 2, 6) d resid / d pose
+        mw = m * w[..., None, None]
+        # tiny per-landmark products written out (batched 3x2 @ 2x3 matmuls are slow)
+        q6 = mw[..., 0, _SYM_I] * m[..., 0, _SYM_J] + mw[..., 1, _SYM_I] * m[..., 1, _SYM_J]   # (B, L, 6)
+        yp = mw[..., 0, :, None] * jp[..., 0, None, :] + mw[..., 1, :, None] * jp[..., 1, None, :]  # (B, L, 3, 6)
+        yr = mw[..., 0, :] * resid[..., :1] + mw[..., 1, :] * resid[..., 1:]   # (B, L, 3)
+        upper = torch.sparse.mm(self.pair_products, q6.reshape(b_, -1).T.contiguous()).T   # (B, 1378)
+        a = torch.zeros(b_, 58, 58, dtype=m.dtype, device=m.device)
+        a[:, self.tri_i, self.tri_j] = upper
+        a[:, self.tri_j, self.tri_i] = upper
+        hwp = (yp.permute(0, 3, 1, 2).reshape(b_ * 6, -1) @ self.deltas_flat).reshape(b_, 6, 52)
+        a[:, 52:, :52] = hwp
+        a[:, :52, 52:] = hwp.transpose(1, 2)
+        jpf = jp.reshape(b_, 2 * l_, 6)
+        w2 = w.repeat_interleave(2, 1)
+        a[:, 52:, 52:] = torch.bmm(jpf.transpose(1, 2) * w2[:, None, :], jpf)
+        g = torch.cat([yr.reshape(b_, -1) @ self.deltas_flat,
+                       torch.bmm(jpf.transpose(1, 2), (w2 * resid.reshape(b_, -1))[..., None])[..., 0]], 1)
+        b = torch.bmm(a[:, :, :52], weights[..., None])[..., 0] - g
+        b[:, :52] -= self.terms.sparsity * self.unit_cost
+        out = {"a": a, "b": b}
+        if with_identity:
+            k = len(identity)
+            q = q6[..., _SYM_FULL]                                      # (B, L, 3, 3)
+            qb = q @ self.basis_l[None]                                 # (B, L, 3, K)
+            cw = (qb.permute(0, 3, 1, 2).reshape(b_ * k, -1) @ self.deltas_flat).reshape(b_, k, 52)
+            cp = torch.einsum("blip,lia->bpa", yp, self.basis_l)
+            c = torch.cat([cw.transpose(1, 2), cp], 1)                  # (B, 58, K)
+            haa = torch.einsum("lij,lia,ljb->ab", q.sum(0), self.basis_l, self.basis_l)
+            ga = torch.einsum("bli,lia->a", yr, self.basis_l)
+            out["c"] = c
+            out["haa"] = haa
+            out["b"] = b + c @ identity
+            out["ba"] = haa @ identity + (cw @ weights[..., None])[..., 0].sum(0) - ga
+        return out
+
+    # -- pose only ----------------------------------------------------------------------------
+    def pose_step(self, sel, weights, identity, rmat, trans, idx):
+        """One Gauss-Newton step of the 6 pose parameters of every selected frame; returns (rmat, trans)."""
+        rotated, resid, proj, w = self.linearise(sel, weights, identity, rmat, trans, idx)
+        jrot = -proj @ _skew(rotated)                                   # d resid / d rotation increment
+        j = torch.cat([jrot, proj], -1).reshape(len(rmat), -1, 6)       # (B, 2L, 6)
+        w2 = w.repeat_interleave(2, 1)
+        h = torch.bmm(j.transpose(1, 2) * w2[:, None, :], j)
+        g = torch.bmm(j.transpose(1, 2), (w2 * resid.reshape(len(rmat), -1))[..., None])[..., 0]
+        step = -torch.linalg.solve(h + _ridge(h), g)
+        return _apply_pose(rmat, trans, step)
+
+    def fit_rigid(self, iters: int = 6) -> None:
+        """Stage (a): pose of every valid frame on stable landmarks, neutral face.
+
+        No temporal coupling here: from the rest pose, Jacobi smoothing would
+        hold every frame near its equally wrong neighbours.
+        """
+        stable = torch.as_tensor(list(STABLE), device=self.dev)
+        for _ in range(iters):
+            self.cancel()
+            self.rmat, self.trans = self.pose_step(slice(None), self.weights, self.identity, self.rmat,
+                                                   self.trans, stable)
+
+    # -- priors -------------------------------------------------------------------------------
+    def _prior_matrix(self, weights: torch.Tensor) -> torch.Tensor:
+        """(B, 58, 58) quadratic part of the weight priors, re-linearised at ``weights`` (B, 52).
+
+        CPEM exclusive loss: ``exclusive * w^2`` on the currently smaller unit of
+        each pair; mouthClose <= jawOpen: ``close_limit * (close - open)^2`` where violated.
+        """
         t = self.terms
-        loss = t.sparsity * weights.sum()
+        p = torch.zeros(weights.shape[0], 58, 58, dtype=weights.dtype, device=weights.device)
+        diag = torch.zeros(weights.shape[0], 58, dtype=weights.dtype, device=weights.device)
         if t.exclusive > 0:
             wa, wb = weights[:, self.pair_a], weights[:, self.pair_b]
-            loss = loss + t.exclusive * (torch.minimum(wa, wb) ** 2).sum()
-        excess = torch.relu(weights[:, INDEX["mouthClose"]] - weights[:, INDEX["jawOpen"]])
-        loss = loss + t.close_limit * (excess ** 2).sum()
-        if nb is not None and len(nb) and t.smoothing > 0:
-            loss = loss + t.smoothing * ((weights[nb + 1] - weights[nb]) ** 2).sum()
-        return loss
+            diag.index_add_(1, self.pair_a, (wa < wb).to(weights.dtype) * 2.0 * t.exclusive)
+            diag.index_add_(1, self.pair_b, (wb < wa).to(weights.dtype) * 2.0 * t.exclusive)
+        c, o = INDEX["mouthClose"], INDEX["jawOpen"]
+        on = (weights[:, c] > weights[:, o]).to(weights.dtype) * 2.0 * t.close_limit
+        diag[:, c] += on
+        diag[:, o] += on
+        p[:, c, o] -= on
+        p[:, o, c] -= on
+        return p + torch.diag_embed(diag)
 
-    def pose_smooth_loss(self, rot, trans, nb) -> torch.Tensor:
-        if nb is None or not len(nb) or self.terms.pose_smoothing <= 0:
-            return rot.sum() * 0.0
-        d = ((rot[nb + 1] - rot[nb]) ** 2).sum() + 100.0 * ((trans[nb + 1] - trans[nb]) ** 2).sum()
-        return self.terms.pose_smoothing * d
+    def _smoothing(self, x, rmat, trans, nb):
+        """Jacobi coupling to the neighbours' current values: (diag (B, 58), rhs (B, 58)) to add to a, b.
 
-    # -- stages -------------------------------------------------------------------------------
-    def _run(self, params: list[dict], closure, iters: int, on_iter=None) -> None:
-        """Adam with a cosine learning-rate decay from each group's ``lr`` to 5% of it."""
-        opt = torch.optim.Adam(params)
-        base = [g["lr"] for g in opt.param_groups]
+        Weights: ``smoothing * |w_t - w_nb|^2``; pose: ``pose_smoothing * (|log(R_nb R_t^T)|^2
+        + 100 |t_nb - t_t|^2)`` in the increments of frame t.
+        """
+        t = self.terms
+        diag = torch.zeros_like(x)
+        rhs = torch.zeros_like(x)
+        if nb is None or not len(nb):
+            return diag, rhs
+        nsum, count = _neighbour_sum(x[:, :52], nb)
+        diag[:, :52] = 2.0 * t.smoothing * count
+        rhs[:, :52] = 2.0 * t.smoothing * nsum
+        if t.pose_smoothing > 0:
+            rel = torch.zeros_like(trans)
+            rel.index_add_(0, nb, matrix_to_axis_angle(rmat[nb + 1] @ rmat[nb].transpose(-1, -2)))
+            rel.index_add_(0, nb + 1, matrix_to_axis_angle(rmat[nb] @ rmat[nb + 1].transpose(-1, -2)))
+            tsum, _ = _neighbour_sum(trans, nb)
+            s = 2.0 * t.pose_smoothing
+            diag[:, 52:55] = s * count
+            diag[:, 55:] = 100.0 * s * count
+            rhs[:, 52:55] = s * rel
+            rhs[:, 55:] = 100.0 * s * (tsum - count * trans)
+        return diag, rhs
+
+    # -- weights + pose -----------------------------------------------------------------------
+    def _box_newton(self, a, b, x, rmat, trans, nb, iters: int):
+        """Projected Newton for min 1/2 x^T A x - b^T x (+ priors, smoothing), weights in [0, 1].
+
+        Each iteration re-linearises the exclusive/close priors, couples each frame to its
+        neighbours' current weights (Jacobi), frees the variables not pinned at a bound by
+        their gradient, solves the free block (Cholesky), clamps, and takes the exact
+        line-search step on the (feasible, convex) segment toward it, so the objective never rises.
+        """
+        ridge = _ridge(a)
+        for _ in range(iters):
+            aa = a + self._prior_matrix(x[:, :52]) + ridge
+            sd, sr = self._smoothing(x, rmat, trans, nb)
+            aa = aa + torch.diag_embed(sd)
+            bb = b + sr
+            grad = torch.bmm(aa, x[..., None])[..., 0] - bb
+            fixed = ((x <= 0.0) & (grad > 0)) | ((x >= 1.0) & (grad < 0))
+            fixed[:, 52:] = False
+            free = (~fixed).to(a.dtype)
+            xf = x * (1.0 - free)
+            rhs = torch.where(fixed, x, bb - torch.bmm(aa, xf[..., None])[..., 0])
+            am = aa * free[:, :, None] * free[:, None, :] + torch.diag_embed(1.0 - free)
+            cand = torch.cholesky_solve(rhs[..., None], torch.linalg.cholesky(am))[..., 0]
+            cand[:, :52] = cand[:, :52].clamp(0.0, 1.0)
+            d = cand - x
+            slope = (grad * d).sum(-1, keepdim=True)
+            curv = (d * torch.bmm(aa, d[..., None])[..., 0]).sum(-1, keepdim=True)
+            step = torch.where(slope < 0, (-slope / curv.clamp_min(1e-12)).clamp(max=1.0), torch.zeros_like(slope))
+            x = x + step * d
+        return x
+
+    def fit_expressions(self, iters: int = 3, on_iter=None) -> None:
+        """Stage (c): weights + pose of every valid frame (one joint system each), identity frozen."""
         for it in range(iters):
             self.cancel()
-            frac = it / max(iters - 1, 1)
-            for g, lr in zip(opt.param_groups, base):
-                g["lr"] = lr * (0.05 + 0.95 * 0.5 * (1.0 + np.cos(np.pi * frac)))
-            opt.zero_grad(set_to_none=True)
-            loss = closure()
-            loss.backward()
-            opt.step()
+            sys_ = self._frame_system(slice(None), self.weights, self.identity, self.rmat, self.trans)
+            x = torch.cat([self.weights, torch.zeros_like(self.trans), torch.zeros_like(self.trans)], 1)
+            x = self._box_newton(sys_["a"], sys_["b"], x, self.rmat, self.trans, self.nb, 4)
+            self.weights = x[:, :52].clamp(0.0, 1.0)
+            self.rmat, self.trans = _apply_pose(self.rmat, self.trans, x[:, 52:])
             if on_iter is not None:
                 on_iter(it)
 
-    def fit_rigid(self, iters: int = 100) -> None:
-        """Stage (a): pose of every valid frame on stable landmarks, neutral face."""
-        rot = self.rot.clone().requires_grad_(True)
-        trans = self.trans.clone().requires_grad_(True)
-        w0 = torch.zeros(len(self.vidx), 52, device=self.dev)
-        stable = torch.as_tensor(list(STABLE), device=self.dev)
-        sel = slice(None)
-
-        def closure():
-            return self.data_loss(sel, w0, self.identity, rot, trans, stable) + self.pose_smooth_loss(rot, trans, self.nb)
-
-        self._run([{"params": [rot], "lr": 0.03}, {"params": [trans], "lr": 0.003}], closure, iters)
-        self.rot, self.trans = rot.detach(), trans.detach()
-        self.mm_per_px = (-self.trans[:, 2]) / self.focal * 1000.0
-
-    def fit_identity(self, frames: np.ndarray, iters: int = 500) -> None:
+    # -- identity -----------------------------------------------------------------------------
+    def fit_identity(self, frames: np.ndarray, iters: int = 3) -> None:
         """Stage (b) on a subset of valid frames (indices into the valid frames).
 
-        First half: identity + pose with the weights held at 0 (most frames of a
+        First identity + pose with the weights held at 0 (most frames of a
         performance are near neutral, and the robust loss discounts the rest),
         so a constant offset is explained by the actor, not by a constant
-        expression.  Second half: identity + pose + expression jointly.
+        expression; then identity + pose + expression jointly (projected
+        Newton on the weights, the identity through the Schur complement over frames).
         """
         sel = torch.as_tensor(frames, device=self.dev)
-        ident = self.identity.clone().requires_grad_(True)
-        w = self.weights[sel].clone().requires_grad_(True)
-        rot = self.rot[sel].clone().requires_grad_(True)
-        trans = self.trans[sel].clone().requires_grad_(True)
-        t = self.terms
-        zeros = torch.zeros_like(w)
+        rmat, trans, w = self.rmat[sel], self.trans[sel], self.weights[sel]
+        a_id = self.identity
+        for phase in ("neutral", "joint"):
+            for _ in range(iters):
+                self.cancel()
+                sys_ = self._frame_system(sel, w, a_id, rmat, trans, with_identity=True)
+                x = torch.cat([w, torch.zeros_like(trans), torch.zeros_like(trans)], 1)
+                x, a_id = self._joint_newton(sys_, x, a_id, freeze_weights=phase == "neutral")
+                w = x[:, :52].clamp(0.0, 1.0)
+                rmat, trans = _apply_pose(rmat, trans, x[:, 52:])
+        self.identity = a_id
+        self.weights[sel], self.rmat[sel], self.trans[sel] = w, rmat, trans
 
-        def neutral_closure():
-            return self.data_loss(sel, zeros, ident, rot, trans) + 0.5 * t.identity_prior * (ident ** 2).sum()
+    def _joint_newton(self, sys_, x, ident, freeze_weights: bool, iters: int = 3):
+        """Projected Newton on per-frame x (weights in [0, 1]) and one shared identity.
 
-        def joint_closure():
-            return (self.data_loss(sel, w, ident, rot, trans) + self.prior_loss(w, None)
-                    + 0.5 * t.identity_prior * (ident ** 2).sum())
+        System ``[A_t C_t; C_t^T H_aa + prior] [x_t; a] = [b_t; b_a]``, solved by the
+        Schur complement over the frames for the free variables of each frame.
+        ``freeze_weights`` holds every weight at its current value (pose + identity only).
+        """
+        a, b, c = sys_["a"], sys_["b"], sys_["c"]
+        haa = sys_["haa"] + self.terms.identity_prior * torch.eye(len(ident), dtype=a.dtype, device=a.device)
+        ba = sys_["ba"]
+        ridge = _ridge(a)
+        for _ in range(1 if freeze_weights else iters):
+            aa = a + self._prior_matrix(x[:, :52]) + ridge
+            grad = torch.bmm(aa, x[..., None])[..., 0] + c @ ident - b
+            if freeze_weights:
+                fixed = torch.zeros_like(x, dtype=torch.bool)
+                fixed[:, :52] = True
+            else:
+                fixed = ((x <= 0.0) & (grad > 0)) | ((x >= 1.0) & (grad < 0))
+                fixed[:, 52:] = False
+            free = (~fixed).to(a.dtype)
+            xf = x * (1.0 - free)
+            rhs = torch.where(fixed, x, b - torch.bmm(aa, xf[..., None])[..., 0])
+            am = aa * free[:, :, None] * free[:, None, :] + torch.diag_embed(1.0 - free)
+            cm = c * free[..., None]
+            sol = torch.cholesky_solve(torch.cat([rhs[..., None], cm], -1), torch.linalg.cholesky(am))
+            ct = cm.transpose(1, 2)
+            schur = haa - torch.bmm(ct, sol[..., 1:]).sum(0)
+            rhs_a = ba - (c.transpose(1, 2) @ xf[..., None])[..., 0].sum(0) - torch.bmm(ct, sol[..., :1]).sum(0)[:, 0]
+            ident = torch.linalg.solve(schur, rhs_a)
+            x = sol[..., 0] - sol[..., 1:] @ ident
+            x[:, :52] = x[:, :52].clamp(0.0, 1.0)
+        return x, ident
 
-        def project_weights(_):
-            with torch.no_grad():
-                w.clamp_(0.0, 1.0)
 
-        pose = [{"params": [rot], "lr": 0.005}, {"params": [trans], "lr": 0.0005}]
-        self._run([{"params": [ident], "lr": 0.05}] + pose, neutral_closure, iters // 2)
-        self._run([{"params": [ident], "lr": 0.02}, {"params": [w], "lr": 0.03}] + pose, joint_closure,
-                  iters - iters // 2, project_weights)
-        self.identity = ident.detach()
-
-    def fit_expressions(self, iters: int = 250, on_iter=None) -> None:
-        """Stage (c): weights + pose of every valid frame, identity frozen, temporal smoothness."""
-        w = self.weights.clone().requires_grad_(True)
-        rot = self.rot.clone().requires_grad_(True)
-        trans = self.trans.clone().requires_grad_(True)
-        sel = slice(None)
-
-        def closure():
-            return (self.data_loss(sel, w, self.identity, rot, trans) + self.prior_loss(w, self.nb)
-                    + self.pose_smooth_loss(rot, trans, self.nb))
-
-        def step(it):
-            with torch.no_grad():
-                w.clamp_(0.0, 1.0)
-            if on_iter is not None:
-                on_iter(it)
-
-        self._run([{"params": [w], "lr": 0.03}, {"params": [rot], "lr": 0.005},
-                   {"params": [trans], "lr": 0.0005}], closure, iters, step)
-        self.weights, self.rot, self.trans = w.detach(), rot.detach(), trans.detach()
+def _apply_pose(rmat: torch.Tensor, trans: torch.Tensor, step: torch.Tensor):
+    """Apply (B, 6) increments [rotation (radians, left-multiplied), translation (metres)]."""
+    return axis_angle_to_matrix(step[:, :3]) @ rmat, trans + step[:, 3:]

@@ -1,8 +1,8 @@
 """The optimisation solver: FaceTrack -> Take with no learned weights.
 
 Per clip it fits ONE actor identity (shared by all frames: CPEM's identity
-consistency) and per frame the 52 ARKit weights in [0, 1] (projected Adam)
-and the rigid head pose, by minimising the robust 2D reprojection error of
+consistency) and per frame the 52 ARKit weights in [0, 1] and the rigid head pose
+by batched Gauss-Newton / projected Newton (``fit.py``), by minimising the robust 2D reprojection error of
 the 478 landmarks (x, y only; MediaPipe's z is not used) through a pinhole
 camera (``camera.py``), plus an identity prior, L1 sparsity, CPEM's
 expression-exclusive loss over ``EXCLUSIVE_PAIRS`` and temporal smoothness
@@ -39,7 +39,7 @@ from backend.protocol.take import Take
 from backend.tracking.track import FaceTrack
 
 from .camera import DEFAULT_FOV_DEG, default_focal
-from .fit import Fitter, FitTerms, axis_angle_to_matrix
+from .fit import Fitter, FitTerms, axis_angle_to_matrix, matrix_to_axis_angle
 
 __all__ = ["SolverSettings", "SolverEstimator", "gaze_from_weights"]
 
@@ -59,7 +59,8 @@ class SolverSettings:
             raised automatically for clips with few valid frames, where
             identity and expression are ambiguous).
         fov_deg: diagonal field of view assumed when the track has no focal length.
-        iterations: Adam iterations of the per-frame stage (c).
+        iterations: outer Gauss-Newton iterations (pose step + weight solve)
+            of the per-frame stage (c) and of each half of stage (b).
         identity_frames: frames used to fit the identity in stage (b).
     """
 
@@ -69,8 +70,8 @@ class SolverSettings:
     device: str = "cpu"
     identity_prior: float = 1.0
     fov_deg: float = DEFAULT_FOV_DEG
-    iterations: int = 250
-    identity_frames: int = 40
+    iterations: int = 3
+    identity_frames: int = 120
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -186,25 +187,24 @@ class SolverEstimator:
         terms.pose_smoothing *= s.smoothing
         terms.exclusive = terms.exclusive if s.exclusive else 0.0
         terms.identity_prior *= s.identity_prior * max(1.0, 30.0 / n_valid)
-        total = 3 + s.iterations
-        with torch.inference_mode(False):
+        total = 2 + s.iterations
+        with torch.no_grad():
             fitter = Fitter(model, lm[..., :2], valid, focal, (w_img, h_img), terms, device, check_cancel)
             report(0, total, "rigid head pose")
             fitter.fit_rigid()
             report(1, total, "actor identity")
-            fitter.fit_identity(_spread(n_valid, s.identity_frames))
+            fitter.fit_identity(_spread(n_valid, s.identity_frames), s.iterations)
             report(2, total, "expressions")
-            every = max(1, s.iterations // 20)
-            fitter.fit_expressions(s.iterations, lambda it: (it + 1) % every == 0 and report(3 + it, total, "expressions"))
+            fitter.fit_expressions(s.iterations, on_iter=lambda it: report(3 + it, total, "expressions"))
             weights = fitter.weights.cpu().numpy().astype(np.float64)
-            rmat = axis_angle_to_matrix(fitter.rot).cpu().numpy().astype(np.float64)
+            rotvec = matrix_to_axis_angle(fitter.rmat).cpu().numpy().astype(np.float64)
             trans = fitter.trans.cpu().numpy().astype(np.float64)
             identity = fitter.identity.cpu().numpy()
         t = len(valid)
         full_w = np.zeros((t, 52))
         full_w[valid] = weights
         full_r = np.zeros((t, 3))
-        full_r[valid] = _matrix_to_rotvec(rmat)
+        full_r[valid] = rotvec
         full_t = np.zeros((t, 3))
         full_t[valid] = trans
         if not valid.all():
@@ -223,12 +223,3 @@ class SolverEstimator:
                     fps=float(track.fps), landmarks=lm.astype(np.float32), header=header)
         return take.validate()
 
-
-def _matrix_to_rotvec(m: np.ndarray) -> np.ndarray:
-    """(T, 3, 3) rotation matrices -> (T, 3) axis-angle vectors (angles < pi)."""
-    cos = np.clip((np.trace(m, axis1=1, axis2=2) - 1.0) / 2.0, -1.0, 1.0)
-    angle = np.arccos(cos)
-    axis = np.stack([m[:, 2, 1] - m[:, 1, 2], m[:, 0, 2] - m[:, 2, 0], m[:, 1, 0] - m[:, 0, 1]], 1)
-    s = np.sin(angle)
-    scale = np.where(s > 1e-8, angle / (2.0 * np.where(s > 1e-8, s, 1.0)), 0.5)
-    return axis * scale[:, None]
