@@ -69,8 +69,8 @@ def landmark_weights(model: FaceModel) -> np.ndarray:
 
 #: Extra L1 cost (multiples of the sparsity) of units that are nearly invisible
 #: in 2D or easily confused with identity: they fire only on clear evidence.
-_UNIT_COST = {"jawForward": 4.0, "tongueOut": 4.0, "mouthRollLower": 2.0, "mouthRollUpper": 2.0,
-              "mouthShrugLower": 1.5, "mouthShrugUpper": 1.5, "cheekPuff": 2.0, "mouthPressLeft": 1.5,
+_UNIT_COST = {"jawForward": 5.0, "tongueOut": 8.0, "mouthRollLower": 2.0, "mouthRollUpper": 2.0,
+              "mouthShrugLower": 2.0, "mouthShrugUpper": 2.0, "cheekPuff": 4.0, "mouthPressLeft": 1.5,
               "mouthPressRight": 1.5, "mouthDimpleLeft": 1.5, "mouthDimpleRight": 1.5}
 
 

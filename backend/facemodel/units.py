@@ -6,8 +6,11 @@ wings) with Gaussian falloff, split at the lips by :func:`lower_face_mask` so
 the upper and lower lip move independently.  Units named ``*Left`` are built
 on the subject's left (x > 0); ``*Right`` units are their exact x -> -x
 mirror images.  Magnitudes at weight 1 (metres, canonical face about 15 cm
-wide): jawOpen drops the chin ~25 mm (17 degree rotation about a hinge 5 cm
-behind and 1 cm below the face origin); eyeBlink closes the lid gap to 0;
+wide): jawOpen drops the chin ~18 mm (13 degree rotation about a hinge 5 cm
+behind and 1 cm below the face origin) and the middle of the lower lip ~33 mm
+(the rotation plus 12 mm of lip parting, 40% of it at the corners): on
+MediaPipe tracks of wide-open mouths the lower lip travels much further than
+the chin; mouthLowerDown / mouthUpperUp move their half lip by 5 mm; eyeBlink closes the lid gap to 0;
 mouthSmile lifts the corner 8 mm; eyeLook* turns the iris by 30 degrees (yaw)
 or 25 degrees (pitch) on a 12 mm eyeball radius, lids following.
 
@@ -36,7 +39,9 @@ __all__ = ["build_unit_deltas", "mirror_field", "JAW_HINGE", "JAW_OPEN_ANGLE", "
 MM = 1e-3
 #: Jaw hinge (head frame, metres) and jawOpen rotation at weight 1 (radians).
 JAW_HINGE = np.array([0.0, -0.01, -0.05])
-JAW_OPEN_ANGLE = 0.30
+JAW_OPEN_ANGLE = 0.22
+#: Extra drop of the lower lip at jawOpen = 1 beyond the jaw rotation, metres.
+JAW_LIP_EXTRA = 0.012
 EYEBALL_RADIUS = 0.012
 #: Gaze angle of eyeLookIn/Out (yaw) and eyeLookUp/Down (pitch) at weight 1, radians.
 GAZE_YAW_PER_UNIT = np.deg2rad(30.0)
@@ -169,10 +174,14 @@ def _central_units(v: np.ndarray, lower: np.ndarray) -> dict[str, np.ndarray]:
     c, s = np.cos(JAW_OPEN_ANGLE), np.sin(JAW_OPEN_ANGLE)
     rot = np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
     opened = (v - JAW_HINGE) @ rot.T + JAW_HINGE
-    u["jawOpen"] = jaw * (opened - v)
-    u["jawForward"] = jaw * _vec(1, 0, -1.5, 8.0)
     lower_ids = LOWER_OUTER + LOWER_INNER + LOWER_MID
     lower_lip_zone = rbf_field(v, lower_ids, np.ones((len(lower_ids), 3)), 0.006)[:, :1] * jaw
+    # the lower lip parts from the teeth as the jaw drops: it moves further than the chin
+    centre_weight = 1.0 - 0.6 * smoothstep(np.abs(v[:, 0]), 0.01, 0.025)
+    # cheek skin over the jaw angles stretches rather than following the jaw fully
+    lateral = 1.0 - 0.5 * smoothstep(np.abs(v[:, 0]), 0.03, 0.07)
+    u["jawOpen"] = (jaw[:, 0] * lateral)[:, None] * (opened - v) + (lower_lip_zone[:, 0] * centre_weight)[:, None] * np.array([0.0, -JAW_LIP_EXTRA, 0.0])
+    u["jawForward"] = jaw * _vec(1, 0, -1.5, 8.0)
     upper_lip = _lip_rows(v, [(UPPER_OUTER + UPPER_MID + UPPER_INNER, lambda p: np.array([0, -6.0, 0]) * MM)])
     u["mouthClose"] = -0.75 * u["jawOpen"] * lower_lip_zone + upper_lip * (1.0 - jaw)
 
