@@ -66,9 +66,10 @@ def render_preview(footage_path: str | Path, take: Take, out_mp4: str | Path, *,
         take: the Take (its ``landmarks`` (T, L, 3) pixels are drawn when present).
         out_mp4: output path.
         rebuilt_2d: optional (T, N, 2) float pixels of the solved face projected
-            into each frame (NaN on invalid frames).
+            into each frame (NaN on invalid frames), full-resolution pixels.
         edges: (E, 2) int vertex pairs of the wireframe for ``rebuilt_2d``.
-        max_side: the same downscale the capture used (landmarks are in its pixels).
+        max_side: downscale the preview so its longer side is at most this; the
+            take's full-resolution landmarks are scaled to match.
     """
     import av
     import cv2
@@ -76,6 +77,7 @@ def render_preview(footage_path: str | Path, take: Take, out_mp4: str | Path, *,
     from .footage import open_footage
 
     footage = open_footage(footage_path, max_side=max_side)
+    scale = footage.info.scale                      # preview pixels per full-resolution pixel
     out_mp4 = Path(out_mp4)
     top = main_units(take, 6)
     container = av.open(str(out_mp4), "w")
@@ -94,13 +96,13 @@ def render_preview(footage_path: str | Path, take: Take, out_mp4: str | Path, *,
                 stream.options = {"crf": "23"}
             if take.valid[i]:
                 if rebuilt_2d is not None and edges is not None:
-                    p = rebuilt_2d[i]
+                    p = rebuilt_2d[i] * scale
                     ok = np.isfinite(p).all(axis=1)
                     e = edges[ok[edges[:, 0]] & ok[edges[:, 1]]]
                     lines = np.round(p[e] * 4).astype(np.int32)       # 2-bit subpixel
                     cv2.polylines(img, list(lines), False, (255, 150, 40), 1, cv2.LINE_AA, shift=2)
                 if take.landmarks is not None:
-                    for x, y in take.landmarks[i, :, :2]:
+                    for x, y in take.landmarks[i, :, :2] * scale:
                         if np.isfinite(x) and np.isfinite(y):
                             cv2.circle(img, (int(round(x)), int(round(y))), 1, (60, 255, 60), -1, cv2.LINE_AA)
             else:

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from clips import write_video
+
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = Path(__file__).with_name("bpy_scenarios.py")
 BLENDER_34 = "/usr/bin/blender"
@@ -96,23 +98,6 @@ def synthetic_csv(tmp_path) -> Path:
     return path
 
 
-def write_video(path: Path, frames, fps: int = 30) -> Path:
-    """Encode (H, W, 3) uint8 RGB frames as H.264 with PyAV."""
-    import av
-    frames = list(frames)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": "ultrafast"}
-        for img in frames:
-            for pkt in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(pkt)
-        for pkt in stream.encode():
-            out.mux(pkt)
-    return path
-
-
 @pytest.fixture
 def faceless_clip(tmp_path) -> Path:
     """30 s of a moving gradient at 30 fps, 320x240: no face, long enough to cancel mid-run."""
@@ -121,17 +106,3 @@ def faceless_clip(tmp_path) -> Path:
     frames = (np.stack([(xx + 3 * i) % 256, (yy + 2 * i) % 256, np.full_like(xx, (5 * i) % 256)], -1).astype(np.uint8)
               for i in range(n))
     return write_video(tmp_path / "faceless.mp4", frames)
-
-
-def trim_clip(src: Path, dst: Path, seconds: float) -> Path:
-    """First ``seconds`` of ``src`` re-encoded to ``dst`` (test material stays in tmp)."""
-    import av
-    frames, fps = [], 30
-    with av.open(str(src)) as inp:
-        stream = inp.streams.video[0]
-        fps = int(round(float(stream.average_rate or 30)))
-        for frame in inp.decode(stream):
-            if frame.time is not None and frame.time >= seconds:
-                break
-            frames.append(frame.to_ndarray(format="rgb24"))
-    return write_video(dst, frames, fps)

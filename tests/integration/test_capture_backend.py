@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blender_fixtures import VENV_PYTHON, trim_clip
+from blender_fixtures import VENV_PYTHON
+from clips import cut_clip
 from test_bake_operator import static_key_data
 
 
@@ -16,7 +17,7 @@ def _unchanged(res: dict) -> None:
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_capture_operator_bakes_a_real_clip(run_scenario, realdata, tmp_path):
-    clip = trim_clip(realdata / "videos" / "liveportrait_d18_man_mouth_open_surprise.mp4", tmp_path / "d18_1s.mp4", 1.0)
+    clip = cut_clip(tmp_path / "d18_1s.mp4", realdata / "videos" / "liveportrait_d18_man_mouth_open_surprise.mp4", seconds=1.0)
     res = run_scenario("capture", {"python": VENV_PYTHON, "footage": str(clip)})
     assert res["rc"] == ["FINISHED"], res["state"]
     report = res["state"]["report"]
@@ -68,7 +69,7 @@ def test_capture_errors_are_shown_with_hints(run_scenario, faceless_clip):
 
 
 def test_capture_without_a_face_reports_no_face(run_scenario, tmp_path):
-    from blender_fixtures import write_video
+    from clips import write_video
     clip = write_video(tmp_path / "blank.mp4", [np.full((120, 160, 3), 90 + i, np.uint8) for i in range(10)])
     res = run_scenario("capture", {"python": VENV_PYTHON, "footage": str(clip)})
     assert res["rc"] == ["CANCELLED"]

@@ -11,8 +11,9 @@ from backend.protocol.client import BackendClient
 from backend.protocol.errors import FaceKeyError
 from backend.protocol.take import read_take
 
+from clips import DEMO_CLIP, cut_clip
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEMO_CLIP = os.path.join(REPO, "backend", "assets", "demo", "pexels_wolfgang_langer_emotions.mp4")
 
 
 def test_settings_round_trip_and_validation():
@@ -42,20 +43,8 @@ pipeline = pytest.mark.skipif(not _has_pipeline(), reason="footage/tracking/esti
 
 
 def short_clip(path, frames: int = 6) -> str:
-    """The first ``frames`` frames of the bundled demo clip at 320x180, as an MPEG-4 file."""
-    import av
-
-    with av.open(DEMO_CLIP) as inp, av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
-        for i, frame in enumerate(inp.decode(inp.streams.video[0])):
-            if i == frames:
-                break
-            for packet in stream.encode(frame.reformat(width=320, height=180, format="yuv420p")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return str(path)
+    """The first ``frames`` frames of the bundled demo clip at 320x180."""
+    return str(cut_clip(path, frames=frames, size=(320, 180)))
 
 
 @pytest.fixture
@@ -90,7 +79,7 @@ def test_capture_errors_come_back_coded(worker, tmp_path):
                                    "settings": {"device": "cpu"}}, timeout=120)
     assert e.value.code == "file_missing" and e.value.hint
     with pytest.raises(FaceKeyError) as e:
-        worker.request("capture", {"footage": DEMO_CLIP, "output": str(tmp_path / "t.npz"),
+        worker.request("capture", {"footage": str(DEMO_CLIP), "output": str(tmp_path / "t.npz"),
                                    "settings": {"smoothnes": 2}}, timeout=120)
     assert e.value.code == "bad_argument"
     assert not (tmp_path / "t.npz").exists() and worker.alive
@@ -98,7 +87,7 @@ def test_capture_errors_come_back_coded(worker, tmp_path):
 
 @pipeline
 def test_cancel_during_capture(worker, tmp_path):
-    rid = worker.submit("capture", {"footage": DEMO_CLIP, "output": str(tmp_path / "t.npz"),
+    rid = worker.submit("capture", {"footage": str(DEMO_CLIP), "output": str(tmp_path / "t.npz"),
                                     "settings": {"max_side": 320, "device": "cpu"}})
     with pytest.raises(FaceKeyError) as e:
         worker.wait(rid, on_progress=lambda p: worker.cancel(rid, kill_after=1.0), timeout=120)
