@@ -23,15 +23,15 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 
 install_blender_binary() {
-  command -v blender >/dev/null 2>&1 && return 0
+  command -v blender >/dev/null 2>&1 && [ -d /usr/lib/python3/dist-packages/numpy ] && return 0
   command -v apt-get >/dev/null 2>&1 || { echo "(no apt-get: blender -b tests will skip)"; return 0; }
   local sudo=""
   if [ "$(id -u)" != 0 ]; then
     if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; else
       echo "(not root and no passwordless sudo: blender -b tests will skip)"; return 0; fi
   fi
-  echo "== apt-get install blender (Debian's, for the blender -b tests)"
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq blender >/dev/null \
+  echo "== apt-get install blender python3-numpy (Debian's, for the blender -b tests)"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq blender python3-numpy >/dev/null \
     || echo "(apt-get install blender failed: blender -b tests will skip)"
 }
 
