@@ -455,7 +455,7 @@ class Fitter:
             self.cancel()
             sys_ = self._frame_system(slice(None), self.weights, self.identity, self.rmat, self.trans)
             x = torch.cat([self.weights, torch.zeros_like(self.trans), torch.zeros_like(self.trans)], 1)
-            x = self._box_newton(sys_["a"], sys_["b"], x, self.rmat, self.trans, self.nb, 4)
+            x = self._box_newton(sys_["a"], sys_["b"], x, self.rmat, self.trans, self.nb, 3)
             self.weights = x[:, :52].clamp(0.0, 1.0)
             self.rmat, self.trans = _apply_pose(self.rmat, self.trans, x[:, 52:])
             if on_iter is not None:
