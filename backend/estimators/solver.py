@@ -188,18 +188,16 @@ class SolverEstimator:
         terms.exclusive = terms.exclusive if s.exclusive else 0.0
         terms.identity_prior *= s.identity_prior * max(1.0, 30.0 / n_valid)
         total = 2 + s.iterations
-        with torch.no_grad():
-            fitter = Fitter(model, lm[..., :2], valid, focal, (w_img, h_img), terms, device, check_cancel)
-            report(0, total, "rigid head pose")
-            fitter.fit_rigid()
-            report(1, total, "actor identity")
-            fitter.fit_identity(_spread(n_valid, s.identity_frames), s.iterations)
-            report(2, total, "expressions")
-            fitter.fit_expressions(s.iterations, on_iter=lambda it: report(3 + it, total, "expressions"))
-            weights = fitter.weights.cpu().numpy().astype(np.float64)
-            rotvec = matrix_to_axis_angle(fitter.rmat).cpu().numpy().astype(np.float64)
-            trans = fitter.trans.cpu().numpy().astype(np.float64)
-            identity = fitter.identity.cpu().numpy()
+        # The fit is many small batched ops: on CPU, intra-op threads cost more in
+        # synchronisation than they gain (4x slower with 2 threads on 2 busy cores).
+        threads = torch.get_num_threads()
+        if device == "cpu":
+            torch.set_num_threads(1)
+        try:
+            weights, rotvec, trans, identity = self._fit(model, lm, valid, focal, (w_img, h_img), terms, device,
+                                                         check_cancel, report, s, n_valid, total)
+        finally:
+            torch.set_num_threads(threads)
         t = len(valid)
         full_w = np.zeros((t, 52))
         full_w[valid] = weights
@@ -223,3 +221,19 @@ class SolverEstimator:
                     fps=float(track.fps), landmarks=lm.astype(np.float32), header=header)
         return take.validate()
 
+    @staticmethod
+    def _fit(model, lm, valid, focal, size, terms, device, check_cancel, report, s, n_valid, total):
+        """Run the three fit stages; return (weights (V, 52), rotvec (V, 3), trans (V, 3), identity (K,)) as numpy."""
+        with torch.no_grad():
+            fitter = Fitter(model, lm[..., :2], valid, focal, size, terms, device, check_cancel)
+            report(0, total, "rigid head pose")
+            fitter.fit_rigid()
+            report(1, total, "actor identity")
+            fitter.fit_identity(_spread(n_valid, s.identity_frames), s.iterations)
+            report(2, total, "expressions")
+            fitter.fit_expressions(s.iterations, on_iter=lambda it: report(3 + it, total, "expressions"))
+            weights = fitter.weights.cpu().numpy().astype(np.float64)
+            rotvec = matrix_to_axis_angle(fitter.rmat).cpu().numpy().astype(np.float64)
+            trans = fitter.trans.cpu().numpy().astype(np.float64)
+            identity = fitter.identity.cpu().numpy()
+        return weights, rotvec, trans, identity
