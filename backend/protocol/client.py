@@ -17,6 +17,8 @@ request has not ended within ``kill_after`` seconds.
 """
 from __future__ import annotations
 
+import collections
+
 import itertools
 import os
 import queue
@@ -210,22 +212,24 @@ class BackendClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             self._deferred.extend(self._drain_inbox())
-            for i, msg in enumerate(self._deferred):
-                if msg.get("id") == request_id and msg["type"] in ("result", "error"):
-                    del self._deferred[i]
-                    return self._finish(msg)
-            if request_id not in self._outstanding:
+            mine = [m for m in self._deferred if m.get("id") == request_id]
+            self._deferred = [m for m in self._deferred if m.get("id") != request_id]
+            if not mine and request_id not in self._outstanding:
                 raise FaceKeyError("bad_argument", f"No open request {request_id!r} (unknown, or its result was "
                                    "already taken by poll()).", "Use either poll() or wait() for one request.")
+        pending = collections.deque(mine)        # messages that arrived before wait() was called, in order
         while True:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise FaceKeyError("backend_timeout", f"The backend did not finish request {request_id} "
-                                   f"within {timeout:g} s.", f"Cancel the job or give it more time; the log is {self.log_path}.")
-            try:
-                msg = self._inbox.get(timeout=remaining)
-            except queue.Empty:
-                continue
+            if pending:
+                msg = pending.popleft()
+            else:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise FaceKeyError("backend_timeout", f"The backend did not finish request {request_id} "
+                                       f"within {timeout:g} s.", f"Cancel the job or give it more time; the log is {self.log_path}.")
+                try:
+                    msg = self._inbox.get(timeout=remaining)
+                except queue.Empty:
+                    continue
             if msg.get("id") != request_id:
                 with self._lock:
                     self._deferred.append(msg)

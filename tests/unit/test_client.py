@@ -233,3 +233,17 @@ def test_close_is_prompt_and_idempotent(test_worker):
     test_worker.close(timeout=0.5)
     assert not test_worker.alive
     test_worker.close()
+
+
+def test_progress_sent_before_wait_is_still_delivered(test_worker):
+    """Progress that reaches the client before wait() is called goes to on_progress
+    (regression: it used to be parked for poll() and the cancel it triggers never came)."""
+    rid = test_worker.submit("stubborn", {})
+    deadline = time.monotonic() + 10
+    while test_worker._inbox.empty() and time.monotonic() < deadline:   # the worker's first progress is queued
+        time.sleep(0.01)
+    seen = []
+    with pytest.raises(FaceKeyError) as e:
+        test_worker.wait(rid, on_progress=lambda p: (seen.append(p), test_worker.cancel(rid, kill_after=0.5)),
+                         timeout=20)
+    assert seen and e.value.code == "cancelled"
