@@ -6,8 +6,9 @@ Sizes:
   and 60 degrees, an 80-degree lens, a held pose) with one halves solve,
   all annotated landmark photos, two expression photos, the left/right
   check and the halves of one short clip.
-* ``default``: 12 synthetic clips of 120 frames (yaw 15/30/45/60 twice,
-  40- and 80-degree lenses, two held poses) with two halves solves, all
+* ``default``: 20 synthetic clips of 120 frames (yaw 15/30/45/60, four
+  seeds each, 40- and 80-degree lenses, two held poses), the 30 and
+  45-degree clips also solved as halves (8 clips), all
   annotated landmark photos, every photo and clip expectation, the
   left/right check and three clips' halves.  Target: under 10 minutes on
   the 2-core development machine.

@@ -105,14 +105,14 @@ def synthetic_cases(size: str = "default", seed: int = 0) -> list[SyntheticCase]
     quick = size == "quick"
     frames = 40 if quick else 120
     yaws = (20.0, 60.0) if quick else (15.0, 30.0, 45.0, 60.0)
-    repeats = 1 if quick else 2
+    repeats = 1 if quick else 4
     cases: list[SyntheticCase] = []
     i = 0
     for rep in range(repeats):
         for yaw in yaws:
             cfg = _shot(i, num_frames=frames, max_yaw_deg=yaw, seed=seed * 1000 + i)
             cases.append(SyntheticCase(f"pose_yaw{yaw:.0f}_s{rep}", "pose", cfg,
-                                       halves=(yaw == (20.0 if quick else 30.0))))
+                                       halves=yaw in ((20.0,) if quick else (30.0, 45.0))))
             i += 1
     for fov in ((80.0,) if quick else (40.0, 80.0)):
         cfg = _shot(i, num_frames=frames, max_yaw_deg=30.0, seed=seed * 1000 + i)
