@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tracemalloc
 from fractions import Fraction
 
 import numpy as np
@@ -393,51 +392,63 @@ def long_clip(tmp_path_factory):
     return str(path)
 
 
-def _rss_bytes() -> int | None:
+MEMORY_PROBE = r"""
+import gc, json, os, sys, tracemalloc, weakref
+from backend.footage import open_footage
+
+def rss():
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, AttributeError):
         return None
 
+foot = open_footage(sys.argv[1])
+refs, rss0 = [], rss()
+rss_peak = rss0 or 0
+tracemalloc.start()
+for frame in foot:
+    refs.append(weakref.ref(frame.image))
+    if frame.index % 10 == 0 and rss0 is not None:
+        rss_peak = max(rss_peak, rss())
+_, py_peak = tracemalloc.get_traced_memory()
+tracemalloc.stop()
+del frame
+gc.collect()
+out = {"frames": len(refs), "alive": sum(r() is not None for r in refs), "py_peak": py_peak,
+       "grew": None if rss0 is None else rss_peak - rss0}
+if rss0 is not None:
+    held = [f.image for _, f in zip(range(60), foot)]
+    out["held_grew"] = rss() - rss0
+print(json.dumps(out))
+"""
+
 
 def test_decoding_does_not_accumulate_frames(long_clip):
     """The generator keeps no earlier frame alive and memory stays flat while streaming.
 
+    Runs in a fresh interpreter so resident memory is not blurred by earlier tests.
     Decoded pictures live in FFmpeg buffers that tracemalloc cannot see, so this
     checks (1) with weak references that every yielded image is freed once the
     consumer drops it, (2) with tracemalloc that Python-side allocations stay
     small, and (3) on Linux that resident memory grows by far less than the
     decoded clip (a control that holds 60 frames shows the measure works).
     """
-    import gc
-    import weakref
+    import json
+    import subprocess
+    import sys
 
+    proc = subprocess.run([sys.executable, "-c", MEMORY_PROBE, long_clip], capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    m = json.loads(proc.stdout.strip().splitlines()[-1])
     frame_bytes = 640 * 480 * 3
-    foot = open_footage(long_clip)
-    refs = []
-    rss0 = _rss_bytes()
-    rss_peak = rss0 or 0
-    tracemalloc.start()
-    try:
-        for frame in foot:
-            refs.append(weakref.ref(frame.image))
-            if frame.index % 10 == 0 and rss0 is not None:
-                rss_peak = max(rss_peak, _rss_bytes())
-        _, py_peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    del frame
-    gc.collect()
-    assert len(refs) == 240
-    assert sum(r() is not None for r in refs) == 0, "decoded frames are kept alive after they were yielded"
-    assert py_peak < 4 * frame_bytes, f"Python allocations peaked at {py_peak / 1e6:.1f} MB"
-    if rss0 is not None:
-        grew = rss_peak - rss0
-        assert grew < 40 * frame_bytes, f"RSS grew {grew / 1e6:.0f} MB while streaming a 221 MB clip"
-        held = [f.image for _, f in zip(range(60), foot)]
-        assert _rss_bytes() - rss0 > 40 * frame_bytes, "RSS does not reflect held frames; the check is void"
-        del held
+    assert m["frames"] == 240
+    assert m["alive"] == 0, "decoded frames are kept alive after they were yielded"
+    assert m["py_peak"] < 4 * frame_bytes, f"Python allocations peaked at {m['py_peak'] / 1e6:.1f} MB"
+    if m["grew"] is not None:
+        assert m["grew"] < 40 * frame_bytes, f"RSS grew {m['grew'] / 1e6:.0f} MB while streaming a 221 MB clip"
+        assert m["held_grew"] > 40 * frame_bytes, "RSS does not reflect held frames; the check is void"
 
 
 def test_sequence_patterns(tmp_path):
