@@ -9,7 +9,8 @@ the user picked.  The anchors give a frontal map (x scale from the eye
 distance, y scale from the eyes-to-mouth distance, translation from the
 eye midpoint, z scale their geometric mean), which places the 478 points
 near the character's face; each is then projected along z onto the
-character's mesh (the layer nearest in depth).  Points that hit no triangle are dropped.
+character's skin (the largest connected piece of its mesh; the layer
+nearest in depth).  Points that hit no triangle are dropped.
 """
 from __future__ import annotations
 
@@ -156,6 +157,23 @@ def project_frontal(xyz: np.ndarray, rest: np.ndarray, triangles: np.ndarray, ch
     return tri_out, bary_out
 
 
+def skin_triangles(triangles: np.ndarray, num_vertices: int) -> np.ndarray:
+    """(F,) bool: triangles of the largest connected piece (the skin; eyes, teeth, brows are separate pieces)."""
+    label = np.arange(num_vertices)
+    while True:
+        low = label[triangles].min(axis=1)
+        new = label.copy()
+        for c in range(3):
+            np.minimum.at(new, triangles[:, c], low)
+        new = new[new]  # pointer jumping
+        if np.array_equal(new, label):
+            break
+        label = new
+    tri_label = label[triangles[:, 0]]
+    values, counts = np.unique(tri_label, return_counts=True)
+    return tri_label == values[counts.argmax()]
+
+
 def find_correspondence(ck: CharacterKeys, neutral: np.ndarray, unit_deltas: np.ndarray, unit_names,
                         candidates: np.ndarray | None = None) -> SurfacePoints:
     """Match the built-in model's points (neutral (M, 3), unit_deltas (52, M, 3)) to ``ck``'s surface.
@@ -172,8 +190,10 @@ def find_correspondence(ck: CharacterKeys, neutral: np.ndarray, unit_deltas: np.
     scale, so, do = frontal_map(model_anchors(neutral, unit_deltas, unit_names), dst)
     idx = np.arange(len(neutral)) if candidates is None else np.asarray(candidates)
     xyz = do + scale * (neutral[idx] - so)
-    tri, bary = project_frontal(xyz, ck.rest.astype(np.float64), ck.triangles)
+    skin = np.flatnonzero(skin_triangles(ck.triangles, len(ck.rest)))
+    tri, bary = project_frontal(xyz, ck.rest.astype(np.float64), ck.triangles[skin])
     hit = np.flatnonzero(tri >= 0)
+    tri = np.where(tri >= 0, skin[np.maximum(tri, 0)], -1)
     if hit.size < 20:
         raise FaceKeyError("bad_argument", f"Only {hit.size} of {len(neutral)} face points land on '{ck.object_name}'.",
                            "Measure the mesh that carries the face surface, facing -Y; or pick the anchor vertex groups.")

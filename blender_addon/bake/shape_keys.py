@@ -9,7 +9,7 @@ from ..protocol.arkit import ARKIT_NAMES
 from ..protocol.errors import FaceKeyError
 from .fcurves import ensure_fcurve, new_action_for, set_keys
 
-__all__ = ["bake_shape_keys", "take_frames", "key_data_path"]
+__all__ = ["bake_shape_keys", "bake_key_take", "take_frames", "key_data_path"]
 
 GROUP = "FaceKey"
 
@@ -73,4 +73,36 @@ def bake_shape_keys(obj, take, mapping: dict[int, str], action_name: str, start_
     action["facekey_start_frame"] = float(start_frame)
     action["facekey_scene_fps"] = float(scene_fps)
     action["facekey_mapping"] = json.dumps({ARKIT_NAMES[u]: n for u, n in sorted(mapping.items())})
+    return action
+
+
+def bake_key_take(obj, key_take, action_name: str, start_frame: float, scene_fps: float,
+                  key_take_path: str | None = None):
+    """Bake a ``protocol.keytake.KeyTake`` (values of ``obj``'s own keys) as a new Action; return it.
+
+    One F-curve per key of ``key_take.key_names`` (values (V,) in [0, 1], one
+    LINEAR key per valid frame at ``start_frame + timestamp * scene_fps``);
+    like :func:`bake_shape_keys`, the previous action is kept (fake user) and
+    key blocks are never written.
+    """
+    key = obj.data.shape_keys if obj.type == "MESH" else None
+    if key is None:
+        raise FaceKeyError("no_shape_keys", f"Object '{obj.name}' has no shape keys.",
+                           "Bake the solved take onto the mesh it was measured from.")
+    missing = [n for n in key_take.key_names if n not in key.key_blocks]
+    if missing:
+        raise FaceKeyError("bad_argument", f"Shape keys {missing[:8]} do not exist on '{obj.name}'.",
+                           "Measure and solve again for this object.")
+    if not key_take.valid.any():
+        raise FaceKeyError("no_face", "The take has no valid (tracked) frame to bake.",
+                           "Use footage where the face is visible, or check the face index.")
+    frames = float(start_frame) + key_take.timestamps[key_take.valid].astype(np.float64) * float(scene_fps)
+    values = np.clip(key_take.values[key_take.valid], 0.0, 1.0)
+    action = new_action_for(key, action_name)
+    for i, name in enumerate(key_take.key_names):
+        set_keys(ensure_fcurve(action, key, key_data_path(name), 0, GROUP), frames, values[:, i])
+    action["facekey_key_take"] = key_take_path or ""
+    action["facekey_start_frame"] = float(start_frame)
+    action["facekey_scene_fps"] = float(scene_fps)
+    action["facekey_retarget"] = "solve"
     return action

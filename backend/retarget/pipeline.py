@@ -1,0 +1,96 @@
+"""``facekey bake --mode solve``: measure the character in Blender, solve in the backend, bake in Blender.
+
+Three steps, each in a fresh headless Blender (bpy module or binary) or in
+this process: (1) the add-on's ``retarget/headless.py measure`` writes the
+object's ``CharacterKeys``; (2) :func:`retarget_take` solves the character's
+key values (``KeyTake``); (3) ``bake-keys`` writes them as a new Action into
+a copy of the character.  A .glb character that needs
+``EXT_meshopt_compression`` is unpacked first (Blender cannot import it).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+from ..blender_runner import run_blender_script, staged_addon
+from ..protocol.errors import FaceKeyError
+from ..protocol.keytake import read_character_keys, write_key_take
+from ..protocol.take import read_take
+from .character_solve import SolveSettings, retarget_take
+from .gltf_meshopt import needs_meshopt_unpack, unpack_meshopt_glb
+
+__all__ = ["run_retarget_step", "solve_bake"]
+
+
+def run_retarget_step(args: list[str], *, blender: str | None = None, timeout: float | None = None,
+                      python_paths: list[str] | None = None) -> dict:
+    """Run ``retarget/headless.py`` of the staged add-on with ``args``; return its report.
+
+    Raises:
+        FaceKeyError: the step's own error, or ``blender_failed``.
+    """
+    script = str(staged_addon() / "retarget" / "headless.py")
+    with tempfile.TemporaryDirectory(prefix="facekey-retarget-") as tmp:
+        report_path = os.path.join(tmp, "report.json")
+        proc = run_blender_script(script, [*args, "--report", report_path], blender=blender, timeout=timeout,
+                                  check=False, python_paths=python_paths)
+        report = None
+        if os.path.isfile(report_path):
+            with open(report_path, encoding="utf-8") as f:
+                report = json.load(f)
+    if isinstance(report, dict) and "error" in report:
+        raise FaceKeyError.from_dict(report["error"])
+    if proc.returncode != 0 or report is None:
+        out = ((proc.stdout or "") + (proc.stderr or ""))[-2000:]
+        raise FaceKeyError("blender_failed", f"The headless Blender step failed (exit code {proc.returncode}): {out}",
+                           "Check that the character file opens in this Blender version; the output shows the traceback.")
+    return report
+
+
+def _source_args(character: str, tmp: str) -> list[str]:
+    if not os.path.isfile(character):
+        raise FaceKeyError("file_missing", f"Character file not found: {character}", "Check the character path.")
+    if character.lower().endswith(".blend"):
+        return ["--open", character]
+    if character.lower().endswith(".glb"):
+        if needs_meshopt_unpack(character):
+            character = unpack_meshopt_glb(character, os.path.join(tmp, "character_unpacked.glb"))
+        return ["--import-glb", character]
+    raise FaceKeyError("bad_argument", f"Character file {character} is neither .blend nor .glb.",
+                       "Pass a .blend, or a .glb (imported into an empty scene).")
+
+
+def solve_bake(take_path, character, blend_out, object_name: str, *, settings: SolveSettings | None = None,
+               start_frame: float = 1.0, key_take_out=None, blender: str | None = None,
+               timeout: float | None = None, python_paths: list[str] | None = None) -> dict:
+    """Retarget the Take at ``take_path`` onto ``object_name``'s own keys in ``character``; save ``blend_out``.
+
+    Args:
+        take_path: Take ``.npz``.
+        character: ``.blend`` or ``.glb`` holding the object.
+        blend_out: .blend to write (the character file is never written).
+        object_name: mesh object whose shape keys are solved for.
+        settings: key filter and solve weights.
+        key_take_out: where to keep the solved KeyTake (default: next to ``blend_out``).
+
+    Returns:
+        ``{"output", "action", "key_take", "frames", "solve": retarget report}``.
+    """
+    from ..facemodel import load_face_model
+
+    take = read_take(take_path)
+    with tempfile.TemporaryDirectory(prefix="facekey-solve-") as tmp:
+        src = _source_args(os.fspath(character), tmp)
+        char_path = os.path.join(tmp, "character.npz")
+        run_retarget_step(["measure", *src, "--object", object_name, "-o", char_path], blender=blender,
+                          timeout=timeout, python_paths=python_paths)
+        kt, report = retarget_take(take, read_character_keys(char_path), load_face_model(), settings)
+        kt.header["source_take"] = take.header.get("source") or os.fspath(take_path)
+        kt_path = os.fspath(key_take_out or os.path.splitext(os.fspath(blend_out))[0] + "_keys.npz")
+        write_key_take(kt_path, kt)
+        baked = run_retarget_step(["bake-keys", *src, "--object", object_name, "--key-take", kt_path,
+                                   "-o", os.fspath(blend_out), "--start-frame", str(float(start_frame))],
+                                  blender=blender, timeout=timeout, python_paths=python_paths)
+    return {"output": baked["output"], "action": baked["action"], "key_take": os.path.abspath(kt_path),
+            "frames": baked["frames"], "solve": report}

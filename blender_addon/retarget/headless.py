@@ -1,0 +1,106 @@
+"""Headless steps of the character solve (run by ``backend.retarget.pipeline``).
+
+    python <addon>/retarget/headless.py -- measure (--open IN.blend | --import-glb IN.glb) --object Face -o CHAR.npz
+    python <addon>/retarget/headless.py -- bake-keys (--open IN.blend | --import-glb IN.glb) --object Face \
+        --key-take K.npz -o OUT.blend [--start-frame F]
+
+(or ``blender -b --factory-startup --python <addon>/retarget/headless.py -- ...``).
+``--report R.json`` receives ``{...}`` or ``{"error": {code, message, hint}}``;
+the exit code is 0 on success, 2 on a FaceKeyError.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+if __name__ == "__main__" and not __package__:
+    # Run as a script: import the add-on folder (two levels up) as a package and hand over.
+    _addon = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.dirname(_addon))
+    import importlib
+    _pkg = importlib.import_module(os.path.basename(_addon))
+    _argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+    sys.exit(importlib.import_module(_pkg.__name__ + ".retarget.headless").main(_argv))
+
+from ..protocol.errors import FaceKeyError  # noqa: E402
+
+__all__ = ["main", "load_scene"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="facekey-retarget")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name in ("measure", "bake-keys"):
+        c = sub.add_parser(name)
+        src = c.add_mutually_exclusive_group(required=True)
+        src.add_argument("--open", dest="blend_in", default=None)
+        src.add_argument("--import-glb", dest="glb_in", default=None)
+        c.add_argument("--object", required=True)
+        c.add_argument("-o", "--output", required=True)
+        c.add_argument("--report", default=None)
+        if name == "bake-keys":
+            c.add_argument("--key-take", required=True)
+            c.add_argument("--start-frame", type=float, default=1.0)
+    return p
+
+
+def load_scene(blend_in: str | None, glb_in: str | None) -> None:
+    """Open a .blend, or import a glTF binary into an empty scene."""
+    import bpy
+    path = blend_in or glb_in
+    if not os.path.isfile(path):
+        raise FaceKeyError("file_missing", f"Character file not found: {path}", "Check the path.")
+    if blend_in:
+        bpy.ops.wm.open_mainfile(filepath=os.path.abspath(blend_in))
+    else:
+        bpy.ops.wm.read_homefile(use_empty=True)
+        bpy.ops.import_scene.gltf(filepath=os.path.abspath(glb_in))
+
+
+def _object(name: str):
+    import bpy
+    obj = bpy.data.objects.get(name)
+    if obj is None:
+        raise FaceKeyError("object_missing", f"No object named '{name}'.",
+                           f"Objects present: {', '.join(sorted(o.name for o in bpy.data.objects)[:30])}.")
+    return obj
+
+
+def _run(args) -> dict:
+    import bpy
+
+    from ..bake.apply import action_name_for, scene_fps
+    from ..bake.shape_keys import bake_key_take
+    from ..protocol.keytake import read_key_take, write_character_keys
+    from .measure import character_keys_from_object
+    load_scene(args.blend_in, args.glb_in)
+    obj = _object(args.object)
+    if args.command == "measure":
+        ck = character_keys_from_object(obj, source=args.blend_in or args.glb_in)
+        write_character_keys(args.output, ck)
+        return {"character": os.path.abspath(args.output), "keys": len(ck.key_names), "vertices": int(len(ck.rest)),
+                "anchors": sorted(ck.anchors)}
+    kt = read_key_take(args.key_take)
+    scene = bpy.context.scene
+    action = bake_key_take(obj, kt, action_name_for(kt.header.get("source_take") or args.key_take),
+                           args.start_frame, scene_fps(scene), os.path.abspath(args.key_take))
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(args.output), check_existing=False)
+    return {"output": os.path.abspath(args.output), "action": action.name, "keys": list(kt.key_names),
+            "frames": int(kt.valid.sum())}
+
+
+def main(argv: list[str]) -> int:
+    """Parse ``argv``, run the step, write the report; 0 on success, 2 on FaceKeyError."""
+    args = _parser().parse_args(argv)
+    try:
+        report, code = _run(args), 0
+    except FaceKeyError as e:
+        report, code = {"error": e.to_dict()}, 2
+        print(f"FaceKey error [{e.code}]: {e}", file=sys.stderr)
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1)
+    return code
