@@ -40,6 +40,10 @@ __all__ = ["FitTerms", "landmark_weights", "unit_costs", "solve_landmarks", "axi
 
 #: Soft-L1 scale of the landmark residual, millimetres.
 ROBUST_MM = 2.0
+#: Smallest Geman-McClure scale of the redescending loss, millimetres.
+REDESCEND_MM = 3.0
+#: Geman-McClure scale = max(REDESCEND_MM, this x the frame's robust residual sigma (1.4826 MAD)).
+REDESCEND_SIGMAS = 3.0
 
 
 @dataclasses.dataclass
@@ -237,6 +241,7 @@ class Fitter:
         self.unit_cost = torch.as_tensor(unit_costs(), **f32)
         self.terms = terms
         self.cancel = cancel
+        self.redescend = False      # soft-L1 until fit_expressions switches to Geman-McClure
         pairs = np.array(EXCLUSIVE_PAIRS)
         self.pair_a = torch.as_tensor(pairs[:, 0], device=self.dev)
         self.pair_b = torch.as_tensor(pairs[:, 1], device=self.dev)
@@ -291,7 +296,15 @@ class Fitter:
         proj = torch.stack([inv, zero, cam[..., 0] / depth * inv,
                             zero, -inv, -cam[..., 1] / depth * inv], -1).reshape(cam.shape[:2] + (2, 3))
         r2 = (resid ** 2).sum(-1)
-        w = self.lw[idx] / torch.sqrt(1.0 + r2 / ROBUST_MM ** 2)
+        if self.redescend:
+            # Geman-McClure: rho = 1/2 r^2 / (1 + r^2/c^2), IRLS weight 1 / (1 + r^2/c^2)^2;
+            # c from the frame's median residual, so a landmark far off the frame's fit
+            # (occluded by a hand, mistracked) stops pulling at all.
+            sigma = 1.4826 * torch.sqrt(r2).median(dim=1, keepdim=True).values
+            c2 = torch.clamp(REDESCEND_SIGMAS * sigma, min=REDESCEND_MM) ** 2
+            w = self.lw[idx] / (1.0 + r2 / c2) ** 2
+        else:
+            w = self.lw[idx] / torch.sqrt(1.0 + r2 / ROBUST_MM ** 2)
         return rotated, resid, proj, w
 
     def _frame_system(self, sel, weights, identity, rmat, trans, with_identity: bool = False):
@@ -450,8 +463,13 @@ class Fitter:
         return x
 
     def fit_expressions(self, iters: int = 3, on_iter=None) -> None:
-        """Stage (c): weights + pose of every valid frame (one joint system each), identity frozen."""
+        """Stage (c): weights + pose of every valid frame (one joint system each), identity frozen.
+
+        The first iteration uses the soft-L1 loss (a warm start close to the answer),
+        the rest the redescending Geman-McClure loss, which ignores occluded landmarks.
+        """
         for it in range(iters):
+            self.redescend = it > 0
             self.cancel()
             sys_ = self._frame_system(slice(None), self.weights, self.identity, self.rmat, self.trans)
             x = torch.cat([self.weights, torch.zeros_like(self.trans), torch.zeros_like(self.trans)], 1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .canonical import LEFT_EYE, RIGHT_EYE, NUM_MESH
-from .regions import LIPS, LOWER_INNER, LOWER_OUTER, UPPER_INNER, UPPER_OUTER, rbf_field, smoothstep
+from .regions import LIPS, lid_gaps, LOWER_INNER, LOWER_OUTER, UPPER_INNER, UPPER_OUTER, rbf_field, smoothstep
 
 __all__ = ["build_identity_basis", "NUM_RANDOM"]
 
@@ -63,6 +63,19 @@ def build_identity_basis(v: np.ndarray, mirror: np.ndarray) -> tuple[np.ndarray,
     gap[list(UPPER_INNER[1:-1])] = [0, -1.4 * MM, 0]
     gap[list(LOWER_INNER[1:-1])] = [0, 1.4 * MM, 0]
     comps["inner_lip_gap"] = rbf_field(v, LIPS, gap[list(LIPS)], 0.002)
+    # Resting lid aperture varies between actors (and MediaPipe's lids sit
+    # differently on different eyes): without it a constant eyeWide / eyeSquint
+    # explains the actor's open or narrow eyes.  One std opens each upper lid
+    # 1.2 mm and lowers each lower lid 0.4 mm, both eyes alike.
+    gu_l, gl_l, prof_l = lid_gaps(v, LEFT_EYE)
+    gu_r, gl_r, prof_r = lid_gaps(v, RIGHT_EYE)
+    lids = np.zeros_like(v)
+    for eye, pu, pl in ((LEFT_EYE, prof_l[0], prof_l[1]), (RIGHT_EYE, prof_r[0], prof_r[1])):
+        lids[list(eye["upper"])] = np.outer(pu, [0, 1.2 * MM, 0])
+        lids[list(eye["lower"])] = np.outer(pl, [0, -0.4 * MM, 0])
+    lid_ids = [i for eye in (LEFT_EYE, RIGHT_EYE) for k in ("upper", "lower") for i in eye[k]]
+    lid_ids += [eye[k] for eye in (LEFT_EYE, RIGHT_EYE) for k in ("outer", "inner")]
+    comps["lid_aperture"] = rbf_field(v, lid_ids, lids[lid_ids], 0.0025)
     rng = np.random.default_rng(_SEED)
     mesh = v[:NUM_MESH]
     for k in range(NUM_RANDOM):
@@ -79,4 +92,11 @@ def build_identity_basis(v: np.ndarray, mirror: np.ndarray) -> tuple[np.ndarray,
     # iris points follow their eye's centre rigidly (an iris does not stretch)
     for iris in ((468, 469, 470, 471, 472), (473, 474, 475, 476, 477)):
         basis[:, list(iris)] = basis[:, [iris[0]]]
+    # Where the iris rests between the lids when looking at the camera (a
+    # constant gaze offset is the actor's, not an eyeLook expression): both
+    # irises 1 mm up per std, the lids still.
+    iris_height = np.zeros_like(v)
+    iris_height[NUM_MESH:] = [0, 1.0 * MM, 0]
+    basis = np.concatenate([basis, iris_height[None]])
+    names = names + ("iris_height",)
     return basis, names

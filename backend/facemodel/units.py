@@ -124,8 +124,12 @@ def _left_units(v: np.ndarray, lower: np.ndarray) -> dict[str, np.ndarray]:
     u["jawLeft"] = jaw * _vec(1, 8.0, 0, 0)
     shift = _lip_rows(v, [(LIPS, lambda p: np.array([8.0, 0, 0]) * MM)], sigma=0.008)
     u["mouthLeft"] = shift
+    # zygomaticus pulls the corner up and back and stretches the lips apart over
+    # the teeth: the lateral lower lip drops, the lateral upper lip rises a little
+    apart = rbf_field(v, (314, 317, 405, 402, 267, 312),
+                      np.vstack([_vec(2, 0, -3, -1), _vec(2, 1, -3, -1.5), _vec(2, 0, 1, -0.5)]), 0.003)
     u["mouthSmileLeft"] = _corner_unit(v, (4, 8, -4), (3.5, 7, -4), extra=[(425, (1, 3, 1.5)), (411, (0.5, 2.5, 1)),
-                                                                           (280, (0, 1.5, 1))])
+                                                                           (280, (0, 1.5, 1))]) + apart * side_mask(v)[:, None]
     u["mouthFrownLeft"] = _corner_unit(v, (1, -7, 0), (1, -6, 0), extra=[(_nearest(v, v[CORNER_LEFT] + [0, -0.015, -0.003]),
                                                                           (0, -3, 0))])
     u["mouthDimpleLeft"] = _corner_unit(v, (3, 0, -5), (3, 0, -5), sigma=0.007)
