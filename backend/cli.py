@@ -145,6 +145,10 @@ def bake(
     head_bone: Optional[str] = typer.Option(None, "--head-bone", help="ARMATURE:BONE that receives head rotation."),
     head_object: Optional[str] = typer.Option(None, "--head-object", help="Object that receives head rotation."),
     blender: Optional[str] = typer.Option(None, "--blender", help="Blender executable (default: bpy module)."),
+    mode: str = typer.Option("namemap", "--mode", help="namemap (keys named like ARKit units) | solve (solve for "
+                             "the character's own keys; one object; CHARACTER may be a .glb)."),
+    keys: Optional[list[str]] = typer.Option(None, "--keys", help="--mode solve: glob of keys to drive (repeatable), e.g. 'Fcl_*'."),
+    exclude_keys: Optional[list[str]] = typer.Option(None, "--exclude-keys", help="--mode solve: glob of keys never driven."),
 ) -> None:
     """Bake TAKE onto shape keys of objects in CHARACTER, writing a new .blend."""
     from .blender_runner import bake_take_file
@@ -155,6 +159,11 @@ def bake(
         raise FaceKeyError("no_targets", "--objects names no object.", "Pass mesh names, e.g. --objects Head,Beard.")
     if not character.is_file():
         raise FaceKeyError("file_missing", f"Character file not found: {character}", "Check the .blend path.")
+    if mode not in ("namemap", "solve"):
+        raise FaceKeyError("bad_argument", f"--mode {mode!r} is not namemap or solve.", "Use --mode namemap or --mode solve.")
+    if mode == "solve":
+        _bake_solve(take, character, output, names, keys or [], exclude_keys or [], start_frame, blender)
+        return
     if head_bone and head_object:
         raise FaceKeyError("bad_argument", "--head-bone and --head-object are exclusive.", "Pass only one of them.")
     head_target = None
@@ -173,6 +182,31 @@ def bake(
         report = bake_take_file(take, character, output, names, name_map=kind, map_path=map_path,
                                 start_frame=start_frame, head_target=head_target, blender=blender)
     _print_bake_report(console, report)
+
+
+def _bake_solve(take: Path, character: Path, output: Path, names: list[str], keys: list[str],
+                exclude: list[str], start_frame: float, blender: Optional[str]) -> None:
+    """``--mode solve``: measure the object in Blender, solve its own key values, bake them."""
+    from .retarget.character_solve import SolveSettings
+    from .retarget.pipeline import solve_bake
+
+    if len(names) != 1:
+        raise FaceKeyError("bad_argument", "--mode solve takes exactly one object in --objects.",
+                           "Name the mesh that carries the face's shape keys, e.g. --objects Face.")
+    console = Console()
+    with console.status("measuring, solving and baking"):
+        report = solve_bake(take, character, output, names[0], settings=SolveSettings(keys=keys, exclude=exclude),
+                            start_frame=start_frame, blender=blender)
+    solve = report["solve"]
+    console.print(f"[bold]{escape(str(report['output']))}[/]: {report['frames']} frames baked, action "
+                  f"{report['action']!r}, key take {escape(report['key_take'])}")
+    used = sorted(((v["peak"], k) for k, v in solve["keys"].items() if v["peak"] > 0.05), reverse=True)
+    console.print(f"  keys driven: {', '.join(f'{k} ({p:.2f})' for p, k in used) or 'none'}", soft_wrap=True)
+    console.print(f"  motion left unreproduced: {solve['take_residual']:.0%} ({solve['points']} face points, "
+                  f"anchors from {solve['anchors']})")
+    if solve["unmapped_units"]:
+        console.print(f"  [yellow]units this character cannot reproduce[/]: {', '.join(solve['unmapped_units'])}",
+                      soft_wrap=True)
 
 
 def _print_bake_report(console: Console, report: dict) -> None:
