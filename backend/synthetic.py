@@ -50,6 +50,7 @@ class SyntheticConfig:
     invalid_frames: tuple[int, ...] = ()
     identity_scale: float = 1.0
     seed: int = 0
+    units: tuple[str, ...] = ()     # ARKit names the events draw from (empty = every unit)
 
 
 def _events(cfg: SyntheticConfig, rng: np.random.Generator) -> np.ndarray:
@@ -61,7 +62,8 @@ def _events(cfg: SyntheticConfig, rng: np.random.Generator) -> np.ndarray:
     for a, b in EXCLUSIVE_PAIRS:
         partners.setdefault(a, set()).add(b)
         partners.setdefault(b, set()).add(a)
-    units = [i for i, n in enumerate(ARKIT_NAMES) if n != "mouthClose" and (cfg.include_tongue or n != "tongueOut")]
+    units = [i for i, n in enumerate(ARKIT_NAMES) if n != "mouthClose" and (cfg.include_tongue or n != "tongueOut")
+             and (not cfg.units or n in cfg.units)]
     n_events = max(1, int(round(cfg.events_per_second * t / cfg.fps)))
     for _ in range(n_events):
         k = int(rng.choice(units))

@@ -185,12 +185,13 @@ def _pair_products(deltas: np.ndarray, tol: float = 1e-12) -> torch.Tensor:
     return torch.as_tensor(g, dtype=torch.float32).to_sparse().coalesce()
 
 
-def _model_pair_products(model: FaceModel) -> torch.Tensor:
-    """:func:`_pair_products` of ``model`` on :func:`solve_landmarks`, computed once per model object."""
-    hit = _PRODUCTS.get(id(model))
+def _model_pair_products(model: FaceModel, idx: np.ndarray) -> torch.Tensor:
+    """:func:`_pair_products` of ``model`` on landmarks ``idx`` (L,), computed once per model object and subset."""
+    key = (id(model), tuple(int(i) for i in idx))
+    hit = _PRODUCTS.get(key)
     if hit is None or hit[0] is not model:
-        hit = (model, _pair_products(model.unit_deltas[:, solve_landmarks(model)]))
-        _PRODUCTS[id(model)] = hit
+        hit = (model, _pair_products(model.unit_deltas[:, idx]))
+        _PRODUCTS[key] = hit
     return hit[1]
 
 
@@ -204,14 +205,18 @@ class Fitter:
 
     Args:
         model: the face model.
-        obs: (T, N, 2) float32 pixel landmarks (x right, y down); rows of
-            invalid frames are ignored.
+        obs: (T, N, 2) float32 pixel landmarks (x right, y down) indexed by
+            model vertex; rows of invalid frames and vertices not in
+            ``observed`` are ignored.
         valid: (T,) bool.
         focal: focal length, pixels.
         size: (width, height) pixels.
         terms: loss strengths.
         device: torch device string.
         cancel: callable raising when the user cancelled (checked between iterations).
+        observed: (M,) int model vertices the tracker reports (e.g. the 68 of
+            ``MEDIAPIPE_TO_IBUG68``), or None for all 478; the fit uses
+            :func:`solve_landmarks` for a full track, else exactly ``observed``.
 
     State after fitting (valid frames only, V of them): ``weights`` (V, 52),
     ``rmat`` (V, 3, 3) head-to-camera rotations, ``trans`` (V, 3) metres,
@@ -220,18 +225,22 @@ class Fitter:
     """
 
     def __init__(self, model: FaceModel, obs: np.ndarray, valid: np.ndarray, focal: float,
-                 size: tuple[int, int], terms: FitTerms, device: str, cancel: Callable[[], None]):
+                 size: tuple[int, int], terms: FitTerms, device: str, cancel: Callable[[], None],
+                 observed: Optional[np.ndarray] = None):
         self.dev = torch.device(device)
         f32 = dict(dtype=torch.float32, device=self.dev)
         self.model = model
-        self.idx = torch.as_tensor(solve_landmarks(model), device=self.dev)
+        idx = solve_landmarks(model) if observed is None else np.unique(np.asarray(observed, np.int64))
+        self.idx = torch.as_tensor(idx, device=self.dev)
+        stable = [i for i in STABLE if i in set(idx.tolist())]
+        self.stable = torch.as_tensor(stable if len(stable) >= 6 else idx, device=self.dev)
         self.neutral = torch.tensor(model.neutral, **f32)
         self.deltas = torch.tensor(model.unit_deltas, **f32)
         self.basis = torch.tensor(model.identity_basis, **f32)
         # (L, 3, C) layouts of the unit and identity fields on the fitted landmarks
         self.basis_l = self.basis[:, self.idx].permute(1, 2, 0).contiguous()
         self.deltas_flat = self.deltas[:, self.idx].permute(1, 2, 0).reshape(-1, 52).contiguous()   # (3L, 52)
-        self.pair_products = _model_pair_products(model).to(self.dev)
+        self.pair_products = _model_pair_products(model, idx).to(self.dev)
         self.tri_i, self.tri_j = (torch.as_tensor(t, device=self.dev) for t in np.triu_indices(52))
         self.valid = np.asarray(valid, bool)
         self.vidx = np.flatnonzero(self.valid)
@@ -242,6 +251,9 @@ class Fitter:
         self.terms = terms
         self.cancel = cancel
         self.redescend = False      # soft-L1 until fit_expressions switches to Geman-McClure
+        # On a sparse scheme (68 points) identity and expression are too entangled
+        # for the joint identity phase (it diverges): the identity comes from the neutral phase.
+        self.joint_identity = observed is None
         pairs = np.array(EXCLUSIVE_PAIRS)
         self.pair_a = torch.as_tensor(pairs[:, 0], device=self.dev)
         self.pair_b = torch.as_tensor(pairs[:, 1], device=self.dev)
@@ -259,10 +271,10 @@ class Fitter:
         o = self.obs
         width = (o[:, 454] - o[:, 234]).norm(dim=-1).clamp_min(1.0)
         depth = self.focal * FACE_WIDTH_M / width
-        centre = o[:, :NUM_MESH].mean(1)
+        centre = o[:, self.idx].mean(1)
         x = (centre[:, 0] - self.centre[0]) * depth / self.focal
         y = -(centre[:, 1] - self.centre[1]) * depth / self.focal
-        c = self.neutral[:NUM_MESH].mean(0)
+        c = self.neutral[self.idx].mean(0)
         self.trans = torch.stack([x - c[0], y - c[1], -depth - c[2]], -1)
 
     def shape(self, weights: torch.Tensor, identity: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -372,16 +384,15 @@ class Fitter:
         return _apply_pose(rmat, trans, step)
 
     def fit_rigid(self, iters: int = 6) -> None:
-        """Stage (a): pose of every valid frame on stable landmarks, neutral face.
+        """Stage (a): pose of every valid frame on the observed stable landmarks, neutral face.
 
         No temporal coupling here: from the rest pose, Jacobi smoothing would
         hold every frame near its equally wrong neighbours.
         """
-        stable = torch.as_tensor(list(STABLE), device=self.dev)
         for _ in range(iters):
             self.cancel()
             self.rmat, self.trans = self.pose_step(slice(None), self.weights, self.identity, self.rmat,
-                                                   self.trans, stable)
+                                                   self.trans, self.stable)
 
     # -- priors -------------------------------------------------------------------------------
     def _prior_matrix(self, weights: torch.Tensor) -> torch.Tensor:
@@ -487,12 +498,13 @@ class Fitter:
         performance are near neutral, and the robust loss discounts the rest),
         so a constant offset is explained by the actor, not by a constant
         expression; then identity + pose + expression jointly (projected
-        Newton on the weights, the identity through the Schur complement over frames).
+        Newton on the weights, the identity through the Schur complement over frames);
+        on a sparse landmark scheme (``joint_identity`` False) the neutral phase only.
         """
         sel = torch.as_tensor(frames, device=self.dev)
         rmat, trans, w = self.rmat[sel], self.trans[sel], self.weights[sel]
         a_id = self.identity
-        for phase in ("neutral", "joint"):
+        for phase in ("neutral", "joint") if self.joint_identity else ("neutral",):
             for _ in range(iters):
                 self.cancel()
                 sys_ = self._frame_system(sel, w, a_id, rmat, trans, with_identity=True)

@@ -126,6 +126,27 @@ def gaze_from_weights(weights: np.ndarray) -> np.ndarray:
     ], 1).astype(np.float32)
 
 
+def _model_observations(lm: np.ndarray, scheme: str, num_vertices: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Track landmarks -> (obs (T, N, 2) float32 pixels per model vertex, observed vertex ids or None = all).
+
+    A 478-point MediaPipe track is the model's own topology; a 68-point iBUG
+    track fills the vertices of ``MEDIAPIPE_TO_IBUG68`` (NaN elsewhere, unused).
+    """
+    from backend.tracking.ibug68 import MEDIAPIPE_TO_IBUG68
+
+    if lm.ndim == 3 and lm.shape[2] >= 2 and scheme == "ibug68" and lm.shape[1] == len(MEDIAPIPE_TO_IBUG68):
+        ids = np.asarray(MEDIAPIPE_TO_IBUG68, np.int64)
+        obs = np.full((lm.shape[0], num_vertices, 2), np.nan, np.float32)
+        obs[:, ids] = lm[..., :2]
+        return obs, ids
+    if lm.ndim == 3 and lm.shape[2] >= 2 and lm.shape[1] == num_vertices and scheme != "ibug68":
+        return lm[..., :2], None
+    raise FaceKeyError("bad_argument", f"the solver needs (T, {num_vertices}, 3) MediaPipe landmarks or (T, 68, 3) "
+                       f"iBUG landmarks (scheme 'ibug68'), got {lm.shape} ({scheme})",
+                       "Track the footage with the MediaPipe tracker (refine_landmarks, 478 points) "
+                       "or a 68-point iBUG tracker.")
+
+
 def _fill_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """(T, D) with rows defined on ``valid`` -> linear interpolation over frame index, held at the ends."""
     t = np.arange(len(valid))
@@ -157,10 +178,7 @@ class SolverEstimator:
         s = (settings or SolverSettings(device=self.device)).validate()
         model = load_face_model()
         lm = np.asarray(track.landmarks, np.float32)
-        if lm.ndim != 3 or lm.shape[1] != model.num_vertices or lm.shape[2] < 2:
-            raise FaceKeyError("bad_argument", f"the solver needs (T, {model.num_vertices}, 3) MediaPipe landmarks, "
-                               f"got {lm.shape} ({track.scheme})",
-                               "Track the footage with the MediaPipe tracker (refine_landmarks, 478 points).")
+        obs, observed = _model_observations(lm, track.scheme, model.num_vertices)
         valid = np.asarray(track.valid, bool) & np.all(np.isfinite(lm[..., :2]), axis=(1, 2))
         if not valid.any():
             raise FaceKeyError("no_face", f"no valid face in any of the {len(valid)} frames of {track.source or 'the track'}",
@@ -194,8 +212,8 @@ class SolverEstimator:
         if device == "cpu":
             torch.set_num_threads(1)
         try:
-            weights, rotvec, trans, identity = self._fit(model, lm, valid, focal, (w_img, h_img), terms, device,
-                                                         check_cancel, report, s, n_valid, total)
+            weights, rotvec, trans, identity = self._fit(model, obs, observed, valid, focal, (w_img, h_img), terms,
+                                                         device, check_cancel, report, s, n_valid, total)
         finally:
             torch.set_num_threads(threads)
         t = len(valid)
@@ -222,10 +240,11 @@ class SolverEstimator:
         return take.validate()
 
     @staticmethod
-    def _fit(model, lm, valid, focal, size, terms, device, check_cancel, report, s, n_valid, total):
-        """Run the three fit stages; return (weights (V, 52), rotvec (V, 3), trans (V, 3), identity (K,)) as numpy."""
+    def _fit(model, obs, observed, valid, focal, size, terms, device, check_cancel, report, s, n_valid, total):
+        """Run the three fit stages on ``obs`` (T, N, 2) pixels at model vertices ``observed`` (None = all);
+        return (weights (V, 52), rotvec (V, 3), trans (V, 3), identity (K,)) as numpy."""
         with torch.no_grad():
-            fitter = Fitter(model, lm[..., :2], valid, focal, size, terms, device, check_cancel)
+            fitter = Fitter(model, obs, valid, focal, size, terms, device, check_cancel, observed=observed)
             report(0, total, "rigid head pose")
             fitter.fit_rigid()
             report(1, total, "actor identity")
