@@ -44,6 +44,7 @@ case "$job" in
   test)
     echo "== installing facekey[dev]"
     .venv/bin/python -m pip install -q -e ".[dev]"
+    .venv/bin/python -m pip install -q --no-deps face-alignment==1.5.0   # optional FAN source (see pyproject)
     install_blender_binary
     .venv/bin/python -m pytest "$@"
     ;;
