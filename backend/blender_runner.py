@@ -121,10 +121,13 @@ def headless_script() -> str:
     return str(staged_addon() / "headless.py")
 
 
-def _run_headless(args: list[str], blender: str | None, log_path, timeout, python_paths) -> dict:
+def run_headless(args: list[str], blender: str | None, log_path=None, timeout=None, python_paths=None, *,
+                 script: str | None = None) -> dict:
+    """Run a headless script of the staged add-on (default ``headless.py``) with ``args`` plus
+    ``--report FILE``; return the JSON report it wrote, or raise its FaceKeyError / ``blender_failed``."""
     with tempfile.TemporaryDirectory(prefix="facekey-run-") as tmp:
         report_path = os.path.join(tmp, "report.json")
-        proc = run_blender_script(headless_script(), [*args, "--report", report_path], blender=blender,
+        proc = run_blender_script(script or headless_script(), [*args, "--report", report_path], blender=blender,
                                   log_path=log_path, timeout=timeout, check=False, python_paths=python_paths)
         report = None
         if os.path.isfile(report_path):
@@ -169,7 +172,7 @@ def bake_take_file(take_path, blend_in, blend_out, objects: list[str], *, name_m
         args += ["--head-object", head_target[0], "--head-bone", head_target[1]]
     elif head_target:
         args += ["--head-object", head_target]
-    return _run_headless(args, blender, log_path, timeout, python_paths)
+    return run_headless(args, blender, log_path, timeout, python_paths)
 
 
 def build_head_blend(face_model_npz, take_path, blend_out, preview_png=None, *, blender: str | None = None,
@@ -184,4 +187,4 @@ def build_head_blend(face_model_npz, take_path, blend_out, preview_png=None, *, 
     args = ["demo", "--head-npz", os.fspath(face_model_npz), "--take", os.fspath(take_path), "-o", os.fspath(blend_out)]
     if preview_png:
         args += ["--preview", os.fspath(preview_png)]
-    return _run_headless(args, blender, log_path, timeout, python_paths)
+    return run_headless(args, blender, log_path, timeout, python_paths)

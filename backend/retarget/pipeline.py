@@ -9,11 +9,10 @@ a copy of the character.  A .glb character that needs
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 
-from ..blender_runner import run_blender_script, staged_addon
+from ..blender_runner import run_headless, staged_addon
 from ..protocol.errors import FaceKeyError
 from ..protocol.keytake import read_character_keys, write_key_take
 from ..protocol.take import read_take
@@ -30,22 +29,8 @@ def run_retarget_step(args: list[str], *, blender: str | None = None, timeout: f
     Raises:
         FaceKeyError: the step's own error, or ``blender_failed``.
     """
-    script = str(staged_addon() / "retarget" / "headless.py")
-    with tempfile.TemporaryDirectory(prefix="facekey-retarget-") as tmp:
-        report_path = os.path.join(tmp, "report.json")
-        proc = run_blender_script(script, [*args, "--report", report_path], blender=blender, timeout=timeout,
-                                  check=False, python_paths=python_paths)
-        report = None
-        if os.path.isfile(report_path):
-            with open(report_path, encoding="utf-8") as f:
-                report = json.load(f)
-    if isinstance(report, dict) and "error" in report:
-        raise FaceKeyError.from_dict(report["error"])
-    if proc.returncode != 0 or report is None:
-        out = ((proc.stdout or "") + (proc.stderr or ""))[-2000:]
-        raise FaceKeyError("blender_failed", f"The headless Blender step failed (exit code {proc.returncode}): {out}",
-                           "Check that the character file opens in this Blender version; the output shows the traceback.")
-    return report
+    return run_headless(args, blender, timeout=timeout, python_paths=python_paths,
+                        script=str(staged_addon() / "retarget" / "headless.py"))
 
 
 def _source_args(character: str, tmp: str) -> list[str]:
