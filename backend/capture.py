@@ -19,6 +19,7 @@ __all__ = ["CaptureSettings", "capture", "resolve_device"]
 
 ProgressFn = Optional[Callable[[Progress], None]]
 DEVICES = ("auto", "cpu", "cuda")
+LANDMARK_SOURCES = ("mediapipe", "fan")
 
 
 @dataclasses.dataclass
@@ -35,6 +36,11 @@ class CaptureSettings:
         sparsity: solver sparsity weight; None = the solver's default.
         device: "auto" (cuda when available), "cpu" or "cuda".
         estimator: estimator name for ``get_estimator`` ("solver" by default).
+        landmarks: landmark source, one of :data:`LANDMARK_SOURCES`: "mediapipe"
+            (478 points, the default) or "fan" (face-alignment's iBUG-68 FAN on
+            MediaPipe's face boxes; needs ``fan_weights``).
+        fan_weights: FAN weights file for ``landmarks="fan"`` (None reads
+            ``$FACEKEY_FAN_WEIGHTS``).
     """
 
     face_index: Optional[int] = None
@@ -44,6 +50,8 @@ class CaptureSettings:
     sparsity: Optional[float] = None
     device: str = "auto"
     estimator: str = "solver"
+    landmarks: str = "mediapipe"
+    fan_weights: Optional[str] = None
 
     def validate(self) -> "CaptureSettings":
         """Raise ``bad_argument`` naming the first invalid field."""
@@ -61,6 +69,10 @@ class CaptureSettings:
             _bad("device", self.device, " / ".join(DEVICES))
         if not isinstance(self.estimator, str) or not self.estimator:
             _bad("estimator", self.estimator, "an estimator name such as 'solver'")
+        if self.landmarks not in LANDMARK_SOURCES:
+            _bad("landmarks", self.landmarks, " / ".join(LANDMARK_SOURCES))
+        if self.fan_weights is not None and not isinstance(self.fan_weights, str):
+            _bad("fan_weights", self.fan_weights, "the path of a FAN weights file")
         return self
 
     def to_dict(self) -> dict:
@@ -147,6 +159,12 @@ def capture(footage_path: str | os.PathLike, settings: Optional[CaptureSettings]
         raise FaceKeyError("no_face", f"No face was found in any of the {track.num_frames} frame(s) of "
                            f"{os.path.basename(os.fspath(footage_path))}.",
                            "Use footage where the face is visible, lit and at least ~100 pixels tall.")
+    if settings.landmarks == "fan":
+        from .tracking.fan import FanLandmarker, fan_track
+        landmarker = FanLandmarker(settings.fan_weights, device=device)
+        track = fan_track(open_footage(footage_path, max_side=settings.max_side), track, landmarker,
+                          progress=_stage(progress, "FAN landmarks"), cancel=cancel)
+        _check_cancel(cancel)
     solver_kwargs = {"smoothing": float(settings.smoothing), "exclusive": settings.exclusive, "device": device}
     if settings.sparsity is not None:
         solver_kwargs["sparsity"] = float(settings.sparsity)
