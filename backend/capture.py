@@ -150,6 +150,9 @@ def capture(footage_path: str | os.PathLike, settings: Optional[CaptureSettings]
 
     settings = (settings or CaptureSettings()).validate()
     device = resolve_device(settings.device)
+    if settings.landmarks == "fan":          # load (and check) the weights before any frame is tracked
+        from .tracking.fan import FanLandmarker, fan_track
+        landmarker = FanLandmarker(settings.fan_weights, device=device)
     footage = open_footage(footage_path, max_side=settings.max_side)
     _check_cancel(cancel)
     track = track_footage(footage, face_index=settings.face_index, progress=_stage(progress, "tracking"),
@@ -160,8 +163,6 @@ def capture(footage_path: str | os.PathLike, settings: Optional[CaptureSettings]
                            f"{os.path.basename(os.fspath(footage_path))}.",
                            "Use footage where the face is visible, lit and at least ~100 pixels tall.")
     if settings.landmarks == "fan":
-        from .tracking.fan import FanLandmarker, fan_track
-        landmarker = FanLandmarker(settings.fan_weights, device=device)
         track = fan_track(open_footage(footage_path, max_side=settings.max_side), track, landmarker,
                           progress=_stage(progress, "FAN landmarks"), cancel=cancel)
         _check_cancel(cancel)

@@ -106,13 +106,18 @@ def capture(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     max_side: int = typer.Option(720, "--max-side", help="Downscale frames to this longer side in pixels (0 = full size)."),
     estimator: str = typer.Option("solver", "--estimator", help="Estimator name."),
+    landmarks: str = typer.Option("mediapipe", "--landmarks",
+                                  help="Landmark source: mediapipe (478 points) | fan (face-alignment, 68 points)."),
+    fan_weights: Optional[str] = typer.Option(None, "--fan-weights",
+                                              help="FAN weights file for --landmarks fan ($FACEKEY_FAN_WEIGHTS)."),
 ) -> None:
     """Capture FOOTAGE into a Take file."""
     from .capture import CaptureSettings, capture as run_capture
     from .protocol.take import write_take
 
     settings = CaptureSettings(face_index=face_index, max_side=max_side or None, smoothing=smoothing,
-                               exclusive=exclusive, sparsity=sparsity, device=device, estimator=estimator).validate()
+                               exclusive=exclusive, sparsity=sparsity, device=device, estimator=estimator,
+                               landmarks=landmarks, fan_weights=fan_weights).validate()
     console = Console()
     with _Bar(console) as bar:
         take = run_capture(footage, settings, progress=bar)
