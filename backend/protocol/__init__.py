@@ -5,6 +5,7 @@ verbatim into the add-on (as ``facekey/protocol``).  Modules: ``errors``
 (FaceKeyError), ``arkit`` (unit set), ``take`` (Take files), ``messages``
 (JSON lines), ``client`` (spawn + talk to the worker), ``livelink``
 (Live Link Face CSV), ``namemap`` (unit-name -> shape-key maps),
-``rotations`` (quaternion/Euler helpers).
+``rotations`` (quaternion/Euler helpers), ``keytake`` (character key curves),
+``npzfile`` (versioned .npz files: atomic write, strict read).
 """
 from .errors import FaceKeyError  # noqa: F401

@@ -15,15 +15,12 @@ numpy + standard library only: copied into the add-on.
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
 import os
-import tempfile
-import zipfile
 
 import numpy as np
 
 from .errors import FaceKeyError
+from .npzfile import atomic_savez, load_npz
 
 __all__ = ["KeyTake", "CharacterKeys", "ANCHOR_NAMES", "write_key_take", "read_key_take",
            "write_character_keys", "read_character_keys"]
@@ -33,7 +30,6 @@ CHARACTER_SCHEMA = "facekey.characterkeys"
 SCHEMA_VERSION = 1
 #: Anchor sets a character may carry (vertex indices picked by the user): eye centres and mouth centre.
 ANCHOR_NAMES = ("eye_left", "eye_right", "mouth")
-_HEADER_KEY = "header_json"
 
 
 def _bad(kind: str, field: str, what: str) -> None:
@@ -131,46 +127,8 @@ class CharacterKeys:
         return self
 
 
-def _atomic_savez(path: str, arrays: dict) -> str:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".fk-", suffix=".npz.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def _header_array(header: dict) -> np.ndarray:
-    return np.frombuffer(json.dumps(header, sort_keys=True).encode("utf-8"), np.uint8)
-
-
 def _load(path: str, kind: str, schema: str) -> tuple[dict, dict]:
-    if not os.path.isfile(path):
-        raise FaceKeyError("file_missing", f"{kind} file not found: {path}",
-                           "Check the path, or create it again with FaceKey.")
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        header = json.loads(arrays.pop(_HEADER_KEY).tobytes().decode("utf-8"))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, UnicodeDecodeError) as e:
-        raise FaceKeyError("take_invalid", f"{path} is not a readable {kind} file ({e}).",
-                           "Create it again with FaceKey.") from e
-    if not isinstance(header, dict) or header.get("schema") != schema:
-        _bad(kind, "header", f"has schema {header.get('schema') if isinstance(header, dict) else None!r}, expected {schema!r}")
-    if not isinstance(header.get("schema_version"), int) or not 1 <= header["schema_version"] <= SCHEMA_VERSION:
-        raise FaceKeyError("take_invalid", f"{kind} schema version {header.get('schema_version')!r} is not supported.",
-                           "Update FaceKey to read files written by a newer version.")
-    return arrays, header
+    return load_npz(path, kind, schema, SCHEMA_VERSION, "create it again with FaceKey")
 
 
 def _need(arrays: dict, kind: str, *names: str) -> None:
@@ -184,9 +142,9 @@ def write_key_take(path: str | os.PathLike, kt: KeyTake) -> str:
     kt.validate()
     header = dict(kt.header, schema=KEY_TAKE_SCHEMA, schema_version=SCHEMA_VERSION, fps=float(kt.fps),
                   key_names=list(kt.key_names))
-    return _atomic_savez(os.fspath(path), {
+    return atomic_savez(path, {
         "values": np.ascontiguousarray(kt.values, np.float32), "timestamps": np.ascontiguousarray(kt.timestamps, np.float64),
-        "valid": np.ascontiguousarray(kt.valid, np.bool_), _HEADER_KEY: _header_array(header)})
+        "valid": np.ascontiguousarray(kt.valid, np.bool_)}, header)
 
 
 def read_key_take(path: str | os.PathLike) -> KeyTake:
@@ -208,10 +166,10 @@ def write_character_keys(path: str | os.PathLike, ck: CharacterKeys) -> str:
     header = dict(ck.header, schema=CHARACTER_SCHEMA, schema_version=SCHEMA_VERSION, object_name=ck.object_name,
                   key_names=list(ck.key_names), anchors=sorted(ck.anchors))
     arrays = {"rest": np.ascontiguousarray(ck.rest, np.float32), "triangles": np.ascontiguousarray(ck.triangles, np.int32),
-              "deltas": np.ascontiguousarray(ck.deltas, np.float32), _HEADER_KEY: _header_array(header)}
+              "deltas": np.ascontiguousarray(ck.deltas, np.float32)}
     for name, idx in ck.anchors.items():
         arrays[f"anchor_{name}"] = np.ascontiguousarray(idx, np.int32)
-    return _atomic_savez(os.fspath(path), arrays)
+    return atomic_savez(path, arrays, header)
 
 
 def read_character_keys(path: str | os.PathLike) -> CharacterKeys:

@@ -22,23 +22,19 @@ numpy + standard library only: copied into the add-on.
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
 import os
-import tempfile
-import zipfile
 from typing import Any, Optional
 
 import numpy as np
 
 from .arkit import ARKIT_NAMES, NUM_UNITS
 from .errors import FaceKeyError
+from .npzfile import atomic_savez, load_npz
 
 __all__ = ["Take", "SCHEMA", "SCHEMA_VERSION", "write_take", "read_take"]
 
 SCHEMA = "facekey.take"
 SCHEMA_VERSION = 1
-_HEADER_KEY = "header_json"
 
 
 @dataclasses.dataclass
@@ -162,49 +158,13 @@ def write_take(path: str | os.PathLike, take: Take) -> str:
     for k, dt in _OPTIONAL.items():
         if getattr(take, k) is not None:
             arrays[k] = np.ascontiguousarray(getattr(take, k), dtype=dt)
-    arrays[_HEADER_KEY] = np.frombuffer(json.dumps(header, sort_keys=True).encode("utf-8"), np.uint8)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".take-", suffix=".npz.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_savez(path, arrays, header)
 
 
 def read_take(path: str | os.PathLike) -> Take:
     """Read and strictly validate a Take file; raise ``FaceKeyError`` on any problem."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FaceKeyError("file_missing", f"Take file not found: {path}",
-                           "Check the path, or create the take with `facekey capture VIDEO -o take.npz`.")
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise FaceKeyError("take_invalid", f"{path} is not a readable Take file ({e}).",
-                           "Re-create the take with `facekey capture` or import it again.") from e
-    if _HEADER_KEY not in arrays:
-        _bad("header", "is missing (not a FaceKey Take file)")
-    try:
-        header = json.loads(arrays.pop(_HEADER_KEY).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        _bad("header", "is not valid JSON")
-    if not isinstance(header, dict) or header.get("schema") != SCHEMA:
-        _bad("header", f"has schema {header.get('schema') if isinstance(header, dict) else None!r}, expected {SCHEMA!r}")
-    version = header.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION or version < 1:
-        raise FaceKeyError("take_invalid", f"Take schema version {version!r} is not supported (this FaceKey reads up to {SCHEMA_VERSION}).",
-                           "Update FaceKey to read takes written by a newer version.")
+    arrays, header = load_npz(path, "Take", SCHEMA, SCHEMA_VERSION,
+                              "re-create the take with `facekey capture VIDEO -o take.npz` or import it again")
     if header.get("unit_names") != list(ARKIT_NAMES):
         _bad("header.unit_names", "does not list the 52 ARKit units in ARKit order")
     for k in _ARRAYS:
