@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _object(name: str):
+def find_object(name: str):
+    """The object called ``name``, or ``object_missing`` listing the objects present."""
     import bpy
     obj = bpy.data.objects.get(name)
     if obj is None:
@@ -69,7 +70,8 @@ def _object(name: str):
     return obj
 
 
-def _save(path: str) -> None:
+def save_blend(path: str) -> None:
+    """Save the open file as ``path`` (folders created)."""
     import bpy
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(path), check_existing=False)
@@ -88,12 +90,12 @@ def bake_command(args) -> dict:
         bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.blend_in))
     take = read_take(args.take)
     names = [n.strip() for n in args.objects.split(",") if n.strip()]
-    objects = [_object(n) for n in names]
-    head = _object(args.head_object) if args.head_object else None
+    objects = [find_object(n) for n in names]
+    head = find_object(args.head_object) if args.head_object else None
     report = bake_take(take, objects, load_name_map(args.name_map, args.map_path), scene=bpy.context.scene,
                        source=take.header.get("source") or args.take, start_frame=args.start_frame,
                        take_path=os.path.abspath(args.take), head_target=head, head_bone=args.head_bone)
-    _save(args.output)
+    save_blend(args.output)
     report["output"] = os.path.abspath(args.output)
     return report
 
@@ -129,7 +131,7 @@ def demo_command(args) -> dict:
         scene.frame_set(scene.frame_start)
         bpy.ops.render.render(write_still=True)
         report["preview"] = os.path.abspath(args.preview)
-    _save(args.output)
+    save_blend(args.output)
     report["output"] = os.path.abspath(args.output)
     return report
 
@@ -158,13 +160,17 @@ def _add_camera_and_light(scene, verts) -> None:
 def main(argv: list[str]) -> int:
     """Parse ``argv`` (after ``--``), run the command, write the report; 0 on success, 2 on FaceKeyError."""
     args = _parser().parse_args(argv)
+    return run_reporting(lambda: bake_command(args) if args.command == "bake" else demo_command(args), args.report)
+
+
+def run_reporting(step, report_path: str | None) -> int:
+    """Run ``step()``; write its dict (or ``{"error": ...}``) to ``report_path``; 0 on success, 2 on FaceKeyError."""
     try:
-        report = bake_command(args) if args.command == "bake" else demo_command(args)
-        code = 0
+        report, code = step(), 0
     except FaceKeyError as e:
         report, code = {"error": e.to_dict()}, 2
         print(f"FaceKey error [{e.code}]: {e}", file=sys.stderr)
-    if args.report:
-        with open(args.report, "w", encoding="utf-8") as f:
+    if report_path:
+        with open(report_path, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=1)
     return code

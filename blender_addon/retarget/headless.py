@@ -11,7 +11,6 @@ the exit code is 0 on success, 2 on a FaceKeyError.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -24,6 +23,7 @@ if __name__ == "__main__" and not __package__:
     _argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
     sys.exit(importlib.import_module(_pkg.__name__ + ".retarget.headless").main(_argv))
 
+from ..headless import find_object, run_reporting, save_blend  # noqa: E402
 from ..protocol.errors import FaceKeyError  # noqa: E402
 
 __all__ = ["main", "load_scene"]
@@ -59,15 +59,6 @@ def load_scene(blend_in: str | None, glb_in: str | None) -> None:
         bpy.ops.import_scene.gltf(filepath=os.path.abspath(glb_in))
 
 
-def _object(name: str):
-    import bpy
-    obj = bpy.data.objects.get(name)
-    if obj is None:
-        raise FaceKeyError("object_missing", f"No object named '{name}'.",
-                           f"Objects present: {', '.join(sorted(o.name for o in bpy.data.objects)[:30])}.")
-    return obj
-
-
 def _run(args) -> dict:
     import bpy
 
@@ -76,7 +67,7 @@ def _run(args) -> dict:
     from ..protocol.keytake import read_key_take, write_character_keys
     from .measure import character_keys_from_object
     load_scene(args.blend_in, args.glb_in)
-    obj = _object(args.object)
+    obj = find_object(args.object)
     if args.command == "measure":
         ck = character_keys_from_object(obj, source=args.blend_in or args.glb_in)
         write_character_keys(args.output, ck)
@@ -86,8 +77,7 @@ def _run(args) -> dict:
     scene = bpy.context.scene
     action = bake_key_take(obj, kt, action_name_for(kt.header.get("source_take") or args.key_take),
                            args.start_frame, scene_fps(scene), os.path.abspath(args.key_take))
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(args.output), check_existing=False)
+    save_blend(args.output)
     return {"output": os.path.abspath(args.output), "action": action.name, "keys": list(kt.key_names),
             "frames": int(kt.valid.sum())}
 
@@ -95,12 +85,4 @@ def _run(args) -> dict:
 def main(argv: list[str]) -> int:
     """Parse ``argv``, run the step, write the report; 0 on success, 2 on FaceKeyError."""
     args = _parser().parse_args(argv)
-    try:
-        report, code = _run(args), 0
-    except FaceKeyError as e:
-        report, code = {"error": e.to_dict()}, 2
-        print(f"FaceKey error [{e.code}]: {e}", file=sys.stderr)
-    if args.report:
-        with open(args.report, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=1)
-    return code
+    return run_reporting(lambda: _run(args), args.report)
