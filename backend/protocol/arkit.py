@@ -67,22 +67,14 @@ def _mirror_name(n: str) -> str:
 #: MIRROR[i] is the index of unit i's left/right mirror (itself if central).
 MIRROR: tuple[int, ...] = tuple(INDEX[_mirror_name(n)] for n in ARKIT_NAMES)
 
-#: Blendshape column order of Epic's Live Link Face CSV (differs from ARKit's
-#: order at JawRight/JawLeft and MouthRight/MouthLeft).
-LIVELINK_CSV_BLENDSHAPES: tuple[str, ...] = tuple(pascal(n) for n in (
-    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
-    "eyeSquintLeft", "eyeWideLeft",
-    "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
-    "eyeSquintRight", "eyeWideRight",
-    "jawForward", "jawRight", "jawLeft", "jawOpen",
-    "mouthClose", "mouthFunnel", "mouthPucker", "mouthRight", "mouthLeft",
-    "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft", "mouthFrownRight",
-    "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft", "mouthStretchRight",
-    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
-    "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight",
-    "mouthUpperUpLeft", "mouthUpperUpRight",
-    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
-    "cheekPuff", "cheekSquintLeft", "cheekSquintRight",
-    "noseSneerLeft", "noseSneerRight", "tongueOut",
-))
-assert sorted(LIVELINK_CSV_BLENDSHAPES) == sorted(pascal(n) for n in ARKIT_NAMES)
+def _livelink_order() -> tuple[str, ...]:
+    names = list(ARKIT_NAMES)
+    for a, b in (("jawLeft", "jawRight"), ("mouthLeft", "mouthRight")):
+        i, j = names.index(a), names.index(b)
+        names[i], names[j] = names[j], names[i]
+    return tuple(pascal(n) for n in names)
+
+
+#: Blendshape column order of Epic's Live Link Face CSV: ARKit's order with
+#: JawRight before JawLeft and MouthRight before MouthLeft.
+LIVELINK_CSV_BLENDSHAPES: tuple[str, ...] = _livelink_order()
