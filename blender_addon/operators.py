@@ -322,12 +322,4 @@ class FACEKEY_OT_open_log(bpy.types.Operator):
 _CLASSES = (FACEKEY_OT_capture, FACEKEY_OT_setup_backend, FACEKEY_OT_cancel, FACEKEY_OT_check_backend,
             FACEKEY_OT_import_csv, FACEKEY_OT_export_csv, FACEKEY_OT_open_log)
 
-
-def register() -> None:
-    for c in _CLASSES:
-        bpy.utils.register_class(c)
-
-
-def unregister() -> None:
-    for c in reversed(_CLASSES):
-        bpy.utils.unregister_class(c)
+register, unregister = bpy.utils.register_classes_factory(_CLASSES)

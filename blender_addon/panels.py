@@ -107,12 +107,4 @@ def _draw_report(layout, s) -> None:
 
 _CLASSES = (FACEKEY_PT_main,)
 
-
-def register() -> None:
-    for c in _CLASSES:
-        bpy.utils.register_class(c)
-
-
-def unregister() -> None:
-    for c in reversed(_CLASSES):
-        bpy.utils.unregister_class(c)
+register, unregister = bpy.utils.register_classes_factory(_CLASSES)
