@@ -15,10 +15,10 @@ __all__ = ["plot_curves", "render_preview", "main_units"]
 
 
 def main_units(take: Take, count: int = 8) -> list[int]:
-    """Indices of the ``count`` units with the largest range over valid frames."""
+    """Indices of the ``count`` most active units: highest 95th-percentile weight over valid
+    frames (a unit held high all clip long is shown, not only the ones that vary)."""
     w = take.weights[take.valid] if take.valid.any() else take.weights
-    spread = w.max(axis=0) - w.min(axis=0)
-    return [int(i) for i in np.argsort(-spread)[:count]]
+    return [int(i) for i in np.argsort(-np.percentile(w, 95, axis=0), kind="stable")[:count]]
 
 
 def plot_curves(take: Take, out_png: str | Path, count: int = 8) -> Path:
