@@ -4,6 +4,7 @@ the built-in face model (52 ARKit shape keys), and write what a person checks:
 * ``demo_take.npz``     the Take,
 * ``demo_head.npz``     the actor-shaped head with its 52 unit deltas,
 * ``demo.blend``        the head with a new Action of shape-key F-curves,
+* ``demo_head.png``     a render of the baked head at the take's most expressive frame,
 * ``demo_preview.mp4``  landmarks and the rebuilt face over the footage,
 * ``demo_curves.png``   the main curves and head rotation against time.
 """
@@ -47,7 +48,8 @@ def run_demo(out_dir: str | Path = "demo_out", *, footage: Optional[str | Path] 
                         unit_deltas=deltas.astype(np.float32), names=np.array(ARKIT_NAMES))
     _step(progress, "baking into Blender")
     paths["blend"] = out / "demo.blend"
-    build_head_blend(paths["head"], paths["take"], paths["blend"])
+    paths["head_render"] = out / "demo_head.png"
+    build_head_blend(paths["head"], paths["take"], paths["blend"], preview_png=paths["head_render"])
 
     _step(progress, "rendering the preview")
     paths["preview"] = render_preview(clip, take, out / "demo_preview.mp4", rebuilt_2d=project_take(take, model),

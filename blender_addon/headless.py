@@ -128,9 +128,13 @@ def demo_command(args) -> dict:
         scene.render.engine = "BLENDER_WORKBENCH"
         scene.render.resolution_x, scene.render.resolution_y = 480, 480
         scene.render.filepath = os.path.abspath(args.preview)
-        scene.frame_set(scene.frame_start)
+        strongest = int(np.argmax(np.where(take.valid, take.weights.sum(axis=1), -1.0)))   # most expressive frame
+        frame = 1 + take.timestamps[strongest] * scene_fps(scene)
+        scene.frame_set(int(frame), subframe=float(frame - int(frame)))
         bpy.ops.render.render(write_still=True)
         report["preview"] = os.path.abspath(args.preview)
+        report["preview_frame"] = float(frame)
+        scene.frame_set(scene.frame_start)
     save_blend(args.output)
     report["output"] = os.path.abspath(args.output)
     return report

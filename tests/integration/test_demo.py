@@ -56,3 +56,4 @@ def test_demo_writes_every_output(tmp_path):
     assert np.abs(frames[0].astype(int) - first[: frames[0].shape[0], : frames[0].shape[1]]).mean() > 1.0, \
         "the preview shows nothing drawn over the footage"
     assert paths["curves"].stat().st_size > 20_000
+    assert paths["head_render"].stat().st_size > 5_000
