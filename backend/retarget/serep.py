@@ -1,0 +1,285 @@
+"""SEREP mesh-level expression model (product side): network, weights check, encode/decode.
+
+The network follows SEREP (Josi et al., "Semantic Expression Representation"):
+an identity encoder ``E_id`` (neutral mesh -> ``z_id``), an expression encoder
+``E_exp`` (expressive mesh -> ``z_exp``) and one decoder
+``D(z_id, z_exp) -> mesh``, all built from spiral convolutions (SpiralNet++:
+each vertex gathers a fixed-length ordered walk over its rings, then one
+linear layer).  The identity encoder's per-vertex features feed the decoder
+through skip connections.  All meshes are on the built-in model's 478-vertex
+MediaPipe topology in the head frame (metres); inside the network vertices
+are offsets from the canonical neutral in centimetres.
+
+The network is trained by ``python -m training.serep.train`` (weights
+``serep.safetensors`` + ``config.json`` in one folder); the product loads it
+with :func:`load_serep`, which checks every tensor name and shape.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from backend.facemodel import load_face_model
+from backend.protocol.errors import FaceKeyError
+
+__all__ = ["SerepConfig", "SerepNet", "spiral_indices", "load_serep", "SerepRetarget", "WEIGHTS_NAME",
+           "CONFIG_NAME", "CM"]
+
+WEIGHTS_NAME = "serep.safetensors"
+CONFIG_NAME = "config.json"
+#: Network units: vertex offsets in centimetres.
+CM = 0.01
+_TRAIN_HINT = "Train it with `python -m training.serep.train --config base --out DIR` and pass DIR (or its serep.safetensors)."
+
+
+@dataclasses.dataclass(frozen=True)
+class SerepConfig:
+    """Network size: ``channels`` per spiral block, spiral length, code sizes."""
+
+    channels: tuple[int, ...] = (16, 32, 32)
+    spiral_length: int = 9
+    id_dim: int = 32
+    exp_dim: int = 32
+
+
+def _ring_order(center: int, ring: list[int], v: np.ndarray, normal: np.ndarray) -> list[int]:
+    """``ring`` vertices sorted by angle around ``normal`` at ``center`` (0 = direction of head +y)."""
+    n = normal / (np.linalg.norm(normal) + 1e-12)
+    up = np.array([0.0, 1.0, 0.0]) - n * n[1]
+    if np.linalg.norm(up) < 1e-6:
+        up = np.array([1.0, 0.0, 0.0]) - n * n[0]
+    up /= np.linalg.norm(up)
+    side = np.cross(n, up)
+    d = v[ring] - v[center]
+    ang = np.arctan2(d @ side, d @ up) % (2 * np.pi)
+    return [ring[i] for i in np.argsort(ang, kind="stable")]
+
+
+def spiral_indices(vertices: np.ndarray, triangles: np.ndarray, length: int) -> np.ndarray:
+    """SpiralNet++ sequences: (N, length) int64, row i = i, its 1-ring, 2-ring, ... each ring by angle.
+
+    Rings follow the triangle graph; each ring is ordered counter-clockwise
+    around the vertex normal starting from the head's up direction, so the
+    order is consistent across the face.  Vertices in no triangle (iris
+    points) and walks shorter than ``length`` are completed with the nearest
+    vertices by distance not yet in the walk.
+
+    Args:
+        vertices: (N, 3) float metres.
+        triangles: (F, 3) int faces.
+        length: spiral length (>= 1).
+    """
+    v = np.asarray(vertices, np.float64)
+    n = len(v)
+    nbrs: list[set[int]] = [set() for _ in range(n)]
+    normals = np.zeros_like(v)
+    for a, b, c in np.asarray(triangles):
+        nbrs[a] |= {b, c}
+        nbrs[b] |= {a, c}
+        nbrs[c] |= {a, b}
+        fn = np.cross(v[b] - v[a], v[c] - v[a])
+        normals[[a, b, c]] += fn
+    normals[np.linalg.norm(normals, axis=1) < 1e-12] = [0.0, 0.0, 1.0]
+    dist = np.linalg.norm(v[:, None] - v[None], axis=-1)
+    out = np.zeros((n, length), np.int64)
+    for i in range(n):
+        walk, seen, ring = [i], {i}, [i]
+        while len(walk) < length and ring:
+            nxt = sorted({j for r in ring for j in nbrs[r]} - seen)
+            nxt = _ring_order(i, nxt, v, normals[i]) if nxt else []
+            walk += nxt
+            seen |= set(nxt)
+            ring = nxt
+        for j in np.argsort(dist[i], kind="stable"):
+            if len(walk) >= length:
+                break
+            if int(j) not in seen:
+                walk.append(int(j))
+                seen.add(int(j))
+        out[i] = walk[:length]
+    return out
+
+
+class SpiralConv(nn.Module):
+    """(B, N, C_in) -> (B, N, C_out): gather each vertex's spiral, flatten, linear."""
+
+    def __init__(self, c_in: int, c_out: int, spiral: torch.Tensor):
+        super().__init__()
+        self.register_buffer("spiral", spiral, persistent=False)
+        self.linear = nn.Linear(c_in * spiral.shape[1], c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        g = x[:, self.spiral.reshape(-1)].reshape(b, n, -1)
+        return self.linear(g)
+
+
+class _Encoder(nn.Module):
+    """(B, N, 3) centimetre offsets -> (code (B, D), per-block features list of (B, N, C))."""
+
+    def __init__(self, cfg: SerepConfig, spiral: torch.Tensor, n: int, dim: int):
+        super().__init__()
+        chans = (3,) + tuple(cfg.channels)
+        self.blocks = nn.ModuleList(SpiralConv(a, b, spiral) for a, b in zip(chans[:-1], chans[1:]))
+        self.fc = nn.Linear(n * chans[-1], dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        feats = []
+        for blk in self.blocks:
+            x = nn.functional.elu(blk(x))
+            feats.append(x)
+        return self.fc(x.flatten(1)), feats
+
+
+class _Decoder(nn.Module):
+    """(z_id (B, Di), z_exp (B, De), identity features) -> (B, N, 3) centimetre offsets."""
+
+    def __init__(self, cfg: SerepConfig, spiral: torch.Tensor, n: int):
+        super().__init__()
+        chans = tuple(reversed(cfg.channels))
+        self.n, self.c0 = n, chans[0]
+        self.fc = nn.Linear(cfg.id_dim + cfg.exp_dim, n * chans[0])
+        # block k sees its input plus the identity encoder's matching features (skip connection)
+        ins = [c + c for c in chans]
+        outs = list(chans[1:]) + [chans[-1]]
+        self.blocks = nn.ModuleList(SpiralConv(a, b, spiral) for a, b in zip(ins, outs))
+        self.out = SpiralConv(chans[-1], 3, spiral)
+
+    def forward(self, z_id, z_exp, id_feats: list[torch.Tensor]) -> torch.Tensor:
+        x = self.fc(torch.cat([z_id, z_exp], 1)).reshape(-1, self.n, self.c0)
+        for blk, skip in zip(self.blocks, reversed(id_feats)):
+            x = nn.functional.elu(blk(torch.cat([x, skip], -1)))
+        return self.out(x)
+
+
+class SerepNet(nn.Module):
+    """Identity encoder, expression encoder and mesh decoder on the 478-vertex topology.
+
+    All tensors are centimetre offsets from the canonical neutral, (B, 478, 3).
+    """
+
+    def __init__(self, cfg: SerepConfig):
+        super().__init__()
+        model = load_face_model()
+        self.cfg = cfg
+        spiral = torch.from_numpy(spiral_indices(model.neutral, model.triangles, cfg.spiral_length))
+        n = model.num_vertices
+        self.id_encoder = _Encoder(cfg, spiral, n, cfg.id_dim)
+        self.exp_encoder = _Encoder(cfg, spiral, n, cfg.exp_dim)
+        self.decoder = _Decoder(cfg, spiral, n)
+
+    def encode_identity(self, neutral: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(B, N, 3) neutral offsets -> (z_id (B, id_dim), skip features)."""
+        return self.id_encoder(neutral)
+
+    def encode_expression(self, mesh: torch.Tensor) -> torch.Tensor:
+        """(B, N, 3) expressive offsets -> z_exp (B, exp_dim)."""
+        return self.exp_encoder(mesh)[0]
+
+    def decode(self, identity: tuple[torch.Tensor, list[torch.Tensor]], z_exp: torch.Tensor) -> torch.Tensor:
+        """(z_id, skip features) of one batch + z_exp (B, exp_dim) -> (B, N, 3) offsets."""
+        z_id, feats = identity
+        return self.decoder(z_id, z_exp, feats)
+
+
+def _expected_shapes(cfg: SerepConfig) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(t.shape) for k, t in SerepNet(cfg).state_dict().items()}
+
+
+def load_serep(path: str | Path) -> SerepNet:
+    """Load trained SEREP weights (eval mode, CPU) with a name and shape check.
+
+    Args:
+        path: a folder holding ``serep.safetensors`` + ``config.json``, or the
+            ``.safetensors`` file itself (its ``config.json`` beside it).
+
+    Raises:
+        FaceKeyError ``weights_missing`` (no file) or ``weights_invalid``
+        (unreadable, missing/extra tensors or wrong shapes).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    p = Path(path)
+    weights = p / WEIGHTS_NAME if p.is_dir() else p
+    cfg_path = weights.parent / CONFIG_NAME
+    if not weights.is_file() or not cfg_path.is_file():
+        raise FaceKeyError("weights_missing", f"SEREP weights not found: {weights} (with {CONFIG_NAME} beside it)",
+                           _TRAIN_HINT)
+    try:
+        net_cfg = json.loads(cfg_path.read_text())["net"]
+        cfg = SerepConfig(channels=tuple(net_cfg["channels"]), spiral_length=int(net_cfg["spiral_length"]),
+                          id_dim=int(net_cfg["id_dim"]), exp_dim=int(net_cfg["exp_dim"]))
+        state = load_file(str(weights))
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError, SafetensorError) as e:
+        raise FaceKeyError("weights_invalid", f"Cannot read SEREP weights {weights}: {e}", _TRAIN_HINT) from e
+    expected = _expected_shapes(cfg)
+    got = {k: tuple(t.shape) for k, t in state.items()}
+    missing = sorted(set(expected) - set(got))
+    extra = sorted(set(got) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
+    if missing or extra or wrong:
+        detail = "; ".join(s for s in (f"missing {missing[:5]}" if missing else "",
+                                       f"unexpected {extra[:5]}" if extra else "",
+                                       ", ".join(f"{k} {got[k]} != {expected[k]}" for k in wrong[:5])) if s)
+        raise FaceKeyError("weights_invalid", f"SEREP weights {weights} do not match config.json: {detail}",
+                           _TRAIN_HINT)
+    net = SerepNet(cfg)
+    net.load_state_dict(state)
+    return net.eval()
+
+
+class SerepRetarget:
+    """Captured ARKit weights -> SEREP expression codes -> meshes on another neutral.
+
+    Args:
+        net: a trained :class:`SerepNet` (see :func:`load_serep`).
+    """
+
+    def __init__(self, net: SerepNet):
+        self.net = net
+        self.model = load_face_model()
+        self._canon = torch.from_numpy(self.model.neutral.copy())
+
+    def _offsets(self, verts: np.ndarray) -> torch.Tensor:
+        return (torch.as_tensor(np.asarray(verts, np.float32)) - self._canon) / CM
+
+    @torch.no_grad()
+    def expression_code(self, weights: np.ndarray, batch: int = 256) -> np.ndarray:
+        """(T, 52) weights in [0,1] -> (T, exp_dim) float32 codes of the canonical face making them."""
+        w = np.asarray(weights, np.float32)
+        if w.ndim != 2 or w.shape[1] != 52:
+            raise FaceKeyError("bad_argument", f"weights must have shape (T, 52), got {w.shape}",
+                               "Pass a Take's weights array.")
+        out = [self.net.encode_expression(self._offsets(self.model.vertices(w[i:i + batch])))
+               for i in range(0, len(w), batch)]
+        return torch.cat(out).numpy() if out else np.zeros((0, self.net.cfg.exp_dim), np.float32)
+
+    @torch.no_grad()
+    def decode_on(self, neutral: np.ndarray, codes: np.ndarray, batch: int = 256) -> np.ndarray:
+        """Decode codes (T, exp_dim) on ``neutral`` (478, 3) metres -> (T, 478, 3) float32 metres."""
+        nv = np.asarray(neutral, np.float32)
+        if nv.shape != self.model.neutral.shape:
+            raise FaceKeyError("bad_argument", f"neutral must have shape {self.model.neutral.shape}, got {nv.shape}",
+                               "Fit the built-in model to the character first (mesh_transfer.fit_face).")
+        c = torch.as_tensor(np.asarray(codes, np.float32))
+        out = []
+        for i in range(0, len(c), batch):
+            cb = c[i:i + batch]
+            ident = self.net.encode_identity(self._offsets(nv)[None].expand(len(cb), -1, -1))
+            out.append(self.net.decode(ident, cb) * CM + self._canon)
+        return torch.cat(out).numpy() if out else np.zeros((0,) + nv.shape, np.float32)
+
+    def displacements(self, neutral: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """(T, 478, 3) metres: decoded take on ``neutral`` minus the decoded neutral expression.
+
+        Relative to the decoded all-zero take, so a neutral frame gives exactly 0.
+        """
+        w = np.asarray(weights, np.float32)
+        codes = self.expression_code(np.concatenate([np.zeros((1, 52), np.float32), w]))
+        meshes = self.decode_on(neutral, codes)
+        return meshes[1:] - meshes[:1]

