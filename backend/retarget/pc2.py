@@ -17,7 +17,7 @@ import numpy as np
 
 from backend.protocol.errors import FaceKeyError
 
-__all__ = ["write_pc2", "read_pc2", "SIGNATURE"]
+__all__ = ["write_pc2", "read_pc2", "attach_mesh_cache", "SIGNATURE"]
 
 SIGNATURE = b"POINTCACHE2\0"
 _HEADER = struct.Struct("<12siiffi")
@@ -68,3 +68,20 @@ def read_pc2(path: str | Path) -> tuple[np.ndarray, float, float]:
         raise FaceKeyError("bad_argument", f"{p}: size does not match {t} samples of {n} points",
                            "The file is truncated; write it again.")
     return np.frombuffer(data, "<f4", offset=_HEADER.size).reshape(t, n, 3).copy(), float(start), float(rate)
+
+
+def attach_mesh_cache(pc2_path: str | Path, blend_in: str | Path, blend_out: str | Path, object_name: str, *,
+                      start_frame: float = 1.0, blender: str | None = None, timeout: float | None = None) -> dict:
+    """Add a Mesh Cache modifier reading ``pc2_path`` to ``object_name`` of ``blend_in``; save ``blend_out``.
+
+    Runs the add-on's ``retarget/headless.py mesh-cache`` in a headless Blender
+    (bpy module or ``blender`` binary); the object's mesh data is not changed.
+
+    Returns:
+        The step's report: ``{"output", "modifier", "points", "samples"}``.
+    """
+    from backend.blender_runner import run_headless, staged_addon
+    args = ["mesh-cache", "--open", str(Path(blend_in).resolve()), "--object", object_name,
+            "--cache", str(Path(pc2_path).resolve()), "-o", str(Path(blend_out).resolve()),
+            "--start-frame", str(float(start_frame))]
+    return run_headless(args, blender, timeout=timeout, script=str(staged_addon() / "retarget" / "headless.py"))

@@ -3,6 +3,8 @@
     python <addon>/retarget/headless.py -- measure (--open IN.blend | --import-glb IN.glb) --object Face -o CHAR.npz
     python <addon>/retarget/headless.py -- bake-keys (--open IN.blend | --import-glb IN.glb) --object Face \
         --key-take K.npz -o OUT.blend [--start-frame F]
+    python <addon>/retarget/headless.py -- mesh-cache --open IN.blend --object Head --cache C.pc2 -o OUT.blend \
+        [--start-frame F]
 
 (or ``blender -b --factory-startup --python <addon>/retarget/headless.py -- ...``).
 ``--report R.json`` receives ``{...}`` or ``{"error": {code, message, hint}}``;
@@ -43,7 +45,31 @@ def _parser() -> argparse.ArgumentParser:
         if name == "bake-keys":
             c.add_argument("--key-take", required=True)
             c.add_argument("--start-frame", type=float, default=1.0)
+    m = sub.add_parser("mesh-cache", help="attach a .pc2 (mesh-level retarget) with a Mesh Cache modifier")
+    m.add_argument("--open", dest="blend_in", required=True)
+    m.add_argument("--object", required=True)
+    m.add_argument("--cache", required=True)
+    m.add_argument("-o", "--output", required=True)
+    m.add_argument("--start-frame", type=float, default=1.0)
+    m.add_argument("--report", default=None)
     return p
+
+
+def _mesh_cache(args) -> dict:
+    import struct
+
+    from .mesh_cache import add_mesh_cache
+    if not os.path.isfile(args.cache):
+        raise FaceKeyError("file_missing", f"Point cache not found: {args.cache}", "Run the mesh-level retarget first.")
+    with open(args.cache, "rb") as f:
+        sig, _, points, _, _, samples = struct.unpack("<12siiffi", f.read(32))
+    if sig != b"POINTCACHE2\0":
+        raise FaceKeyError("bad_argument", f"{args.cache} is not a PC2 file", "Pass the .pc2 the retarget wrote.")
+    load_scene(args.blend_in, None)
+    obj = find_object(args.object)
+    mod = add_mesh_cache(obj, args.cache, args.start_frame, points)
+    save_blend(args.output)
+    return {"output": os.path.abspath(args.output), "modifier": mod.name, "points": points, "samples": samples}
 
 
 def load_scene(blend_in: str | None, glb_in: str | None) -> None:
@@ -85,4 +111,6 @@ def _run(args) -> dict:
 def main(argv: list[str]) -> int:
     """Parse ``argv``, run the step, write the report; 0 on success, 2 on FaceKeyError."""
     args = _parser().parse_args(argv)
+    if args.command == "mesh-cache":
+        return run_reporting(lambda: _mesh_cache(args), args.report)
     return run_reporting(lambda: _run(args), args.report)
