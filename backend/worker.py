@@ -59,6 +59,7 @@ class Worker:
         self._cancelled_ids: set[str] = set()
         self.ops: dict[str, Callable[[dict, Callable, threading.Event], dict]] = {
             "ping": self._op_ping, "capture": _op_capture, "import_csv": _op_import_csv, "export_csv": _op_export_csv,
+            "retarget_solve": _op_retarget_solve,
         }
 
     def send(self, msg_type: str, **fields) -> None:
@@ -201,6 +202,27 @@ def _op_export_csv(args: dict, progress, cancel) -> dict:
     take = read_take(_arg(args, "take"))
     path = write_livelink_csv(_arg(args, "csv"), take)
     return {"csv": os.path.abspath(path), "frames": take.num_frames}
+
+
+def _op_retarget_solve(args: dict, progress, cancel) -> dict:
+    """Character solve: {take, character (CharacterKeys .npz measured in Blender), output,
+    keys / exclude (glob lists)} -> {key_take, report} (the add-on bakes the KeyTake)."""
+    from .facemodel import load_face_model
+    from .protocol.keytake import read_character_keys, write_key_take
+    from .protocol.take import read_take
+    from .retarget.character_solve import SolveSettings, retarget_take
+
+    take_path = _arg(args, "take")
+    keys, exclude = list(args.get("keys") or []), list(args.get("exclude") or [])
+    if not all(isinstance(k, str) for k in keys + exclude):
+        raise FaceKeyError("bad_argument", "keys/exclude must be lists of glob patterns.", "e.g. [\"Fcl_*\"].")
+    progress(Progress(0, 1, "solving the character's keys"))
+    kt, report = retarget_take(read_take(take_path), read_character_keys(_arg(args, "character")), load_face_model(),
+                               SolveSettings(keys=keys, exclude=exclude))
+    kt.header["source_take"] = take_path
+    output = write_key_take(_arg(args, "output"), kt)
+    progress(Progress(1, 1, "solved"))
+    return {"key_take": os.path.abspath(output), "report": report}
 
 
 def _duration(take) -> float:

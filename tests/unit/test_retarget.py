@@ -170,3 +170,27 @@ def test_bad_files_give_coded_errors(tmp_path):
     with pytest.raises(FaceKeyError) as e:
         read_character_keys(tmp_path / "junk.npz")
     assert e.value.code == "take_invalid"
+
+
+def test_worker_solves_a_measured_character(tmp_path):
+    """The add-on's path: CharacterKeys measured in Blender + a Take -> worker op
+    ``retarget_solve`` (real backend process) -> KeyTake the add-on bakes."""
+    import sys
+
+    from backend.protocol.client import BackendClient
+    from backend.protocol.take import write_take
+
+    ck_path = write_character_keys(tmp_path / "char.npz", character(ARKIT_SUBSET))
+    take_path = write_take(tmp_path / "take.npz", take_of({"jawOpen": RAMP}))
+    client = BackendClient(sys.executable, str(tmp_path / "backend.log"))
+    client.start()
+    try:
+        out = client.request("retarget_solve", {"take": take_path, "character": ck_path,
+                                                "output": str(tmp_path / "keys.npz"), "keys": ["*"], "exclude": []},
+                             timeout=120)
+    finally:
+        client.close()
+    kt = read_key_take(out["key_take"])
+    v = dict(zip(kt.key_names, kt.values.T))
+    assert np.abs(v["jawOpen"] - RAMP).max() < 0.1 and v["eyeBlinkLeft"].max() < 0.02
+    assert out["report"]["take_residual"] < 0.2 and "unit_residual" in out["report"]
