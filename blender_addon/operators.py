@@ -15,11 +15,11 @@ from bpy.props import StringProperty
 
 from .backend_setup import SetupJob, backend_python, bundled_wheel, default_env_dir, default_log_path, user_data_dir
 from .bake.apply import bake_take
-from .jobs import CaptureJob
+from .jobs import BackendJob, CaptureJob
 from .protocol.errors import FaceKeyError
 from .state import STATE
 
-__all__ = ["make_capture_job", "import_csv", "export_csv", "takes_dir", "register", "unregister"]
+__all__ = ["make_capture_job", "make_solve_job", "import_csv", "export_csv", "takes_dir", "register", "unregister"]
 
 #: The running modal job (capture or setup), for the Cancel button.
 ACTIVE: dict = {"job": None}
@@ -120,6 +120,60 @@ def make_capture_job(context, client_kwargs: dict | None = None) -> CaptureJob:
                       None if s.face_index < 0 else int(s.face_index), bake, client_kwargs=client_kwargs)
 
 
+def _globs(text: str) -> list[str]:
+    return [g.strip() for g in text.split(",") if g.strip()]
+
+
+def make_solve_job(context, client_kwargs: dict | None = None) -> BackendJob:
+    """Character solve onto the active object's own shape keys (any names), not started.
+
+    Measures the object's keys here (each key alone, values restored), lets the
+    backend solve a Take for them (``retarget_solve``), and bakes the result as
+    a new action on the main thread.  Checks the object (``no_targets`` /
+    ``no_shape_keys``), the take (``file_missing``) and the backend first.
+    """
+    from .bake.apply import action_name_for, scene_fps
+    from .bake.shape_keys import bake_key_take
+    from .preferences import get_prefs
+    from .protocol.keytake import read_key_take, write_character_keys
+    from .retarget.measure import character_keys_from_object
+    s = context.scene.facekey
+    obj = context.active_object
+    if obj is None or obj.type != "MESH":
+        raise FaceKeyError("no_targets", "Character solve needs an active mesh object.",
+                           "Click the character's face mesh so it is the active object.")
+    key = obj.data.shape_keys
+    if key is None or len(key.key_blocks) < 2:
+        raise FaceKeyError("no_shape_keys", f"'{obj.name}' has no shape keys to solve for.",
+                           "Pick a mesh with shape keys, or use mesh-level retarget for meshes without them.")
+    take_path = bpy.path.abspath(s.solve_take) if s.solve_take else STATE.last_take
+    if not take_path or not os.path.isfile(take_path):
+        raise FaceKeyError("file_missing", f"Take not found: {take_path or '(none yet)'}",
+                           "Capture or import a take first, or pick a take file in the Character solve box.")
+    prefs = get_prefs(context)
+    python = backend_python(bpy.path.abspath(prefs.python_path), bpy.path.abspath(prefs.env_dir) or default_env_dir())
+    character = write_character_keys(_unique_take_path(f"{obj.name}_character"),
+                                     character_keys_from_object(obj, source=bpy.data.filepath))
+    name, scene_name, start = obj.name, context.scene.name, s.start_frame
+
+    def finish(payload: dict) -> tuple[str, dict]:
+        kt = read_key_take(payload["key_take"])
+        scene = bpy.data.scenes[scene_name]
+        action = bake_key_take(bpy.data.objects[name], kt, action_name_for(take_path), start, scene_fps(scene),
+                               payload["key_take"])
+        solve = payload["report"]
+        report = {"objects": {name: {"action": action.name, "mapped": {k: k for k in kt.key_names},
+                                     "unmapped_units": list(solve["unmapped_units"]),
+                                     "unused_keys": sorted(solve["skipped_keys"])}},
+                  "skipped": {}, "frames": int(kt.valid.sum()), "solve": solve}
+        return f"solved {len(kt.key_names)} keys of {name} over {report['frames']} frames", report
+
+    args = {"take": take_path, "character": character, "output": _unique_take_path(f"{obj.name}_keys"),
+            "keys": _globs(s.solve_keys), "exclude": _globs(s.solve_exclude)}
+    return BackendJob(python, default_log_path(), "retarget_solve", args, finish, label="solve",
+                      client_kwargs=client_kwargs)
+
+
 def import_csv(context, path: str) -> dict:
     """Live Link Face CSV -> Take file (in :func:`takes_dir`) -> bake onto the selected objects."""
     from .protocol.livelink import read_livelink_csv
@@ -195,6 +249,25 @@ class FACEKEY_OT_capture(_ModalJob, bpy.types.Operator):
         if bpy.app.background or ACTIVE["job"] is not None:
             return self.execute(context) if ACTIVE["job"] is None else {"CANCELLED"}
         job = _guarded(self, lambda: make_capture_job(context))
+        return {"CANCELLED"} if job is None else self._start_modal(context, job)
+
+
+class FACEKEY_OT_solve_character(_ModalJob, bpy.types.Operator):
+    """Solve the take for the active character's own shape keys (any names) and bake them as a new action"""
+    bl_idname = "facekey.solve_character"
+    bl_label = "Solve onto character"
+
+    def execute(self, context):
+        job = _guarded(self, lambda: make_solve_job(context))
+        if job is None:
+            return {"CANCELLED"}
+        _guarded(self, job.run_blocking)
+        return _report_done(self, "Character solve")
+
+    def invoke(self, context, event):
+        if bpy.app.background or ACTIVE["job"] is not None:
+            return self.execute(context) if ACTIVE["job"] is None else {"CANCELLED"}
+        job = _guarded(self, lambda: make_solve_job(context))
         return {"CANCELLED"} if job is None else self._start_modal(context, job)
 
 
@@ -319,7 +392,7 @@ class FACEKEY_OT_open_log(bpy.types.Operator):
         return {"FINISHED"}
 
 
-_CLASSES = (FACEKEY_OT_capture, FACEKEY_OT_setup_backend, FACEKEY_OT_cancel, FACEKEY_OT_check_backend,
+_CLASSES = (FACEKEY_OT_capture, FACEKEY_OT_solve_character, FACEKEY_OT_setup_backend, FACEKEY_OT_cancel, FACEKEY_OT_check_backend,
             FACEKEY_OT_import_csv, FACEKEY_OT_export_csv, FACEKEY_OT_open_log)
 
 register, unregister = bpy.utils.register_classes_factory(_CLASSES)

@@ -66,6 +66,15 @@ class FACEKEY_PT_main(bpy.types.Panel):
         row.operator("facekey.import_csv", icon="IMPORT")
         row.operator("facekey.export_csv", icon="EXPORT")
 
+        solve = layout.box()
+        solve.label(text="Character solve (any key names)", icon="MOD_MESHDEFORM")
+        solve.prop(s, "solve_take")
+        solve.prop(s, "solve_keys")
+        solve.prop(s, "solve_exclude")
+        row = solve.row()
+        row.enabled = not running and context.active_object is not None
+        row.operator("facekey.solve_character", icon="SHAPEKEY_DATA")
+
         if STATE.status in ("error", "cancelled"):
             err = layout.box()
             err.label(text=f"{STATE.error_code}: {STATE.error_message}", icon="ERROR")
@@ -101,6 +110,9 @@ def _draw_report(layout, s) -> None:
         if info["unused_keys"]:
             box.label(text=f"Keys not animated: {', '.join(info['unused_keys'][:6])}"
                       + (" ..." if len(info["unused_keys"]) > 6 else ""))
+    solve = STATE.report.get("solve")
+    if solve:
+        layout.label(text=f"Motion left unreproduced: {100 * solve['take_residual']:.0f}%")
     for name, why in STATE.report.get("skipped", {}).items():
         layout.label(text=f"{name}: skipped, {why}", icon="INFO")
 

@@ -59,6 +59,12 @@ class FaceKeySceneSettings(bpy.types.PropertyGroup):
     head_object: PointerProperty(name="Head target", type=bpy.types.Object)
     head_bone: StringProperty(name="Bone", description="Pose bone of the head target armature")
     show_details: BoolProperty(name="Details", default=False)
+    solve_take: StringProperty(name="Take", subtype="FILE_PATH",
+                               description="Take file to solve onto the active character (empty = the last take)")
+    solve_keys: StringProperty(name="Keys", default="",
+                               description="Comma-separated glob patterns of the keys to drive (empty = all)")
+    solve_exclude: StringProperty(name="Exclude", default="",
+                                  description="Comma-separated glob patterns of keys never driven (e.g. Fcl_ALL_*, Fcl_HA_*)")
 
 
 def get_prefs(context=None):

@@ -299,6 +299,34 @@ def sc_realdata_csv(params) -> dict:
             "fps": bpy.context.scene.render.fps / bpy.context.scene.render.fps_base}
 
 
+def sc_solve(params) -> dict:
+    """Character solve onto a head whose keys are not the 52 ARKit units: Solve operator
+    (headless = blocking) through the real backend; report the new action's curves."""
+    import numpy as np
+    pkg = install(params)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+    with np.load(params["head_npz"]) as z:
+        head = sub(pkg, "head_builder").build_head_object("Head", z["vertices"], z["triangles"], z["unit_deltas"],
+                                                           [str(n) for n in z["names"]])
+    old = bpy.data.actions.new("OldAction")
+    old.use_fake_user = True
+    head.select_set(True)
+    bpy.context.view_layer.objects.active = head
+    set_backend(pkg, params["python"])
+    s = scene.facekey
+    s.solve_take = params["take"]
+    before = snapshot(pkg)
+    rc = call_op(bpy.ops.facekey.solve_character, "INVOKE_DEFAULT")
+    res = {"rc": rc, "state": state_dict(pkg), "before": before, "after": snapshot(pkg)}
+    key = head.data.shape_keys
+    if key.animation_data and key.animation_data.action:
+        res["action"] = key.animation_data.action.name
+        res["curves"] = curves_of(pkg, key.animation_data.action, key)
+    return res
+
+
 SCENARIOS = {n[3:]: f for n, f in dict(globals()).items() if n.startswith("sc_")}
 
 
