@@ -97,3 +97,17 @@ def test_regions_disjoint_and_kabsch_removes_rigid_motion():
     err = region_errors(bumped, true)
     assert err["forehead"] < 1e-4 and err["mouth"] > 0.1
     np.testing.assert_allclose(kabsch_align(moved[0], true[0]), true[0], atol=1e-6)
+
+
+def test_serep_take_on_flame_head(tiny_run, realdata):
+    from backend.retarget.mesh_transfer import FaceTransfer, fit_face, read_obj, take_to_mesh
+    verts, _ = read_obj(realdata / "meshes/flame_topology/smirk_flame_head_template.obj")
+    tr = FaceTransfer(fit_face(verts), verts)
+    r = SerepRetarget(load_serep(tiny_run[0]))
+    w = np.zeros((4, 52), np.float32)
+    w[:, INDEX["jawOpen"]] = [0.0, 0.0, 0.5, 1.0]
+    out = take_to_mesh(w, verts, r.displacements, transfer=tr)
+    assert np.abs(out[:2] - verts[None]).max() < 1e-4              # neutral frames: within 0.1 mm of rest
+    chin = np.argmin(np.linalg.norm(verts - tr.fit.points[152], axis=1))
+    drop = verts[chin, 1] - out[:, chin, 1]
+    assert drop[3] > drop[2] > 0.003                                 # the chin follows the take
