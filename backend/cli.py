@@ -257,6 +257,35 @@ def export_csv(
     Console().print(f"[bold]{escape(str(path))}[/]: {t.num_frames} frames")
 
 
+@app.command("mesh-retarget")
+@_handle_errors
+def mesh_retarget(
+    take: Path = typer.Argument(..., help="Take file (.npz)."),
+    target: Path = typer.Argument(..., help="Target head mesh (.obj, metres; x = its left, y up, z out of the face)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Point Cache 2 file to write (.pc2)."),
+    serep: Optional[Path] = typer.Option(None, "--serep", help="SEREP weights (serep.safetensors); default: "
+                                         "blendshape transfer of the built-in units."),
+    start_frame: float = typer.Option(1.0, "--start-frame", help="Frame of the take's first sample."),
+) -> None:
+    """Mesh-level retarget: per-frame geometry of TARGET (any topology, no shape keys needed) as a .pc2
+    point cache for Blender's Mesh Cache modifier."""
+    from .protocol.take import read_take
+    from .retarget.mesh_transfer import blendshape_displacements, read_obj, take_to_mesh
+    from .retarget.pc2 import write_pc2
+
+    t = read_take(take)
+    verts, _ = read_obj(target)
+    displacements = blendshape_displacements
+    if serep is not None:
+        from .retarget.serep import SerepRetarget, load_serep
+        displacements = SerepRetarget(load_serep(serep)).displacements
+    frames = take_to_mesh(t.weights, verts, displacements=displacements)
+    path = write_pc2(output, frames, start_frame=start_frame)
+    moved = float(np.abs(frames - verts[None]).max()) * 1000
+    Console().print(f"[bold]{escape(str(path))}[/]: {len(frames)} samples x {frames.shape[1]} points, "
+                    f"largest displacement {moved:.1f} mm ({'SEREP' if serep else 'blendshape transfer'})")
+
+
 @app.command()
 @_handle_errors
 def demo(
