@@ -233,67 +233,61 @@ class _ModalJob:
         return {"PASS_THROUGH"}
 
 
-class FACEKEY_OT_capture(_ModalJob, bpy.types.Operator):
+class _BackendJobOperator(_ModalJob):
+    """A job operator: ``make_job(context)`` builds it; in the UI it runs modal, in
+    ``blender -b`` (no events, no timers) ``invoke`` runs ``execute``, which blocks."""
+
+    def make_job(self, context):
+        raise NotImplementedError
+
+    def run_to_end(self, job) -> None:
+        _guarded(self, job.run_blocking)
+
+    def execute(self, context):
+        job = _guarded(self, lambda: self.make_job(context))
+        if job is None:
+            return {"CANCELLED"}
+        self.run_to_end(job)
+        return _report_done(self, self.bl_label)
+
+    def invoke(self, context, event):
+        if bpy.app.background or ACTIVE["job"] is not None:
+            return self.execute(context) if ACTIVE["job"] is None else {"CANCELLED"}
+        job = _guarded(self, lambda: self.make_job(context))
+        return {"CANCELLED"} if job is None else self._start_modal(context, job)
+
+
+class FACEKEY_OT_capture(_BackendJobOperator, bpy.types.Operator):
     """Capture the footage with the backend and bake it onto the selected objects"""
     bl_idname = "facekey.capture"
     bl_label = "Capture"
 
-    def execute(self, context):
-        job = _guarded(self, lambda: make_capture_job(context))
-        if job is None:
-            return {"CANCELLED"}
-        _guarded(self, job.run_blocking)
-        return _report_done(self, "Capture")
-
-    def invoke(self, context, event):
-        if bpy.app.background or ACTIVE["job"] is not None:
-            return self.execute(context) if ACTIVE["job"] is None else {"CANCELLED"}
-        job = _guarded(self, lambda: make_capture_job(context))
-        return {"CANCELLED"} if job is None else self._start_modal(context, job)
+    def make_job(self, context):
+        return make_capture_job(context)
 
 
-class FACEKEY_OT_solve_character(_ModalJob, bpy.types.Operator):
+class FACEKEY_OT_solve_character(_BackendJobOperator, bpy.types.Operator):
     """Solve the take for the active character's own shape keys (any names) and bake them as a new action"""
     bl_idname = "facekey.solve_character"
     bl_label = "Solve onto character"
 
-    def execute(self, context):
-        job = _guarded(self, lambda: make_solve_job(context))
-        if job is None:
-            return {"CANCELLED"}
-        _guarded(self, job.run_blocking)
-        return _report_done(self, "Character solve")
-
-    def invoke(self, context, event):
-        if bpy.app.background or ACTIVE["job"] is not None:
-            return self.execute(context) if ACTIVE["job"] is None else {"CANCELLED"}
-        job = _guarded(self, lambda: make_solve_job(context))
-        return {"CANCELLED"} if job is None else self._start_modal(context, job)
+    def make_job(self, context):
+        return make_solve_job(context)
 
 
-class FACEKEY_OT_setup_backend(_ModalJob, bpy.types.Operator):
+class FACEKEY_OT_setup_backend(_BackendJobOperator, bpy.types.Operator):
     """Create the backend environment with Blender's Python and install FaceKey's backend into it"""
     bl_idname = "facekey.setup_backend"
     bl_label = "Set up backend"
 
-    def _job(self, context):
+    def make_job(self, context):
         from .preferences import get_prefs
         prefs = get_prefs(context)
         return SetupJob(bpy.path.abspath(prefs.env_dir) or default_env_dir(), bundled_wheel(), default_log_path())
 
-    def execute(self, context):
-        job = _guarded(self, lambda: self._job(context))
-        if job is None:
-            return {"CANCELLED"}
+    def run_to_end(self, job) -> None:
         job.start()
         job.join()
-        return _report_done(self, "Set up backend")
-
-    def invoke(self, context, event):
-        if bpy.app.background or ACTIVE["job"] is not None:
-            return self.execute(context) if ACTIVE["job"] is None else {"CANCELLED"}
-        job = _guarded(self, lambda: self._job(context))
-        return {"CANCELLED"} if job is None else self._start_modal(context, job)
 
 
 class FACEKEY_OT_cancel(bpy.types.Operator):
