@@ -23,6 +23,33 @@ def take_frames(take, start_frame: float, scene_fps: float) -> np.ndarray:
     return float(start_frame) + take.timestamps[take.valid].astype(np.float64) * float(scene_fps)
 
 
+def _bake_key_curves(obj, names, values, source, action_name: str, start_frame: float, scene_fps: float,
+                     wrong_keys_hint: str, no_keys_hint: str):
+    """New action on ``obj``'s shape keys with one LINEAR curve per name in ``names``.
+
+    ``values`` is (T, len(names)) in [0, 1]; ``source`` has ``valid`` (T,) and
+    ``timestamps`` (T,) (a Take or a KeyTake).  Checks the object, the names and
+    that some frame is valid before anything is created.
+    """
+    key = obj.data.shape_keys if obj.type == "MESH" else None
+    if key is None:
+        raise FaceKeyError("no_shape_keys", f"Object '{obj.name}' has no shape keys.", no_keys_hint)
+    missing = [n for n in names if n not in key.key_blocks]
+    if missing:
+        raise FaceKeyError("bad_argument", f"Shape keys {missing[:8]} do not exist on '{obj.name}'.", wrong_keys_hint)
+    if not source.valid.any():
+        raise FaceKeyError("no_face", "The take has no valid (tracked) frame to bake.",
+                           "Use footage where the face is visible, or check the face index.")
+    frames = take_frames(source, start_frame, scene_fps)
+    values = np.clip(values[source.valid], 0.0, 1.0)
+    action = new_action_for(key, action_name)
+    for i, name in enumerate(names):
+        set_keys(ensure_fcurve(action, key, key_data_path(name), 0, GROUP), frames, values[:, i])
+    action["facekey_start_frame"] = float(start_frame)
+    action["facekey_scene_fps"] = float(scene_fps)
+    return action
+
+
 def key_data_path(key_name: str) -> str:
     """RNA path of a shape key's value, e.g. ``key_blocks["jawOpen"].value``."""
     import bpy
@@ -49,29 +76,14 @@ def bake_shape_keys(obj, take, mapping: dict[int, str], action_name: str, start_
         scene_fps: scene frames per second (``render.fps / render.fps_base``).
         take_path: Take file the bake came from, stored on the action for export.
     """
-    key = obj.data.shape_keys if obj.type == "MESH" else None
-    if key is None:
-        raise FaceKeyError("no_shape_keys", f"Object '{obj.name}' has no shape keys.",
-                           "Select a mesh with ARKit-style shape keys (e.g. jawOpen, eyeBlinkLeft).")
-    if not mapping:
+    if obj.type == "MESH" and obj.data.shape_keys is not None and not mapping:
         raise FaceKeyError("no_shape_keys", f"No shape key of '{obj.name}' matches an ARKit unit.",
                            "Choose another name map, or a custom map file that names this character's keys.")
-    missing = [n for n in mapping.values() if n not in key.key_blocks]
-    if missing:
-        raise FaceKeyError("bad_argument", f"Shape keys {missing} do not exist on '{obj.name}'.",
-                           "Check the name map file against the object's shape keys.")
-    if not take.valid.any():
-        raise FaceKeyError("no_face", "The take has no valid (tracked) frame to bake.",
-                           "Use footage where the face is visible, or check the face index.")
-    frames = take_frames(take, start_frame, scene_fps)
-    weights = np.clip(take.weights[take.valid], 0.0, 1.0)
-    action = new_action_for(key, action_name)
-    for unit in sorted(mapping):
-        fc = ensure_fcurve(action, key, key_data_path(mapping[unit]), 0, GROUP)
-        set_keys(fc, frames, weights[:, unit])
+    units = sorted(mapping)
+    action = _bake_key_curves(obj, [mapping[u] for u in units], take.weights[:, units], take, action_name,
+                              start_frame, scene_fps, "Check the name map file against the object's shape keys.",
+                              "Select a mesh with ARKit-style shape keys (e.g. jawOpen, eyeBlinkLeft).")
     action["facekey_take"] = take_path or ""
-    action["facekey_start_frame"] = float(start_frame)
-    action["facekey_scene_fps"] = float(scene_fps)
     action["facekey_mapping"] = json.dumps({ARKIT_NAMES[u]: n for u, n in sorted(mapping.items())})
     return action
 
@@ -85,24 +97,9 @@ def bake_key_take(obj, key_take, action_name: str, start_frame: float, scene_fps
     like :func:`bake_shape_keys`, the previous action is kept (fake user) and
     key blocks are never written.
     """
-    key = obj.data.shape_keys if obj.type == "MESH" else None
-    if key is None:
-        raise FaceKeyError("no_shape_keys", f"Object '{obj.name}' has no shape keys.",
-                           "Bake the solved take onto the mesh it was measured from.")
-    missing = [n for n in key_take.key_names if n not in key.key_blocks]
-    if missing:
-        raise FaceKeyError("bad_argument", f"Shape keys {missing[:8]} do not exist on '{obj.name}'.",
-                           "Measure and solve again for this object.")
-    if not key_take.valid.any():
-        raise FaceKeyError("no_face", "The take has no valid (tracked) frame to bake.",
-                           "Use footage where the face is visible, or check the face index.")
-    frames = float(start_frame) + key_take.timestamps[key_take.valid].astype(np.float64) * float(scene_fps)
-    values = np.clip(key_take.values[key_take.valid], 0.0, 1.0)
-    action = new_action_for(key, action_name)
-    for i, name in enumerate(key_take.key_names):
-        set_keys(ensure_fcurve(action, key, key_data_path(name), 0, GROUP), frames, values[:, i])
+    action = _bake_key_curves(obj, list(key_take.key_names), key_take.values, key_take, action_name, start_frame,
+                              scene_fps, "Measure and solve again for this object.",
+                              "Bake the solved take onto the mesh it was measured from.")
     action["facekey_key_take"] = key_take_path or ""
-    action["facekey_start_frame"] = float(start_frame)
-    action["facekey_scene_fps"] = float(scene_fps)
     action["facekey_retarget"] = "solve"
     return action
