@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -344,7 +345,7 @@ def bench_fidelity(
         raise FaceKeyError("file_missing", f"--realdata folder not found: {realdata}",
                            "Pass the shared realdata folder, or leave --realdata out to skip the real-data parts.")
     folder = realdata or REPO.parent / "shared" / "realdata"
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 140)   # a wide table also when piped to a file
     with console.status("fidelity benchmark") as status:
         report = run_fidelity("quick" if quick else "default", tuple(part or PARTS),
                               folder if folder.is_dir() else None, seed, progress=status.update)
