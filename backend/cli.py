@@ -310,9 +310,22 @@ def bench_capture(
     max_side: Optional[int] = typer.Option(None, "--max-side", help="Downscale frames to this longer side."),
 ) -> None:
     """Decode / landmarks / full-capture speed on one clip."""
+    from rich.table import Table
+
     from .bench import capture_speed
 
-    Console().print_json(json.dumps(capture_speed(clip, max_side=max_side)))
+    r = capture_speed(clip, max_side=max_side)
+    table = Table(title=f"{escape(Path(r['clip']).name)}: {r['frames']} frames at {r['clip_fps']:.2f} fps, "
+                        f"{r['cores']} cores")
+    for col in ("stage", "seconds", "frames / s"):
+        table.add_column(col, justify="right" if col != "stage" else "left")
+    for stage, label in (("decode", "decode only"), ("landmarks", "decode + landmarks"), ("capture", "full capture")):
+        table.add_row(label, f"{r['seconds'][stage]:.2f}", f"{r['fps'][stage]:.1f}")
+    console = Console()
+    console.print(table)
+    console.print(f"full capture / landmarks only: [bold]{r['capture_vs_landmarks']:.2f}[/] (goal >= 0.8); "
+                  f"real-time factor [bold]{r['realtime_factor']:.2f}[/] (goal > 1)")
+    console.print_json(json.dumps(r))
 
 
 @bench_app.command("bake")
