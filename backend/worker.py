@@ -9,6 +9,9 @@ serves requests one at a time:
   -> {take, frames, valid_frames, fps, duration, source}
 * ``import_csv`` {csv, output} -> {take, frames, fps, duration}
 * ``export_csv`` {take, csv} -> {csv, frames}
+* ``retarget_solve`` {take, character, output, keys, exclude} -> {key_take, report}
+* ``mesh_retarget`` {take, vertices, output, serep, start_frame, axes} -> {pc2, samples, points,
+  max_displacement_mm}
 
 A stdin reader thread takes ``cancel`` {id} while a job runs (it sets that
 job's ``threading.Event``; jobs stop between frames) and ``shutdown`` (or EOF)
@@ -59,7 +62,7 @@ class Worker:
         self._cancelled_ids: set[str] = set()
         self.ops: dict[str, Callable[[dict, Callable, threading.Event], dict]] = {
             "ping": self._op_ping, "capture": _op_capture, "import_csv": _op_import_csv, "export_csv": _op_export_csv,
-            "retarget_solve": _op_retarget_solve,
+            "retarget_solve": _op_retarget_solve, "mesh_retarget": _op_mesh_retarget,
         }
 
     def send(self, msg_type: str, **fields) -> None:
@@ -223,6 +226,58 @@ def _op_retarget_solve(args: dict, progress, cancel) -> dict:
     output = write_key_take(_arg(args, "output"), kt)
     progress(Progress(1, 1, "solved"))
     return {"key_take": os.path.abspath(output), "report": report}
+
+
+#: Mesh-level retarget axes: "head" = x subject's left, y up, z out of the face (the backend's frame);
+#: "blender" = object local coordinates of a Blender mesh, Z up, face toward -Y (head = (x, z, -y)).
+MESH_AXES = ("head", "blender")
+
+
+def _op_mesh_retarget(args: dict, progress, cancel) -> dict:
+    """Mesh-level retarget: {take, vertices (.npz with ``vertices`` (N, 3) metres), output (.pc2),
+    serep (weights path or null: blendshape transfer), start_frame, axes ("head" | "blender")}
+    -> {pc2, samples, points, max_displacement_mm}.
+
+    With ``axes="blender"`` the vertices are read as Blender object-local coordinates and the
+    cache is written in them too (head = (x, z, -y) in, local = (x_h, -z_h, y_h) out), so a Mesh
+    Cache modifier plays it on that object directly.
+    """
+    import numpy as np
+
+    from .protocol.take import read_take
+    from .retarget.mesh_transfer import blendshape_displacements, take_to_mesh
+    from .retarget.pc2 import write_pc2
+
+    axes = args.get("axes", "head")
+    if axes not in MESH_AXES:
+        raise FaceKeyError("bad_argument", f"axes {axes!r} is not one of {MESH_AXES}.", "Pass axes=\"head\" or \"blender\".")
+    start = args.get("start_frame", 1.0)
+    if not isinstance(start, (int, float)):
+        raise FaceKeyError("bad_argument", f"start_frame {start!r} is not a number.", "Pass the scene frame of sample 0.")
+    vpath = _arg(args, "vertices")
+    if not os.path.isfile(vpath):
+        raise FaceKeyError("file_missing", f"Vertices file not found: {vpath}", "Export the mesh's rest vertices first.")
+    with np.load(vpath) as z:
+        if "vertices" not in z.files:
+            raise FaceKeyError("bad_argument", f"{vpath} has no 'vertices' array.", "Save the rest vertices as 'vertices'.")
+        verts = np.asarray(z["vertices"], np.float64)
+    if verts.ndim != 2 or verts.shape[1] != 3:
+        raise FaceKeyError("bad_argument", f"vertices must be (N, 3), got {verts.shape}.", "Pass the rest vertices.")
+    if axes == "blender":
+        verts = verts[:, [0, 2, 1]] * np.array([1.0, 1.0, -1.0])
+    displacements = blendshape_displacements
+    if args.get("serep"):
+        from .retarget.serep import SerepRetarget, load_serep
+        displacements = SerepRetarget(load_serep(_arg(args, "serep"))).displacements
+    progress(Progress(0, 1, "fitting the face and transferring the take"))
+    frames = take_to_mesh(read_take(_arg(args, "take")).weights, verts, displacements=displacements)
+    moved = float(np.abs(frames - verts[None]).max()) * 1000
+    if axes == "blender":
+        frames = frames[..., [0, 2, 1]] * np.array([1.0, -1.0, 1.0], np.float32)
+    path = write_pc2(_arg(args, "output"), frames, start_frame=float(start))
+    progress(Progress(1, 1, "cache written"))
+    return {"pc2": os.path.abspath(path), "samples": int(frames.shape[0]), "points": int(frames.shape[1]),
+            "max_displacement_mm": moved}
 
 
 def _duration(take) -> float:
