@@ -19,7 +19,7 @@ from .jobs import BackendJob, CaptureJob
 from .protocol.errors import FaceKeyError
 from .state import STATE
 
-__all__ = ["make_capture_job", "make_solve_job", "import_csv", "export_csv", "takes_dir", "register", "unregister"]
+__all__ = ["make_capture_job", "make_solve_job", "make_mesh_retarget_job", "import_csv", "export_csv", "takes_dir", "register", "unregister"]
 
 #: The running modal job (capture or setup), for the Cancel button.
 ACTIVE: dict = {"job": None}
@@ -56,12 +56,12 @@ def takes_dir() -> str:
     return path
 
 
-def _unique_take_path(source: str) -> str:
+def _unique_take_path(source: str, ext: str = ".npz") -> str:
     stem = os.path.splitext(os.path.basename(source.rstrip("/\\")))[0] or "take"
     base = os.path.join(takes_dir(), stem)
-    path, n = base + ".npz", 1
+    path, n = base + ext, 1
     while os.path.exists(path):
-        path, n = f"{base}_{n:03d}.npz", n + 1
+        path, n = f"{base}_{n:03d}{ext}", n + 1
     return path
 
 
@@ -149,7 +149,7 @@ def make_solve_job(context, client_kwargs: dict | None = None) -> BackendJob:
     take_path = bpy.path.abspath(s.solve_take) if s.solve_take else STATE.last_take
     if not take_path or not os.path.isfile(take_path):
         raise FaceKeyError("file_missing", f"Take not found: {take_path or '(none yet)'}",
-                           "Capture or import a take first, or pick a take file in the Character solve box.")
+                           "Capture or import a take first, or pick a take file in the Retarget onto active box.")
     prefs = get_prefs(context)
     python = backend_python(bpy.path.abspath(prefs.python_path), bpy.path.abspath(prefs.env_dir) or default_env_dir())
     character = write_character_keys(_unique_take_path(f"{obj.name}_character"),
@@ -171,6 +171,68 @@ def make_solve_job(context, client_kwargs: dict | None = None) -> BackendJob:
     args = {"take": take_path, "character": character, "output": _unique_take_path(f"{obj.name}_keys"),
             "keys": _globs(s.solve_keys), "exclude": _globs(s.solve_exclude)}
     return BackendJob(python, default_log_path(), "retarget_solve", args, finish, label="solve",
+                      client_kwargs=client_kwargs)
+
+
+def make_mesh_retarget_job(context, client_kwargs: dict | None = None) -> BackendJob:
+    """Mesh-level retarget onto the active mesh (any topology, no shape keys needed), not started.
+
+    Assumes the object's LOCAL coordinates are metres with Z up and the face
+    toward -Y (Blender's front view); the backend converts them to its head
+    frame and writes the cache back in them (``axes="blender"``).  The rest
+    shape sent is the mesh's own vertices (not the evaluated mesh).  Output
+    per ``mesh_output``: MESH_CACHE adds a Mesh Cache modifier at the scene
+    setting's start frame; SHAPE_KEYS adds corrective keys ``FK_<take>_cNN``
+    and bakes their coefficients as a new action.  The mesh data's vertices
+    are never changed.
+    """
+    import numpy as np
+
+    from .bake.apply import action_name_for, scene_fps
+    from .bake.shape_keys import bake_corrective_keys
+    from .preferences import get_prefs
+    from .protocol.take import read_take
+    from .retarget.corrective import add_corrective_keys, compress_displacements, read_pc2_frames
+    from .retarget.mesh_cache import add_mesh_cache
+    s = context.scene.facekey
+    obj = context.active_object
+    if obj is None or obj.type != "MESH":
+        raise FaceKeyError("no_targets", "Mesh-level retarget needs an active mesh object.",
+                           "Click the character's head mesh so it is the active object.")
+    take_path = bpy.path.abspath(s.solve_take) if s.solve_take else STATE.last_take
+    if not take_path or not os.path.isfile(take_path):
+        raise FaceKeyError("file_missing", f"Take not found: {take_path or '(none yet)'}",
+                           "Capture or import a take first, or pick a take file in the Retarget onto active box.")
+    prefs = get_prefs(context)
+    python = backend_python(bpy.path.abspath(prefs.python_path), bpy.path.abspath(prefs.env_dir) or default_env_dir())
+    rest = np.empty(len(obj.data.vertices) * 3, np.float64)
+    obj.data.vertices.foreach_get("co", rest)
+    rest = rest.reshape(-1, 3)
+    vertices = _unique_take_path(f"{obj.name}_rest")
+    np.savez(vertices, vertices=rest)
+    pc2 = _unique_take_path(f"{obj.name}_{os.path.basename(take_path)}", ".pc2")
+    name, scene_name, start, output = obj.name, context.scene.name, s.start_frame, s.mesh_output
+
+    def finish(payload: dict) -> tuple[str, dict]:
+        target = bpy.data.objects[name]
+        mesh = {"pc2": payload["pc2"], "output": output, "max_displacement_mm": payload["max_displacement_mm"]}
+        if output == "MESH_CACHE":
+            mod = add_mesh_cache(target, payload["pc2"], start, payload["points"])
+            mesh["modifier"] = mod.name
+            return f"mesh cache on {name}: {payload['samples']} frames", {"mesh": mesh, "skipped": {}}
+        take = read_take(take_path)
+        comp = compress_displacements(read_pc2_frames(payload["pc2"]) - rest[None], take.valid)
+        action_name = action_name_for(take_path)
+        keys = add_corrective_keys(target, action_name, comp.keys)
+        action = bake_corrective_keys(target, keys, comp.coefficients, take, action_name, start,
+                                      scene_fps(bpy.data.scenes[scene_name]), payload["pc2"])
+        mesh.update(comp.report(), action=action.name, key_names=keys)
+        return (f"{len(keys)} corrective keys on {name} ({comp.max_error_mm:.2f} mm max error)",
+                {"mesh": mesh, "skipped": {}, "frames": int(take.valid.sum())})
+
+    args = {"take": take_path, "vertices": vertices, "output": pc2, "serep": None, "start_frame": float(start),
+            "axes": "blender"}
+    return BackendJob(python, default_log_path(), "mesh_retarget", args, finish, label="mesh retarget",
                       client_kwargs=client_kwargs)
 
 
@@ -273,6 +335,15 @@ class FACEKEY_OT_solve_character(_BackendJobOperator, bpy.types.Operator):
 
     def make_job(self, context):
         return make_solve_job(context)
+
+
+class FACEKEY_OT_mesh_retarget(_BackendJobOperator, bpy.types.Operator):
+    """Move the active mesh (any topology, no shape keys needed) with the take: a Mesh Cache modifier or corrective shape keys"""
+    bl_idname = "facekey.mesh_retarget"
+    bl_label = "Mesh-level retarget"
+
+    def make_job(self, context):
+        return make_mesh_retarget_job(context)
 
 
 class FACEKEY_OT_setup_backend(_BackendJobOperator, bpy.types.Operator):
@@ -386,7 +457,7 @@ class FACEKEY_OT_open_log(bpy.types.Operator):
         return {"FINISHED"}
 
 
-_CLASSES = (FACEKEY_OT_capture, FACEKEY_OT_solve_character, FACEKEY_OT_setup_backend, FACEKEY_OT_cancel, FACEKEY_OT_check_backend,
+_CLASSES = (FACEKEY_OT_capture, FACEKEY_OT_solve_character, FACEKEY_OT_mesh_retarget, FACEKEY_OT_setup_backend, FACEKEY_OT_cancel, FACEKEY_OT_check_backend,
             FACEKEY_OT_import_csv, FACEKEY_OT_export_csv, FACEKEY_OT_open_log)
 
 register, unregister = bpy.utils.register_classes_factory(_CLASSES)

@@ -67,13 +67,17 @@ class FACEKEY_PT_main(bpy.types.Panel):
         row.operator("facekey.export_csv", icon="EXPORT")
 
         solve = layout.box()
-        solve.label(text="Character solve (any key names)", icon="MOD_MESHDEFORM")
+        solve.label(text="Retarget onto active", icon="MOD_MESHDEFORM")
         solve.prop(s, "solve_take")
         solve.prop(s, "solve_keys")
         solve.prop(s, "solve_exclude")
         row = solve.row()
         row.enabled = not running and context.active_object is not None
         row.operator("facekey.solve_character", icon="SHAPEKEY_DATA")
+        solve.prop(s, "mesh_output")
+        row = solve.row()
+        row.enabled = not running and context.active_object is not None
+        row.operator("facekey.mesh_retarget", icon="MOD_MESHDEFORM")
 
         if STATE.status in ("error", "cancelled"):
             err = layout.box()
@@ -95,6 +99,10 @@ def _draw_progress(layout) -> None:
 
 
 def _draw_report(layout, s) -> None:
+    mesh = STATE.report.get("mesh")
+    if mesh and "keys" in mesh:
+        layout.label(text=f"{mesh['keys']} corrective keys, {100 * mesh['variance']:.1f}% of the motion, "
+                          f"max error {mesh['max_error_mm']:.2f} mm")
     objects = STATE.report.get("objects", {})
     if not objects:
         return

@@ -46,6 +46,10 @@ NAME_MAPS = [("auto", "Auto", "ARKit camelCase, Live Link PascalCase, _L/_R and 
              ("custom", "Custom file", "A JSON file {\"eyeBlinkLeft\": \"Blink_L\", ...}")]
 
 
+MESH_OUTPUTS = [("MESH_CACHE", "Mesh Cache", "Write a .pc2 point cache and add a Mesh Cache modifier"),
+                ("SHAPE_KEYS", "Shape keys", "Add per-take corrective shape keys and bake their values as an action")]
+
+
 class FaceKeySceneSettings(bpy.types.PropertyGroup):
     footage: StringProperty(name="Footage", subtype="FILE_PATH", description="Video file, image folder or photo")
     name_map: EnumProperty(name="Name map", items=NAME_MAPS, default="auto")
@@ -65,6 +69,8 @@ class FaceKeySceneSettings(bpy.types.PropertyGroup):
                                description="Comma-separated glob patterns of the keys to drive (empty = all)")
     solve_exclude: StringProperty(name="Exclude", default="",
                                   description="Comma-separated glob patterns of keys never driven (e.g. Fcl_ALL_*, Fcl_HA_*)")
+    mesh_output: EnumProperty(name="Output", items=MESH_OUTPUTS, default="MESH_CACHE",
+                              description="How Mesh-level retarget stores the motion on the active mesh")
 
 
 def get_prefs(context=None):

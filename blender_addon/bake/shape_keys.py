@@ -9,7 +9,7 @@ from ..protocol.arkit import ARKIT_NAMES
 from ..protocol.errors import FaceKeyError
 from .fcurves import ensure_fcurve, new_action_for, set_keys
 
-__all__ = ["bake_shape_keys", "bake_key_take", "take_frames", "key_data_path"]
+__all__ = ["bake_shape_keys", "bake_key_take", "bake_corrective_keys", "take_frames", "key_data_path"]
 
 GROUP = "FaceKey"
 
@@ -24,10 +24,11 @@ def take_frames(take, start_frame: float, scene_fps: float) -> np.ndarray:
 
 
 def _bake_key_curves(obj, names, values, source, action_name: str, start_frame: float, scene_fps: float,
-                     wrong_keys_hint: str, no_keys_hint: str):
+                     wrong_keys_hint: str, no_keys_hint: str, value_range: tuple[float, float] = (0.0, 1.0)):
     """New action on ``obj``'s shape keys with one LINEAR curve per name in ``names``.
 
-    ``values`` is (T, len(names)) in [0, 1]; ``source`` has ``valid`` (T,) and
+    ``values`` is (T, len(names)), clipped to ``value_range`` (ARKit weights and
+    solved keys: [0, 1]; corrective key coefficients: [-1, 1]); ``source`` has ``valid`` (T,) and
     ``timestamps`` (T,) (a Take or a KeyTake).  Checks the object, the names and
     that some frame is valid before anything is created.
     """
@@ -41,7 +42,7 @@ def _bake_key_curves(obj, names, values, source, action_name: str, start_frame: 
         raise FaceKeyError("no_face", "The take has no valid (tracked) frame to bake.",
                            "Use footage where the face is visible, or check the face index.")
     frames = take_frames(source, start_frame, scene_fps)
-    values = np.clip(values[source.valid], 0.0, 1.0)
+    values = np.clip(values[source.valid], *value_range)
     action = new_action_for(key, action_name)
     for i, name in enumerate(names):
         set_keys(ensure_fcurve(action, key, key_data_path(name), 0, GROUP), frames, values[:, i])
@@ -102,4 +103,19 @@ def bake_key_take(obj, key_take, action_name: str, start_frame: float, scene_fps
                               "Bake the solved take onto the mesh it was measured from.")
     action["facekey_key_take"] = key_take_path or ""
     action["facekey_retarget"] = "solve"
+    return action
+
+
+def bake_corrective_keys(obj, names: list[str], coefficients, take, action_name: str, start_frame: float,
+                         scene_fps: float, pc2_path: str | None = None):
+    """Bake corrective key coefficients (T, K) in [-1, 1] (``retarget.corrective``) as a new Action.
+
+    One LINEAR curve per key of ``names`` on the take's valid frames (see
+    :func:`take_frames`); the previous action is kept (fake user).
+    """
+    action = _bake_key_curves(obj, list(names), np.asarray(coefficients), take, action_name, start_frame,
+                              scene_fps, "Run the mesh-level retarget again for this object.",
+                              "Add the corrective keys before baking them.", value_range=(-1.0, 1.0))
+    action["facekey_pc2"] = pc2_path or ""
+    action["facekey_retarget"] = "mesh"
     return action

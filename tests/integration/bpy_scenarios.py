@@ -327,6 +327,54 @@ def sc_solve(params) -> dict:
     return res
 
 
+def sc_mesh_retarget(params) -> dict:
+    """Mesh-level retarget onto a mesh without shape keys (Blender axes: Z up, face toward -Y) through
+    the real backend, output ``params["output"]``; report the evaluated geometry at every frame."""
+    import numpy as np
+    pkg = install(params)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+    with np.load(params["head_npz"]) as z:
+        mesh = bpy.data.meshes.new("Head")
+        mesh.from_pydata(z["vertices"].tolist(), [], z["triangles"].tolist())
+    head = bpy.data.objects.new("Head", mesh)
+    scene.collection.objects.link(head)
+    head.select_set(True)
+    bpy.context.view_layer.objects.active = head
+    set_backend(pkg, params["python"])
+    s = scene.facekey
+    s.solve_take, s.mesh_output, s.start_frame = params["take"], params["output"], 1
+
+    def rest():
+        co = np.empty(3 * len(head.data.vertices), np.float32)
+        head.data.vertices.foreach_get("co", co)
+        return co.reshape(-1, 3)
+
+    before = rest()
+    rc = call_op(bpy.ops.facekey.mesh_retarget, "INVOKE_DEFAULT")
+    res = {"rc": rc, "state": state_dict(pkg), "mesh_changed_m": float(np.abs(rest() - before).max()),
+           "modifiers": [m.type for m in head.modifiers]}
+    if rc != ["FINISHED"]:
+        return res
+    cache = sub(pkg, "retarget.corrective").read_pc2_frames(res["state"]["report"]["mesh"]["pc2"])
+    evaluated = []
+    for i in range(len(cache)):
+        scene.frame_set(1 + i)
+        ev = head.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        co = np.empty(3 * len(ev.data.vertices), np.float32)
+        ev.data.vertices.foreach_get("co", co)
+        evaluated.append(co.reshape(-1, 3))
+    evaluated = np.stack(evaluated)
+    res["chin_z"] = evaluated[:, params["chin"], 2].tolist()
+    res["max_error_vs_cache_mm"] = float(np.abs(evaluated - cache).max() * 1000)
+    key = head.data.shape_keys
+    if key is not None:
+        res["keys"] = [(kb.name, kb.slider_min) for kb in key.key_blocks]
+        res["action"] = key.animation_data.action.name if key.animation_data and key.animation_data.action else None
+    return res
+
+
 SCENARIOS = {n[3:]: f for n, f in dict(globals()).items() if n.startswith("sc_")}
 
 
