@@ -86,6 +86,27 @@ def _bake_selected(context, take, source: str, take_path: str) -> dict:
                      start_frame=s.start_frame, take_path=take_path, head_target=head, head_bone=bone)
 
 
+def _backend_python(context) -> str:
+    """The backend environment's Python from the add-on preferences (``backend_missing`` if none)."""
+    from .preferences import get_prefs
+    prefs = get_prefs(context)
+    return backend_python(bpy.path.abspath(prefs.python_path), bpy.path.abspath(prefs.env_dir) or default_env_dir())
+
+
+def _retarget_inputs(context, what: str):
+    """(active mesh object, take path) for the retarget operators; coded errors when either is missing."""
+    obj = context.active_object
+    if obj is None or obj.type != "MESH":
+        raise FaceKeyError("no_targets", f"{what} needs an active mesh object.",
+                           "Click the character's face mesh so it is the active object.")
+    s = context.scene.facekey
+    take_path = bpy.path.abspath(s.solve_take) if s.solve_take else STATE.last_take
+    if not take_path or not os.path.isfile(take_path):
+        raise FaceKeyError("file_missing", f"Take not found: {take_path or '(none yet)'}",
+                           "Capture or import a take first, or pick a take file in the Retarget onto active box.")
+    return obj, take_path
+
+
 def make_capture_job(context, client_kwargs: dict | None = None) -> CaptureJob:
     """A capture job for the scene's FaceKey settings and the selected objects (not started).
 
@@ -93,7 +114,6 @@ def make_capture_job(context, client_kwargs: dict | None = None) -> CaptureJob:
     (``no_targets``/``no_shape_keys``), name map, head target, backend Python
     (``backend_missing``), footage (``file_missing``).
     """
-    from .preferences import get_prefs
     from .targets import resolve_targets
     s = context.scene.facekey
     footage = bpy.path.abspath(s.footage)
@@ -103,8 +123,7 @@ def make_capture_job(context, client_kwargs: dict | None = None) -> CaptureJob:
     objects = list(context.selected_objects)
     resolve_targets(objects, _name_map(s))
     _head_args(s)
-    prefs = get_prefs(context)
-    python = backend_python(bpy.path.abspath(prefs.python_path), bpy.path.abspath(prefs.env_dir) or default_env_dir())
+    python = _backend_python(context)
     names = [o.name for o in objects]
     scene_name = context.scene.name
 
@@ -134,24 +153,15 @@ def make_solve_job(context, client_kwargs: dict | None = None) -> BackendJob:
     """
     from .bake.apply import action_name_for, scene_fps
     from .bake.shape_keys import bake_key_take
-    from .preferences import get_prefs
     from .protocol.keytake import read_key_take, write_character_keys
     from .retarget.measure import character_keys_from_object
     s = context.scene.facekey
-    obj = context.active_object
-    if obj is None or obj.type != "MESH":
-        raise FaceKeyError("no_targets", "Character solve needs an active mesh object.",
-                           "Click the character's face mesh so it is the active object.")
+    obj, take_path = _retarget_inputs(context, "Character solve")
     key = obj.data.shape_keys
     if key is None or len(key.key_blocks) < 2:
         raise FaceKeyError("no_shape_keys", f"'{obj.name}' has no shape keys to solve for.",
                            "Pick a mesh with shape keys, or use mesh-level retarget for meshes without them.")
-    take_path = bpy.path.abspath(s.solve_take) if s.solve_take else STATE.last_take
-    if not take_path or not os.path.isfile(take_path):
-        raise FaceKeyError("file_missing", f"Take not found: {take_path or '(none yet)'}",
-                           "Capture or import a take first, or pick a take file in the Retarget onto active box.")
-    prefs = get_prefs(context)
-    python = backend_python(bpy.path.abspath(prefs.python_path), bpy.path.abspath(prefs.env_dir) or default_env_dir())
+    python = _backend_python(context)
     character = write_character_keys(_unique_take_path(f"{obj.name}_character"),
                                      character_keys_from_object(obj, source=bpy.data.filepath))
     name, scene_name, start = obj.name, context.scene.name, s.start_frame
@@ -190,21 +200,12 @@ def make_mesh_retarget_job(context, client_kwargs: dict | None = None) -> Backen
 
     from .bake.apply import action_name_for, scene_fps
     from .bake.shape_keys import bake_corrective_keys
-    from .preferences import get_prefs
     from .protocol.take import read_take
     from .retarget.corrective import add_corrective_keys, compress_displacements, read_pc2_frames
     from .retarget.mesh_cache import add_mesh_cache
     s = context.scene.facekey
-    obj = context.active_object
-    if obj is None or obj.type != "MESH":
-        raise FaceKeyError("no_targets", "Mesh-level retarget needs an active mesh object.",
-                           "Click the character's head mesh so it is the active object.")
-    take_path = bpy.path.abspath(s.solve_take) if s.solve_take else STATE.last_take
-    if not take_path or not os.path.isfile(take_path):
-        raise FaceKeyError("file_missing", f"Take not found: {take_path or '(none yet)'}",
-                           "Capture or import a take first, or pick a take file in the Retarget onto active box.")
-    prefs = get_prefs(context)
-    python = backend_python(bpy.path.abspath(prefs.python_path), bpy.path.abspath(prefs.env_dir) or default_env_dir())
+    obj, take_path = _retarget_inputs(context, "Mesh-level retarget")
+    python = _backend_python(context)
     rest = np.empty(len(obj.data.vertices) * 3, np.float64)
     obj.data.vertices.foreach_get("co", rest)
     rest = rest.reshape(-1, 3)
@@ -374,10 +375,8 @@ class FACEKEY_OT_cancel(bpy.types.Operator):
 
 def check_backend(context, client_kwargs: dict | None = None) -> dict:
     """Start the backend, return its hello (version, device), shut it down."""
-    from .preferences import get_prefs
     from .protocol.client import BackendClient
-    prefs = get_prefs(context)
-    python = backend_python(bpy.path.abspath(prefs.python_path), bpy.path.abspath(prefs.env_dir) or default_env_dir())
+    python = _backend_python(context)
     STATE.begin("check", "starting the backend")
     STATE.log_path = default_log_path()
     client = BackendClient(python, STATE.log_path, **(client_kwargs or {}))
