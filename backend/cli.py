@@ -272,7 +272,7 @@ def mesh_retarget(
     point cache for Blender's Mesh Cache modifier."""
     from .protocol.take import read_take
     from .retarget.mesh_transfer import blendshape_displacements, read_obj, take_to_mesh
-    from .retarget.pc2 import write_pc2
+    from .protocol.pc2 import write_pc2
 
     t = read_take(take)
     verts, _ = read_obj(target)

@@ -246,7 +246,7 @@ def _op_mesh_retarget(args: dict, progress, cancel) -> dict:
 
     from .protocol.take import read_take
     from .retarget.mesh_transfer import blendshape_displacements, take_to_mesh
-    from .retarget.pc2 import write_pc2
+    from .protocol.pc2 import write_pc2
 
     axes = args.get("axes", "head")
     if axes not in MESH_AXES:

@@ -201,7 +201,8 @@ def make_mesh_retarget_job(context, client_kwargs: dict | None = None) -> Backen
     from .bake.apply import action_name_for, scene_fps
     from .bake.shape_keys import bake_corrective_keys
     from .protocol.take import read_take
-    from .retarget.corrective import add_corrective_keys, compress_displacements, read_pc2_frames
+    from .protocol.pc2 import read_pc2
+    from .retarget.corrective import add_corrective_keys, compress_displacements
     from .retarget.mesh_cache import add_mesh_cache
     s = context.scene.facekey
     obj, take_path = _retarget_inputs(context, "Mesh-level retarget")
@@ -222,7 +223,7 @@ def make_mesh_retarget_job(context, client_kwargs: dict | None = None) -> Backen
             mesh["modifier"] = mod.name
             return f"mesh cache on {name}: {payload['samples']} frames", {"mesh": mesh, "skipped": {}}
         take = read_take(take_path)
-        comp = compress_displacements(read_pc2_frames(payload["pc2"]) - rest[None], take.valid)
+        comp = compress_displacements(read_pc2(payload["pc2"])[0] - rest[None], take.valid)
         action_name = action_name_for(take_path)
         keys = add_corrective_keys(target, action_name, comp.keys)
         action = bake_corrective_keys(target, keys, comp.coefficients, take, action_name, start,

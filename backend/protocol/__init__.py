@@ -6,6 +6,7 @@ verbatim into the add-on (as ``facekey/protocol``).  Modules: ``errors``
 (JSON lines), ``client`` (spawn + talk to the worker), ``livelink``
 (Live Link Face CSV), ``namemap`` (unit-name -> shape-key maps),
 ``rotations`` (quaternion/Euler helpers), ``keytake`` (character key curves),
-``npzfile`` (versioned .npz files: atomic write, strict read).
+``npzfile`` (versioned .npz files: atomic write, strict read), ``pc2``
+(Point Cache 2 files for Blender's Mesh Cache modifier).
 """
 from .errors import FaceKeyError  # noqa: F401

@@ -12,28 +12,11 @@ vertices are never written.
 """
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 
 from ..protocol.errors import FaceKeyError
 
-__all__ = ["read_pc2_frames", "compress_displacements", "Compression", "add_corrective_keys"]
-
-_PC2_HEADER = struct.Struct("<12siiffi")
-
-
-def read_pc2_frames(path: str) -> np.ndarray:
-    """(T, N, 3) float32 positions of a Point Cache 2 file (signature and size checked)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if len(data) < _PC2_HEADER.size:
-        raise FaceKeyError("bad_argument", f"{path} is too short for a PC2 header", "Run the mesh-level retarget again.")
-    sig, _, n, _, _, t = _PC2_HEADER.unpack_from(data)
-    if sig != b"POINTCACHE2\0" or len(data) != _PC2_HEADER.size + 12 * n * t:
-        raise FaceKeyError("bad_argument", f"{path} is not a complete PC2 file", "Run the mesh-level retarget again.")
-    return np.frombuffer(data, "<f4", offset=_PC2_HEADER.size).reshape(t, n, 3).copy()
-
+__all__ = ["compress_displacements", "Compression", "add_corrective_keys"]
 
 class Compression:
     """K corrective keys for a take.

@@ -56,15 +56,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _mesh_cache(args) -> dict:
-    import struct
-
+    from ..protocol.pc2 import read_pc2
     from .mesh_cache import add_mesh_cache
-    if not os.path.isfile(args.cache):
-        raise FaceKeyError("file_missing", f"Point cache not found: {args.cache}", "Run the mesh-level retarget first.")
-    with open(args.cache, "rb") as f:
-        sig, _, points, _, _, samples = struct.unpack("<12siiffi", f.read(32))
-    if sig != b"POINTCACHE2\0":
-        raise FaceKeyError("bad_argument", f"{args.cache} is not a PC2 file", "Pass the .pc2 the retarget wrote.")
+    samples, points = read_pc2(args.cache)[0].shape[:2]     # checks signature, version and size
     load_scene(args.blend_in, None)
     obj = find_object(args.object)
     mod = add_mesh_cache(obj, args.cache, args.start_frame, points)

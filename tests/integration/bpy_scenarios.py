@@ -357,7 +357,7 @@ def sc_mesh_retarget(params) -> dict:
            "modifiers": [m.type for m in head.modifiers]}
     if rc != ["FINISHED"]:
         return res
-    cache = sub(pkg, "retarget.corrective").read_pc2_frames(res["state"]["report"]["mesh"]["pc2"])
+    cache = sub(pkg, "protocol.pc2").read_pc2(res["state"]["report"]["mesh"]["pc2"])[0]
     evaluated = []
     for i in range(len(cache)):
         scene.frame_set(1 + i)

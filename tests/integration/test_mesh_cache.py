@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from backend.protocol.errors import FaceKeyError
-from backend.retarget.pc2 import attach_mesh_cache, write_pc2
+from backend.protocol.pc2 import write_pc2
+from backend.retarget.pc2 import attach_mesh_cache
 
 _MAKE = """
 import bpy, json, sys

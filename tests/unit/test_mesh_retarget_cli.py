@@ -8,7 +8,7 @@ from backend.cli import app
 from backend.facemodel import load_face_model
 from backend.protocol.arkit import INDEX
 from backend.protocol.take import Take, write_take
-from backend.retarget.pc2 import read_pc2
+from backend.protocol.pc2 import read_pc2
 
 
 def _obj(path, verts, tris):

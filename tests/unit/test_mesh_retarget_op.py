@@ -12,7 +12,7 @@ from backend.protocol.arkit import INDEX
 from backend.protocol.client import BackendClient
 from backend.protocol.errors import FaceKeyError
 from backend.protocol.take import Take, write_take
-from backend.retarget.pc2 import read_pc2
+from backend.protocol.pc2 import read_pc2
 
 CHIN, FOREHEAD = 152, 10
 

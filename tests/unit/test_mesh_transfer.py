@@ -8,7 +8,7 @@ from backend.facemodel import load_face_model
 from backend.protocol.arkit import INDEX
 from backend.protocol.errors import FaceKeyError
 from backend.retarget.mesh_transfer import FaceTransfer, closest_on_triangles, fit_face, read_obj, take_to_mesh
-from backend.retarget.pc2 import read_pc2, write_pc2
+from backend.protocol.pc2 import read_pc2, write_pc2
 
 FLAME = "meshes/flame_topology/smirk_flame_head_template.obj"
 
