@@ -244,9 +244,10 @@ def _op_mesh_retarget(args: dict, progress, cancel) -> dict:
     """
     import numpy as np
 
+    from .protocol.axes import points_from_blender, points_to_blender
+    from .protocol.pc2 import write_pc2
     from .protocol.take import read_take
     from .retarget.mesh_transfer import blendshape_displacements, take_to_mesh
-    from .protocol.pc2 import write_pc2
 
     axes = args.get("axes", "head")
     if axes not in MESH_AXES:
@@ -264,7 +265,7 @@ def _op_mesh_retarget(args: dict, progress, cancel) -> dict:
     if verts.ndim != 2 or verts.shape[1] != 3:
         raise FaceKeyError("bad_argument", f"vertices must be (N, 3), got {verts.shape}.", "Pass the rest vertices.")
     if axes == "blender":
-        verts = verts[:, [0, 2, 1]] * np.array([1.0, 1.0, -1.0])
+        verts = points_from_blender(verts)
     displacements = blendshape_displacements
     if args.get("serep"):
         from .retarget.serep import SerepRetarget, load_serep
@@ -273,7 +274,7 @@ def _op_mesh_retarget(args: dict, progress, cancel) -> dict:
     frames = take_to_mesh(read_take(_arg(args, "take")).weights, verts, displacements=displacements)
     moved = float(np.abs(frames - verts[None]).max()) * 1000
     if axes == "blender":
-        frames = frames[..., [0, 2, 1]] * np.array([1.0, -1.0, 1.0], np.float32)
+        frames = points_to_blender(frames)
     path = write_pc2(_arg(args, "output"), frames, start_frame=float(start))
     progress(Progress(1, 1, "cache written"))
     return {"pc2": os.path.abspath(path), "samples": int(frames.shape[0]), "points": int(frames.shape[1]),

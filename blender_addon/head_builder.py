@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bake.axes import points_to_blender
+from .protocol.axes import points_to_blender
 
 __all__ = ["build_head_object"]
 

@@ -146,7 +146,7 @@ def _add_camera_and_light(scene, verts) -> None:
     import numpy as np
     from mathutils import Vector
 
-    from .bake.axes import points_to_blender
+    from .protocol.axes import points_to_blender
     size = float(np.ptp(verts, axis=0).max())
     center = Vector(points_to_blender(verts.mean(axis=0)).tolist())
     cam_data = bpy.data.cameras.new("FaceKeyCamera")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..protocol.errors import FaceKeyError
-from .axes import quats_to_blender
+from ..protocol.axes import quats_to_blender
 from .fcurves import ensure_fcurve, new_action_for, set_keys
 from .shape_keys import take_frames
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..protocol.axes import points_from_blender
 from ..protocol.errors import FaceKeyError
 from ..protocol.keytake import ANCHOR_NAMES, CharacterKeys
 
@@ -20,11 +21,6 @@ __all__ = ["character_keys_from_object", "ANCHOR_GROUPS"]
 
 #: Vertex-group name of each user anchor.
 ANCHOR_GROUPS = {a: f"facekey_{a}" for a in ANCHOR_NAMES}
-
-
-def _to_head(p: np.ndarray) -> np.ndarray:
-    """(..., 3) Blender vectors -> head frame (x, y, z) = (X, Z, -Y)."""
-    return np.stack([p[..., 0], p[..., 2], -p[..., 1]], axis=-1)
 
 
 def _evaluated_world(obj, n: int) -> np.ndarray:
@@ -92,12 +88,12 @@ def character_keys_from_object(obj, source: str = "") -> CharacterKeys:
         rest = _evaluated_world(obj, n)
         for kb in blocks:
             kb.value = 1.0
-            deltas.append(_to_head(_evaluated_world(obj, n) - rest))
+            deltas.append(points_from_blender(_evaluated_world(obj, n) - rest))
             names.append(kb.name)
             kb.value = 0.0
     finally:
         for kb, (value, mute) in zip(blocks, saved):
             kb.value, kb.mute = value, mute
         obj.show_only_shape_key = saved_pin
-    return CharacterKeys(obj.name, tuple(names), _to_head(rest).astype(np.float32), tris.reshape(-1, 3),
+    return CharacterKeys(obj.name, tuple(names), points_from_blender(rest).astype(np.float32), tris.reshape(-1, 3),
                          np.asarray(deltas, np.float32), _anchors(obj), {"source": source}).validate()
