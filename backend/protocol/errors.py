@@ -32,6 +32,7 @@ CODES = {
     "bad_argument": "an argument has an invalid value",
     "blender_missing": "no Blender (bpy module or blender binary) was found",
     "blender_failed": "a Blender run failed",
+    "face_not_found": "the face of a character mesh could not be located (orientation, units)",
     "internal": "an unexpected error (a bug): see the log",
 }
 

@@ -38,6 +38,11 @@ __all__ = ["read_obj", "FaceFit", "fit_face", "FaceTransfer", "closest_on_triang
            "take_to_mesh"]
 
 NOSE_TIP = 4
+#: Plausible bounding-box diagonal of a head mesh in metres (a bust or a full body is still < 3 m).
+MESH_SIZE_M = (0.08, 3.0)
+#: Largest RMS distance (model units, metres) of the fitted face to the target: a head fits within
+#: 2 mm (FLAME template 1.8 mm), a mesh turned away or without a face does not.
+FIT_RMS_MAX_M = 0.004
 
 
 def read_obj(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -147,31 +152,27 @@ def _umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.nd
     return s, r, cd - s * r @ cs
 
 
-def fit_face(target_vertices: np.ndarray, iterations: int = 40, ridge: float = 10.0) -> FaceFit:
-    """Fit the built-in model (similarity + identity) to a target head (see module doc).
+#: Head orientations tried as ICP starts (model -> target rotations): the face looking along
+#: +z (the expected head frame), -z, +-x, and +-y (a Y-up head read as Z-up or the reverse).
+_STARTS = tuple(np.array(m, np.float64) for m in (
+    [[1, 0, 0], [0, 1, 0], [0, 0, 1]], [[-1, 0, 0], [0, 1, 0], [0, 0, -1]],
+    [[0, 0, 1], [0, 1, 0], [-1, 0, 0]], [[0, 0, -1], [0, 1, 0], [1, 0, 0]],
+    [[1, 0, 0], [0, 0, -1], [0, 1, 0]], [[1, 0, 0], [0, 0, 1], [0, -1, 0]]))
+#: ICP iterations per start before the best start is refined.
+_START_ITERATIONS = 8
 
-    Args:
-        target_vertices: (N, 3) target rest vertices, head frame, metres.
-        iterations: ICP iterations.
-        ridge: weight of the standard-normal identity prior, in units of (1 mm)^2 per point
-            (10: coefficients stay near the prior; at 1, nearest-vertex matching drifts to 12 std).
-    """
-    tv = np.asarray(target_vertices, np.float64)
-    if tv.ndim != 2 or tv.shape[1] != 3 or len(tv) < 100 or not np.all(np.isfinite(tv)):
-        raise FaceKeyError("bad_argument", f"target vertices must be finite (N>=100, 3), got {tv.shape}",
-                           "Pass the character's rest mesh.")
-    m = load_face_model()
+
+def _icp(tv: np.ndarray, m, r: np.ndarray, ident: np.ndarray, s: float, t: np.ndarray, iterations: int,
+         total: int, first: int, ridge: float):
+    """ICP iterations ``first .. first + iterations`` of :func:`fit_face` from a pose; returns (s, r, t, ident, rms)."""
     basis = m.identity_basis[:, :NUM_MESH].astype(np.float64)          # (K, 468, 3)
     bmat = basis.reshape(len(basis), -1).T                             # (468*3, K)
-    ident = np.zeros(m.num_identity)
-    neutral = m.neutral.astype(np.float64)
-    s, r = 1.0, np.eye(3)
-    t = tv[tv[:, 2].argmax()] - neutral[NOSE_TIP]
+    neutral = m.neutral.astype(np.float64) + np.tensordot(ident, m.identity_basis, axes=1)
     rms = np.inf
-    for it in range(iterations):
+    for it in range(first, first + iterations):
         src = neutral[:NUM_MESH]
         dist, j = _nearest(s * src @ r.T + t, tv)
-        gate = max(0.004, 0.02 * (1 - it / iterations))
+        gate = max(0.004, 0.02 * (1 - it / total))
         keep = dist < max(gate, np.percentile(dist, 50))
         s, r, t = _umeyama(src[keep], tv[j[keep]])
         # identity: the matched targets in the model frame, minus the neutral, by ridge least squares
@@ -181,6 +182,54 @@ def fit_face(target_vertices: np.ndarray, iterations: int = 40, ridge: float = 1
         ident = np.linalg.solve(a.T @ a + ridge * 1e-6 * np.eye(len(ident)), a.T @ y.reshape(-1)[rows])
         neutral = m.neutral + np.tensordot(ident, m.identity_basis, axes=1)
         rms = float(np.sqrt((dist[keep] ** 2).mean()))
+    return s, r, t, ident, rms
+
+
+def fit_face(target_vertices: np.ndarray, iterations: int = 40, ridge: float = 10.0) -> FaceFit:
+    """Fit the built-in model (similarity + identity) to a target head (see module doc).
+
+    The head may be turned any of six ways (face along +-x, +-y, +-z): ICP starts
+    from each, with the nose tip on the target's extreme vertex in that
+    direction, runs a few iterations, and the start with the lowest error is
+    refined; ``FaceFit.rotation`` then holds the orientation found.
+
+    Args:
+        target_vertices: (N, 3) target rest vertices, head frame, metres.
+        iterations: ICP iterations of the refined start.
+        ridge: weight of the standard-normal identity prior, in units of (1 mm)^2 per point
+            (10: coefficients stay near the prior; at 1, nearest-vertex matching drifts to 12 std).
+
+    Raises:
+        FaceKeyError: ``bad_argument`` for a malformed array; ``face_not_found`` when the
+            mesh is not head-sized in metres or no start fits a face within
+            :data:`FIT_RMS_MAX_M`.
+    """
+    tv = np.asarray(target_vertices, np.float64)
+    if tv.ndim != 2 or tv.shape[1] != 3 or len(tv) < 100 or not np.all(np.isfinite(tv)):
+        raise FaceKeyError("bad_argument", f"target vertices must be finite (N>=100, 3), got {tv.shape}",
+                           "Pass the character's rest mesh.")
+    size = float(np.linalg.norm(tv.max(0) - tv.min(0)))
+    if not MESH_SIZE_M[0] <= size <= MESH_SIZE_M[1]:
+        raise FaceKeyError("face_not_found", f"the target mesh is {size:.3g} units across (bounding-box diagonal); "
+                           f"a head in metres is {MESH_SIZE_M[0]}-{MESH_SIZE_M[1]}",
+                           "Give the mesh in metres (in Blender: apply the object's scale, or set the scene unit "
+                           "scale to 1), and retarget onto the head mesh, not a whole scene.")
+    m = load_face_model()
+    neutral = m.neutral.astype(np.float64)
+    zero = np.zeros(m.num_identity)
+    tries = []
+    for r0 in _STARTS:
+        facing = r0[:, 2]
+        t0 = tv[(tv @ facing).argmax()] - r0 @ neutral[NOSE_TIP]
+        tries.append(_icp(tv, m, r0, zero, 1.0, t0, _START_ITERATIONS, iterations, 0, ridge))
+    s, r, t, ident, _ = min(tries, key=lambda x: x[4] / x[0])
+    s, r, t, ident, rms = _icp(tv, m, r, ident, s, t, iterations - _START_ITERATIONS, iterations,
+                               _START_ITERATIONS, ridge)
+    if rms / s > FIT_RMS_MAX_M:
+        raise FaceKeyError("face_not_found", f"no face found on the target mesh: the built-in face fits it with "
+                           f"{rms / s * 1000:.1f} mm RMS error at best (a head fits within {FIT_RMS_MAX_M * 1000:.0f} mm)",
+                           "Retarget onto a head mesh that includes the face, in metres (in Blender: apply scale).")
+    neutral = m.neutral + np.tensordot(ident, m.identity_basis, axes=1)
     pts = s * neutral @ r.T + t
     return FaceFit(identity=ident.astype(np.float32), neutral=neutral.astype(np.float32), scale=s, rotation=r,
                    translation=t, points=pts, rms_m=rms)

@@ -48,6 +48,31 @@ def test_fit_recovers_a_moved_model_face():
     assert np.median(np.linalg.norm(moved[:468] - want[:468], axis=1)) < 0.001
 
 
+@pytest.mark.parametrize("turn", ["face -z", "face +x", "Y-up as Z-up"])
+def test_fit_finds_a_face_turned_away_from_the_head_frame(turn):
+    """A head exported facing another axis (a Y-up head read as Z-up, a face looking back)
+    is found anyway: the fit lands on the same face, turned."""
+    m = load_face_model()
+    face = m.vertices(np.zeros(52), np.random.default_rng(2).normal(size=m.num_identity) * 0.5).astype(np.float64)
+    rot = {"face -z": [[-1, 0, 0], [0, 1, 0], [0, 0, -1]], "face +x": [[0, 0, 1], [0, 1, 0], [-1, 0, 0]],
+           "Y-up as Z-up": [[1, 0, 0], [0, 0, -1], [0, 1, 0]]}[turn]
+    target = face @ np.array(rot, np.float64).T
+    fit = fit_face(target)
+    assert np.abs(fit.points - target).max() < 0.002
+    np.testing.assert_allclose(fit.rotation, rot, atol=0.02)
+
+
+def test_fit_rejects_meshes_without_a_head_sized_face():
+    m = load_face_model()
+    with pytest.raises(FaceKeyError) as e:
+        fit_face(m.neutral.astype(np.float64) * 100)              # centimetres
+    assert e.value.code == "face_not_found" and "metres" in e.value.hint
+    blob = np.random.default_rng(0).normal(size=(2000, 3)) * 0.06
+    with pytest.raises(FaceKeyError) as e:
+        fit_face(blob)
+    assert e.value.code == "face_not_found" and "RMS" in e.value.message
+
+
 def test_pc2_round_trip_and_errors(tmp_path):
     frames = np.random.default_rng(0).normal(size=(4, 7, 3)).astype(np.float32)
     p = write_pc2(tmp_path / "a" / "c.pc2", frames, start_frame=5, sample_rate=1)
