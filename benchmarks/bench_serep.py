@@ -5,8 +5,11 @@
 Each held-out actor (identities never seen in training) receives expressions
 captured on the canonical face: SEREP encodes the canonical face making them
 and decodes the code on the actor's neutral; the baseline adds the same
-weights times ``transfer_units(actor neutral)``.  Ground truth is the built-in
-model's mesh of that actor making those weights.  Prints per-region mean
+weights times ``transfer_units(actor neutral)``.  Ground truth is that actor
+making those weights with its own deformation-transferred units
+(``training.serep.expressions``: the same weights move different faces
+differently, which the baseline's scaled copy of the canonical displacements
+does not capture).  Prints per-region mean
 vertex distance (mm) after per-region rigid alignment, and writes JSON with ``--json``.
 """
 from __future__ import annotations
@@ -24,6 +27,7 @@ from backend.facemodel import load_face_model  # noqa: E402
 from backend.retarget.mesh_transfer import blendshape_displacements  # noqa: E402
 from backend.retarget.serep import SerepRetarget, load_serep  # noqa: E402
 from training.serep.data import HELDOUT_SEED, identity_pool, random_expressions  # noqa: E402
+from training.serep.expressions import IdentityExpressions  # noqa: E402
 from training.serep.multirex import REGION_NAMES, region_errors  # noqa: E402
 
 
@@ -31,12 +35,13 @@ def evaluate(weights_dir: str | Path, identities: int = 20, expressions: int = 2
     """{"serep": {region: mm}, "baseline": {region: mm}} averaged over held-out actors."""
     m = load_face_model()
     r = SerepRetarget(load_serep(weights_dir))
+    faces = IdentityExpressions()
     rng = np.random.default_rng(seed)
     sums = {"serep": {k: 0.0 for k in (*REGION_NAMES, "mean")}, "baseline": {k: 0.0 for k in (*REGION_NAMES, "mean")}}
     for ident in identity_pool(identities, HELDOUT_SEED):
         w = random_expressions(rng, expressions, neutral_fraction=0.0)
         neutral = m.vertices(np.zeros(52), ident)
-        truth = m.vertices(w, ident)
+        truth = faces.vertices(w, np.repeat(ident[None], len(w), 0))
         serep = neutral[None] + r.displacements(neutral, w)
         base = neutral[None] + blendshape_displacements(neutral, w)
         for name, pred in (("serep", serep), ("baseline", base)):

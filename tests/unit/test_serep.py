@@ -13,6 +13,7 @@ from backend.protocol.arkit import INDEX
 from backend.protocol.errors import FaceKeyError
 from backend.retarget.serep import SerepRetarget, load_serep, spiral_indices
 from training.serep.data import HELDOUT_SEED, MeshSampler, identity_pool
+from training.serep.expressions import IdentityExpressions
 from training.serep.multirex import REGION_NAMES, kabsch_align, region_errors, regions
 from training.serep.train import CONFIGS, train
 
@@ -37,10 +38,38 @@ def test_spiral_starts_at_vertex_and_walks_its_ring():
 
 def test_sampler_pairs_share_expression_and_identity():
     m = load_face_model()
-    b = MeshSampler(identity_pool(5, HELDOUT_SEED), seed=3).sample(4)
-    # same expression on two identities: equal displacements from their neutrals (linear model)
-    np.testing.assert_allclose(b.src - b.neutral_a, b.tgt - b.neutral_b, atol=1e-6)
-    np.testing.assert_allclose(b.src - b.neutral_a, m.vertices(b.weights) - m.neutral, atol=1e-6)
+    ids = identity_pool(5, HELDOUT_SEED)
+    b = MeshSampler(ids, seed=3).sample(4)
+    faces = IdentityExpressions()
+    # src and other are actor a, tgt is actor b: each with its own transferred units
+    for i in range(4):
+        ia = next(k for k in range(5) if np.allclose(m.vertices(np.zeros(52), ids[k]), b.neutral_a[i], atol=1e-7))
+        ib = next(k for k in range(5) if np.allclose(m.vertices(np.zeros(52), ids[k]), b.neutral_b[i], atol=1e-7))
+        np.testing.assert_allclose(b.src[i], faces.vertices(b.weights[i:i + 1], ids[ia:ia + 1])[0], atol=1e-6)
+        np.testing.assert_allclose(b.tgt[i], faces.vertices(b.weights[i:i + 1], ids[ib:ib + 1])[0], atol=1e-6)
+
+
+def test_transferred_expressions_depend_on_the_face():
+    """Deformation transfer: the canonical face gets the canonical units exactly, a face scaled by s
+    moves s times as far, expressions blend linearly, and two actors move differently."""
+    m = load_face_model()
+    faces = IdentityExpressions()
+    w = np.zeros((2, 52), np.float32)
+    w[0, INDEX["jawOpen"]] = 1.0
+    w[1, [INDEX["mouthSmileLeft"], INDEX["eyeBlinkRight"]]] = [0.7, 0.4]
+    np.testing.assert_allclose(faces.transfer(np.repeat(m.neutral[None], 2, 0), w),
+                               np.tensordot(w, m.unit_deltas, axes=1), atol=1e-7)
+    # up to a translation (fixed by the pull toward the plain copy)
+    scaled = faces.transfer(np.repeat(1.2 * m.neutral[None], 2, 0), w)[:, :468]
+    want = 1.2 * np.tensordot(w, m.unit_deltas, axes=1)[:, :468]
+    np.testing.assert_allclose(scaled - scaled.mean(1, keepdims=True), want - want.mean(1, keepdims=True), atol=5e-5)
+    ids = identity_pool(2, HELDOUT_SEED)
+    both = faces.vertices(w.sum(0, keepdims=True), ids[:1]) - m.vertices(np.zeros(52), ids[0])
+    apart = faces.vertices(w, np.repeat(ids[:1], 2, 0)) - m.vertices(np.zeros(52), ids[0])
+    np.testing.assert_allclose(both[0], apart.sum(0), atol=1e-6)
+    jaw = [faces.vertices(w[:1], ids[k:k + 1])[0] - m.vertices(np.zeros(52), ids[k]) for k in range(2)]
+    assert np.abs(jaw[0] - jaw[1]).max() > 1e-3            # millimetres apart on two actors
+    assert np.abs(jaw[0] - m.unit_deltas[INDEX["jawOpen"]]).max() > 1e-3
 
 
 def test_tiny_training_decreases_loss_and_loads_in_product(tiny_run):

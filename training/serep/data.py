@@ -8,8 +8,11 @@ uniform in [0.2, 1]; one sample in ``neutral_fraction`` is the neutral face.
 
 A batch holds, for identities ``a``, ``b`` and expressions ``e1``, ``e2``:
 ``src`` = a making e1, ``tgt`` = b making e1 (the same expression on another
-face), ``other`` = a making e2, and the neutrals of a and b.  All arrays are
-metres in the head frame, (B, 478, 3) float32.
+face), ``other`` = a making e2, and the neutrals of a and b.  Each actor makes
+an expression with its own units, deformation-transferred from the canonical
+ones (:mod:`training.serep.expressions`), so the same weights move two faces
+differently, as they do on real actors.  All arrays are metres in the head
+frame, (B, 478, 3) float32.
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ import numpy as np
 
 from backend.facemodel import load_face_model
 from backend.protocol.arkit import ARKIT_NAMES, EXCLUSIVE_PAIRS, MIRROR
+
+from .expressions import IdentityExpressions
 
 __all__ = ["Batch", "identity_pool", "random_expressions", "MeshSampler", "TRAIN_SEED", "HELDOUT_SEED"]
 
@@ -66,6 +71,7 @@ class MeshSampler:
 
     def __init__(self, identities: np.ndarray, seed: int = 0):
         self.model = load_face_model()
+        self.faces = IdentityExpressions()
         self.ids = np.asarray(identities, np.float32)
         self.rng = np.random.default_rng(seed)
 
@@ -76,7 +82,7 @@ class MeshSampler:
         e1 = random_expressions(r, batch)
         e2 = random_expressions(r, batch)
         zero = np.zeros_like(e1)
-        m = self.model
+        m, f = self.model, self.faces
         return Batch(neutral_a=m.vertices(zero, self.ids[ia]), neutral_b=m.vertices(zero, self.ids[ib]),
-                     src=m.vertices(e1, self.ids[ia]), tgt=m.vertices(e1, self.ids[ib]),
-                     other=m.vertices(e2, self.ids[ia]), weights=e1)
+                     src=f.vertices(e1, self.ids[ia]), tgt=f.vertices(e1, self.ids[ib]),
+                     other=f.vertices(e2, self.ids[ia]), weights=e1)
