@@ -26,7 +26,10 @@ from .protocol.messages import Progress
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(name="facekey", help="FaceKey: footage of a face -> ARKit-52 shape-key animation.",
+app = typer.Typer(name="facekey", help="FaceKey: footage of a face -> ARKit-52 shape-key animation.  Three retarget "
+                  "modes: name map (bake --mode namemap: keys named like ARKit units), character solve (bake --mode "
+                  "solve: any shape keys), mesh-level (mesh-retarget: any mesh, no shape keys; --frame N previews "
+                  "one frame).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 bench_app = typer.Typer(help="Benchmarks (each reports ratios measured in one run).", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
@@ -152,7 +155,8 @@ def bake(
     head_object: Optional[str] = typer.Option(None, "--head-object", help="Object that receives head rotation."),
     blender: Optional[str] = typer.Option(None, "--blender", help="Blender executable (default: bpy module)."),
     mode: str = typer.Option("namemap", "--mode", help="namemap (keys named like ARKit units) | solve (solve for "
-                             "the character's own keys; one object; CHARACTER may be a .glb)."),
+                             "the character's own keys; one object; CHARACTER may be a .glb).  The third mode, "
+                             "mesh-level for meshes without shape keys, is `facekey mesh-retarget`."),
     keys: Optional[list[str]] = typer.Option(None, "--keys", help="--mode solve: glob of keys to drive (repeatable), e.g. 'Fcl_*'."),
     exclude_keys: Optional[list[str]] = typer.Option(None, "--exclude-keys", help="--mode solve: glob of keys never driven."),
 ) -> None:
@@ -263,27 +267,39 @@ def export_csv(
 def mesh_retarget(
     take: Path = typer.Argument(..., help="Take file (.npz)."),
     target: Path = typer.Argument(..., help="Target head mesh (.obj, metres; x = its left, y up, z out of the face)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Point Cache 2 file to write (.pc2)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Point Cache 2 file to write (.pc2); with --frame "
+                                "also an .obj (the deformed TARGET at that frame)."),
     serep: Optional[Path] = typer.Option(None, "--serep", help="SEREP weights (serep.safetensors); default: "
                                          "blendshape transfer of the built-in units."),
     start_frame: float = typer.Option(1.0, "--start-frame", help="Frame of the take's first sample."),
+    frame: Optional[int] = typer.Option(None, "--frame", help="Preview: transfer only this take frame (0-based) "
+                                        "and write it as an .obj (-o *.obj) or a 1-sample .pc2 at start frame + N."),
 ) -> None:
     """Mesh-level retarget: per-frame geometry of TARGET (any topology, no shape keys needed) as a .pc2
-    point cache for Blender's Mesh Cache modifier."""
-    from .protocol.take import read_take
-    from .retarget.mesh_transfer import blendshape_displacements, read_obj, take_to_mesh
+    point cache for Blender's Mesh Cache modifier (or one frame with --frame)."""
+    from .protocol.take import read_take, select_frames
+    from .retarget.mesh_transfer import blendshape_displacements, read_obj, take_to_mesh, write_deformed_obj
     from .protocol.pc2 import write_pc2
 
     t = read_take(take)
+    if frame is not None:
+        t = select_frames(t, [frame])
+    elif output.suffix.lower() == ".obj":
+        raise FaceKeyError("bad_argument", "An .obj output holds one frame: pass --frame N.",
+                           "Add --frame N for a one-frame preview, or write a .pc2 for the whole take.")
     verts, _ = read_obj(target)
     displacements = blendshape_displacements
     if serep is not None:
         from .retarget.serep import SerepRetarget, load_serep
         displacements = SerepRetarget(load_serep(serep)).displacements
     frames = take_to_mesh(t.weights, verts, displacements=displacements)
-    path = write_pc2(output, frames, start_frame=start_frame)
+    if output.suffix.lower() == ".obj":
+        path = write_deformed_obj(target, output, frames[0])
+    else:
+        path = write_pc2(output, frames, start_frame=start_frame + (frame or 0))
     moved = float(np.abs(frames - verts[None]).max()) * 1000
-    Console().print(f"[bold]{escape(str(path))}[/]: {len(frames)} samples x {frames.shape[1]} points, "
+    what = f"take frame {frame}" if frame is not None else f"{len(frames)} samples"
+    Console().print(f"[bold]{escape(str(path))}[/]: {what} x {frames.shape[1]} points, "
                     f"largest displacement {moved:.1f} mm ({'SEREP' if serep else 'blendshape transfer'})")
 
 

@@ -9,9 +9,13 @@ serves requests one at a time:
   -> {take, frames, valid_frames, fps, duration, source}
 * ``import_csv`` {csv, output} -> {take, frames, fps, duration}
 * ``export_csv`` {take, csv} -> {csv, frames}
-* ``retarget_solve`` {take, character, output, keys, exclude} -> {key_take, report}
-* ``mesh_retarget`` {take, vertices, output, serep, start_frame, axes} -> {pc2, samples, points,
-  max_displacement_mm}
+* ``retarget_solve`` {take, character, output, keys, exclude, [frames | frame]} -> {key_take, report, frames}
+* ``mesh_retarget`` {take, vertices, output, serep, start_frame, axes, [frames | frame]} -> {pc2, samples,
+  points, max_displacement_mm, frames}
+
+``frames`` (a list of take frame indices) or ``frame`` (one index) restricts the
+take to those frames before solving / transferring (a one-frame preview);
+out of range, not an int or not increasing -> ``bad_argument``.
 
 A stdin reader thread takes ``cancel`` {id} while a job runs (it sets that
 job's ``threading.Event``; jobs stop between frames) and ``shutdown`` (or EOF)
@@ -175,6 +179,23 @@ def _arg(args: dict, name: str, kind: type = str):
     return args[name]
 
 
+def _take_arg(args: dict):
+    """The request's ``take``, restricted to its optional ``frames`` (list) or ``frame`` (int).
+
+    Returns (Take, the kept take frame indices, or None when the request names no frames).
+    """
+    from .protocol.take import read_take, select_frames
+
+    take = read_take(_arg(args, "take"))
+    if "frames" in args and "frame" in args:
+        raise FaceKeyError("bad_argument", "Pass either frames or frame, not both.", "e.g. frames=[12] or frame=12.")
+    frames = [args["frame"]] if "frame" in args else args.get("frames")
+    if frames is None:
+        return take, None
+    take = select_frames(take, frames)
+    return take, list(take.header["frames"])
+
+
 def _op_capture(args: dict, progress, cancel) -> dict:
     from .capture import CaptureSettings, capture
     from .protocol.take import write_take
@@ -209,23 +230,24 @@ def _op_export_csv(args: dict, progress, cancel) -> dict:
 
 def _op_retarget_solve(args: dict, progress, cancel) -> dict:
     """Character solve: {take, character (CharacterKeys .npz measured in Blender), output,
-    keys / exclude (glob lists)} -> {key_take, report} (the add-on bakes the KeyTake)."""
+    keys / exclude (glob lists), optional frames / frame} -> {key_take, report, frames} (the add-on bakes
+    the KeyTake; with ``frames`` it holds only those frames, solved without the neighbours' smoothing)."""
     from .facemodel import load_face_model
     from .protocol.keytake import read_character_keys, write_key_take
-    from .protocol.take import read_take
     from .retarget.character_solve import SolveSettings, retarget_take
 
     take_path = _arg(args, "take")
     keys, exclude = list(args.get("keys") or []), list(args.get("exclude") or [])
     if not all(isinstance(k, str) for k in keys + exclude):
         raise FaceKeyError("bad_argument", "keys/exclude must be lists of glob patterns.", "e.g. [\"Fcl_*\"].")
+    take, frames = _take_arg(args)
     progress(Progress(0, 1, "solving the character's keys"))
-    kt, report = retarget_take(read_take(take_path), read_character_keys(_arg(args, "character")), load_face_model(),
+    kt, report = retarget_take(take, read_character_keys(_arg(args, "character")), load_face_model(),
                                SolveSettings(keys=keys, exclude=exclude))
     kt.header["source_take"] = take_path
     output = write_key_take(_arg(args, "output"), kt)
     progress(Progress(1, 1, "solved"))
-    return {"key_take": os.path.abspath(output), "report": report}
+    return {"key_take": os.path.abspath(output), "report": report, "frames": frames}
 
 
 #: Mesh-level retarget axes: "head" = x subject's left, y up, z out of the face (the backend's frame);
@@ -235,8 +257,11 @@ MESH_AXES = ("head", "blender")
 
 def _op_mesh_retarget(args: dict, progress, cancel) -> dict:
     """Mesh-level retarget: {take, vertices (.npz with ``vertices`` (N, 3) metres), output (.pc2),
-    serep (weights path or null: blendshape transfer), start_frame, axes ("head" | "blender")}
-    -> {pc2, samples, points, max_displacement_mm}.
+    serep (weights path or null: blendshape transfer), start_frame, axes ("head" | "blender"),
+    optional frames / frame (take frame indices)} -> {pc2, samples, points, max_displacement_mm, frames}.
+
+    With ``frames`` only those take frames are transferred: one sample each, the first at
+    ``start_frame + frames[0]`` (one sample per take frame, as the full cache plays them).
 
     With ``axes="blender"`` the vertices are read as Blender object-local coordinates and the
     cache is written in them too (head = (x, z, -y) in, local = (x_h, -z_h, y_h) out), so a Mesh
@@ -246,7 +271,6 @@ def _op_mesh_retarget(args: dict, progress, cancel) -> dict:
 
     from .protocol.axes import points_from_blender, points_to_blender
     from .protocol.pc2 import write_pc2
-    from .protocol.take import read_take
     from .retarget.mesh_transfer import blendshape_displacements, take_to_mesh
 
     axes = args.get("axes", "head")
@@ -266,19 +290,20 @@ def _op_mesh_retarget(args: dict, progress, cancel) -> dict:
         raise FaceKeyError("bad_argument", f"vertices must be (N, 3), got {verts.shape}.", "Pass the rest vertices.")
     if axes == "blender":
         verts = points_from_blender(verts)
+    take, indices = _take_arg(args)
     displacements = blendshape_displacements
     if args.get("serep"):
         from .retarget.serep import SerepRetarget, load_serep
         displacements = SerepRetarget(load_serep(_arg(args, "serep"))).displacements
     progress(Progress(0, 1, "fitting the face and transferring the take"))
-    frames = take_to_mesh(read_take(_arg(args, "take")).weights, verts, displacements=displacements)
+    frames = take_to_mesh(take.weights, verts, displacements=displacements)
     moved = float(np.abs(frames - verts[None]).max()) * 1000
     if axes == "blender":
         frames = points_to_blender(frames)
-    path = write_pc2(_arg(args, "output"), frames, start_frame=float(start))
+    path = write_pc2(_arg(args, "output"), frames, start_frame=float(start) + (indices[0] if indices else 0))
     progress(Progress(1, 1, "cache written"))
     return {"pc2": os.path.abspath(path), "samples": int(frames.shape[0]), "points": int(frames.shape[1]),
-            "max_displacement_mm": moved}
+            "max_displacement_mm": moved, "frames": indices}
 
 
 def _duration(take) -> float:

@@ -3,10 +3,13 @@
 Modal operators and timers are thin shells over these: ``step()`` drains the
 backend's messages without blocking, ``cancel()`` stops the job, and
 ``run_blocking()`` is the same loop for ``blender -b`` (where timers never
-fire and modal operators get no events).
+fire and modal operators get no events).  ``LocalJob`` is the same interface
+for work done in this process; ``JobSequence`` runs several jobs (one per
+target) as one job the UI shows.
 """
 from __future__ import annotations
 
+import collections
 import os
 import time
 
@@ -14,10 +17,20 @@ from .protocol.errors import FaceKeyError
 from .protocol.take import read_take
 from .state import STATE, JobState
 
-__all__ = ["BackendJob", "CaptureJob", "CLOSE_TIMEOUT_S"]
+__all__ = ["BackendJob", "CaptureJob", "LocalJob", "JobSequence", "CLOSE_TIMEOUT_S"]
 
 #: Seconds the worker gets to exit after ``shutdown`` before it is killed.
 CLOSE_TIMEOUT_S = 0.3
+
+
+def _settle(state: JobState, produce) -> None:
+    """``state.finish(*produce())``; a FaceKeyError ``produce`` raises becomes the state's error instead."""
+    try:
+        message, report = produce()
+    except FaceKeyError as e:
+        state.fail(e)
+        return
+    state.finish(message, report)
 
 
 class BackendJob:
@@ -79,12 +92,7 @@ class BackendJob:
 
     def _on_result(self, payload: dict) -> None:
         self._end(None)  # the backend is no longer needed; a failing bake must not leave it running
-        try:
-            message, report = self.finish(payload)
-        except FaceKeyError as e:
-            self.state.fail(e)
-            return
-        self.state.finish(message, report)
+        _settle(self.state, lambda: self.finish(payload))
 
     def cancel(self) -> None:
         """Ask the backend to stop (it is killed if it has not stopped within 1 s); the scene is untouched."""
@@ -147,3 +155,142 @@ class CaptureJob(BackendJob):
         report = self.bake(take, payload["take"])
         report["unmapped_from_backend"] = list(payload.get("unmapped", []))
         return f"baked {report['frames']} frames onto {len(report['objects'])} object(s)", report
+
+
+class LocalJob:
+    """Work done in this process on the main thread, with the interface of :class:`BackendJob`.
+
+    Args:
+        run: ``run() -> (message, report)``; a FaceKeyError it raises becomes the job's error.
+        label: the job's name in the UI state.
+        state: the :class:`JobState` to update (default: the UI's).
+    """
+
+    client = None
+
+    def __init__(self, run, *, label: str, state: JobState = STATE):
+        self.run, self.label, self.state = run, label, state
+        self.finished = False
+
+    def start(self) -> None:
+        self.state.begin(self.label, self.label)
+        self.finished = True
+        _settle(self.state, self.run)
+
+    def step(self) -> bool:
+        return self.finished
+
+    def cancel(self) -> None:
+        """Nothing to stop: the work runs inside ``start``."""
+
+    def run_blocking(self, poll_interval: float = 0.0, timeout: float | None = None) -> None:
+        self.start()
+
+
+class JobSequence:
+    """Parts (one per target, say) run one after another as one job the UI shows.
+
+    Each part is ``make(state) -> job`` (a :class:`BackendJob`, :class:`CaptureJob`
+    or :class:`LocalJob`, not started, updating the private ``state`` it is given);
+    it is made only when its turn comes, so it sees the scene as the earlier parts
+    left it.  A part's error (raised by ``make`` or ended with) is kept under the
+    part's name and the next part runs; a ``required`` part's error (a failed
+    capture) or a cancel ends the whole sequence.  Parts may add parts while they
+    run (e.g. the capture adds the targets once the take exists).
+
+    Args:
+        label: the job's name in the UI state.
+        summarize: ``summarize(results {name: report}, errors {name: FaceKeyError})
+            -> (message, report)`` once every part has ended; its FaceKeyError
+            (nothing succeeded, say) becomes the job's error.
+        state: the :class:`JobState` the UI shows (progress of the running part is mirrored).
+    """
+
+    def __init__(self, label: str, summarize, *, state: JobState = STATE):
+        self.label, self.summarize, self.state = label, summarize, state
+        self.parts: collections.deque = collections.deque()
+        self.results: dict[str, dict] = {}
+        self.errors: dict[str, FaceKeyError] = {}
+        self.finished = False
+        self._job = self._part = None
+
+    @property
+    def client(self):
+        """The backend client of the part that runs (or ran last), if it has one."""
+        return getattr(self._job, "client", None)
+
+    def add(self, name: str, make, *, required: bool = False) -> None:
+        """Queue a part: ``make(state) -> job``; ``required``: its error ends the sequence."""
+        self.parts.append((name, make, required))
+
+    def start(self) -> None:
+        self.state.begin(self.label, f"{self.label}: starting")
+        self.step()
+
+    def step(self) -> bool:
+        """Advance the running part and start the next ones; return True once everything has ended."""
+        while not self.finished:
+            if self._part is None:
+                self._start_next()
+            elif self._job.step():
+                self._collect()
+            else:
+                self._mirror()
+                return False
+        return True
+
+    def _start_next(self) -> None:
+        """Start the next part (its ``make`` error is kept like any part's); finish when none is left."""
+        if not self.parts:
+            self._finish()
+            return
+        name, make, required = self.parts.popleft()
+        self._part = (name, required, JobState())
+        try:
+            self._job = make(self._part[2])
+            self._job.start()
+        except FaceKeyError as e:
+            self._part[2].fail(e)
+            self._collect()
+
+    def _mirror(self) -> None:
+        name, _, part_state = self._part
+        self.state.progress(part_state.done, part_state.total, f"{name}: {part_state.message}")
+        self.state.log_path = part_state.log_path or self.state.log_path
+
+    def _collect(self) -> None:
+        name, required, part_state = self._part
+        self._mirror()
+        self._part = None
+        self.state.last_take = part_state.last_take or self.state.last_take
+        if part_state.status == "done":
+            self.results[name] = part_state.report
+            return
+        err = FaceKeyError(part_state.error_code or "internal", part_state.error_message, part_state.error_hint)
+        if required or err.code == "cancelled":
+            self.finished = True
+            self.parts.clear()
+            self.state.fail(err)
+            return
+        self.errors[name] = err
+
+    def _finish(self) -> None:
+        self.finished = True
+        _settle(self.state, lambda: self.summarize(self.results, self.errors))
+
+    def cancel(self) -> None:
+        """Cancel the running part and skip the rest; parts already done keep what they added."""
+        if self.finished:
+            return
+        if self._part is not None:
+            self._job.cancel()
+        self.finished = True
+        self.parts.clear()
+        self.state.fail(FaceKeyError("cancelled", f"{self.label.capitalize()} cancelled; targets already done "
+                                     "keep their new animation, the others were not changed.", ""))
+
+    def run_blocking(self, poll_interval: float = 0.05, timeout: float | None = None) -> None:
+        """``start()`` then ``step()`` until everything has ended (headless runs, tests)."""
+        self.start()
+        while not self.step():
+            time.sleep(poll_interval)

@@ -15,11 +15,12 @@ from bpy.props import StringProperty
 
 from .backend_setup import SetupJob, backend_python, bundled_wheel, default_env_dir, default_log_path, user_data_dir
 from .bake.apply import bake_take
-from .jobs import BackendJob, CaptureJob
+from .jobs import BackendJob, CaptureJob, JobSequence, LocalJob
 from .protocol.errors import FaceKeyError
 from .state import STATE
 
-__all__ = ["make_capture_job", "make_solve_job", "make_mesh_retarget_job", "import_csv", "export_csv", "takes_dir", "register", "unregister"]
+__all__ = ["make_capture_job", "make_solve_job", "make_mesh_retarget_job", "make_apply_job", "make_preview_job",
+           "merge_target_reports", "import_csv", "export_csv", "takes_dir", "register", "unregister"]
 
 #: The running modal job (capture or setup), for the Cancel button.
 ACTIVE: dict = {"job": None}
@@ -93,81 +94,86 @@ def _backend_python(context) -> str:
     return backend_python(bpy.path.abspath(prefs.python_path), bpy.path.abspath(prefs.env_dir) or default_env_dir())
 
 
-def _retarget_inputs(context, what: str):
-    """(active mesh object, take path) for the retarget operators; coded errors when either is missing."""
-    obj = context.active_object
-    if obj is None or obj.type != "MESH":
-        raise FaceKeyError("no_targets", f"{what} needs an active mesh object.",
-                           "Click the character's face mesh so it is the active object.")
+def _take_path(context) -> str:
+    """The take to apply / retarget / preview: the panel's Take field, else the last captured or imported take."""
     s = context.scene.facekey
     take_path = bpy.path.abspath(s.solve_take) if s.solve_take else STATE.last_take
     if not take_path or not os.path.isfile(take_path):
         raise FaceKeyError("file_missing", f"Take not found: {take_path or '(none yet)'}",
-                           "Capture or import a take first, or pick a take file in the Retarget onto active box.")
-    return obj, take_path
+                           "Capture or import a take first, or pick a take file in the Take field.")
+    return take_path
 
 
-def make_capture_job(context, client_kwargs: dict | None = None) -> CaptureJob:
-    """A capture job for the scene's FaceKey settings and the selected objects (not started).
-
-    Checks everything that can fail before the backend starts: targets
-    (``no_targets``/``no_shape_keys``), name map, head target, backend Python
-    (``backend_missing``), footage (``file_missing``).
-    """
-    from .targets import resolve_targets
-    s = context.scene.facekey
-    footage = bpy.path.abspath(s.footage)
-    if not s.footage or not os.path.exists(footage):
-        raise FaceKeyError("file_missing", f"Footage not found: {footage or '(none)'}",
-                           "Pick a video file, an image folder or a photo in the FaceKey panel.")
-    objects = list(context.selected_objects)
-    resolve_targets(objects, _name_map(s))
-    _head_args(s)
-    python = _backend_python(context)
-    names = [o.name for o in objects]
-    scene_name = context.scene.name
-
-    def bake(take, take_path):
-        scene = bpy.data.scenes[scene_name]
-        head, bone = _head_args(scene.facekey)
-        objs = [bpy.data.objects[n] for n in names if n in bpy.data.objects]
-        return bake_take(take, objs, _name_map(scene.facekey), scene=scene, source=footage,
-                         start_frame=scene.facekey.start_frame, take_path=take_path, head_target=head, head_bone=bone)
-
-    settings = {"smoothing": float(s.smoothing)}
-    return CaptureJob(python, default_log_path(), footage, _unique_take_path(footage), settings,
-                      None if s.face_index < 0 else int(s.face_index), bake, client_kwargs=client_kwargs)
+def _retarget_inputs(context, what: str, obj=None, take_path: str | None = None):
+    """(mesh object, take path) for the retarget operators: ``obj`` or the active object, ``take_path`` or
+    :func:`_take_path`; coded errors when either is missing."""
+    obj = obj if obj is not None else context.active_object
+    if obj is None or obj.type != "MESH":
+        raise FaceKeyError("no_targets", f"{what} needs an active mesh object.",
+                           "Click the character's face mesh so it is the active object.")
+    return obj, take_path or _take_path(context)
 
 
 def _globs(text: str) -> list[str]:
     return [g.strip() for g in text.split(",") if g.strip()]
 
 
-def make_solve_job(context, client_kwargs: dict | None = None) -> BackendJob:
-    """Character solve onto the active object's own shape keys (any names), not started.
+def _preview_file(stem: str, ext: str = ".npz") -> str:
+    """A scratch file for one-frame previews (overwritten by the next preview)."""
+    folder = os.path.join(user_data_dir(), "preview")
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, stem + ext)
 
-    Measures the object's keys here (each key alone, values restored), lets the
-    backend solve a Take for them (``retarget_solve``), and bakes the result as
-    a new action on the main thread.  Checks the object (``no_targets`` /
-    ``no_shape_keys``), the take (``file_missing``) and the backend first.
+
+def _with_frames(args: dict, frames: list[int] | None) -> dict:
+    """``args`` plus the worker's ``frames`` restriction when ``frames`` is given."""
+    if frames is not None:
+        args["frames"] = list(frames)
+    return args
+
+
+def _solve_job(context, obj, take_path: str, on_key_take, *, frames: list[int] | None = None,
+               file_path=None, state=STATE, client_kwargs: dict | None = None) -> BackendJob:
+    """The worker op ``retarget_solve`` for ``obj``'s own keys (measured here, values restored), not started.
+
+    ``on_key_take(key_take, payload) -> (message, report)`` runs on the main thread with the solved
+    ``KeyTake`` (only ``frames`` when given); ``file_path(stem, ext)`` names the hand-off files
+    (default: new files in the takes folder).  Checks the object (``no_shape_keys``) and the backend first.
     """
-    from .bake.apply import action_name_for, scene_fps
-    from .bake.shape_keys import bake_key_take
     from .protocol.keytake import read_key_take, write_character_keys
     from .retarget.measure import character_keys_from_object
-    s = context.scene.facekey
-    obj, take_path = _retarget_inputs(context, "Character solve")
+    file_path = file_path or _unique_take_path
     key = obj.data.shape_keys
     if key is None or len(key.key_blocks) < 2:
         raise FaceKeyError("no_shape_keys", f"'{obj.name}' has no shape keys to solve for.",
                            "Pick a mesh with shape keys, or use mesh-level retarget for meshes without them.")
+    s = context.scene.facekey
     python = _backend_python(context)
-    character = write_character_keys(_unique_take_path(f"{obj.name}_character"),
+    character = write_character_keys(file_path(f"{obj.name}_character", ".npz"),
                                      character_keys_from_object(obj, source=bpy.data.filepath))
-    name, scene_name, start = obj.name, context.scene.name, s.start_frame
+    args = _with_frames({"take": take_path, "character": character, "output": file_path(f"{obj.name}_keys", ".npz"),
+                         "keys": _globs(s.solve_keys), "exclude": _globs(s.solve_exclude)}, frames)
+    return BackendJob(python, default_log_path(), "retarget_solve", args,
+                      lambda payload: on_key_take(read_key_take(payload["key_take"]), payload), label="solve",
+                      state=state, client_kwargs=client_kwargs)
 
-    def finish(payload: dict) -> tuple[str, dict]:
-        kt = read_key_take(payload["key_take"])
+
+def make_solve_job(context, client_kwargs: dict | None = None, *, obj=None, take_path: str | None = None,
+                   state=STATE) -> BackendJob:
+    """Character solve onto a mesh's own shape keys (any names), not started.
+
+    ``obj`` (default: the active object) is measured here (each key alone,
+    values restored), the backend solves a Take for its keys (``retarget_solve``),
+    and the result is baked as a new action on the main thread.  Checks the
+    object (``no_targets`` / ``no_shape_keys``), the take (``file_missing``) and
+    the backend first.
+    """
+    from .bake.apply import action_name_for, scene_fps
+    from .bake.shape_keys import bake_key_take
+    obj, take_path = _retarget_inputs(context, "Character solve", obj, take_path)
+    name, scene_name, start = obj.name, context.scene.name, context.scene.facekey.start_frame
+
+    def finish(kt, payload: dict) -> tuple[str, dict]:
         scene = bpy.data.scenes[scene_name]
         action = bake_key_take(bpy.data.objects[name], kt, action_name_for(take_path), start, scene_fps(scene),
                                payload["key_take"])
@@ -178,44 +184,64 @@ def make_solve_job(context, client_kwargs: dict | None = None) -> BackendJob:
                   "skipped": {}, "frames": int(kt.valid.sum()), "solve": solve}
         return f"solved {len(kt.key_names)} keys of {name} over {report['frames']} frames", report
 
-    args = {"take": take_path, "character": character, "output": _unique_take_path(f"{obj.name}_keys"),
-            "keys": _globs(s.solve_keys), "exclude": _globs(s.solve_exclude)}
-    return BackendJob(python, default_log_path(), "retarget_solve", args, finish, label="solve",
-                      client_kwargs=client_kwargs)
+    return _solve_job(context, obj, take_path, finish, state=state, client_kwargs=client_kwargs)
 
 
-def make_mesh_retarget_job(context, client_kwargs: dict | None = None) -> BackendJob:
-    """Mesh-level retarget onto the active mesh (any topology, no shape keys needed), not started.
+def _serep_path(settings) -> str | None:
+    """The panel's SEREP weights (file or folder), absolute; None when empty (blendshape transfer)."""
+    return bpy.path.abspath(settings.serep_weights) if settings.serep_weights.strip() else None
 
-    Assumes the object's LOCAL coordinates are metres with Z up and the face
-    toward -Y (Blender's front view); the backend converts them to its head
-    frame and writes the cache back in them (``axes="blender"``).  The rest
-    shape sent is the mesh's own vertices (not the evaluated mesh).  Output
-    per ``mesh_output``: MESH_CACHE adds a Mesh Cache modifier at the scene
-    setting's start frame; SHAPE_KEYS adds corrective keys ``FK_<take>_cNN``
-    and bakes their coefficients as a new action.  The mesh data's vertices
-    are never changed.
+
+def _mesh_job(context, obj, take_path: str, on_frames, *, frames: list[int] | None = None, file_path=None,
+              state=STATE, client_kwargs: dict | None = None) -> BackendJob:
+    """The worker op ``mesh_retarget`` for ``obj``'s own vertices, not started.
+
+    Sends the mesh's LOCAL vertices (assumed metres, Z up, face toward -Y; ``axes="blender"``)
+    and the panel's SEREP weights when set.  ``on_frames(payload, rest) -> (message, report)`` runs on
+    the main thread (``payload["pc2"]``: the cache, object-local, one sample per take frame or per
+    ``frames``; ``rest``: (N, 3) float64 the vertices sent).  The mesh data is never changed.
     """
     import numpy as np
+    file_path = file_path or _unique_take_path
+    s = context.scene.facekey
+    python = _backend_python(context)
+    rest = np.empty(len(obj.data.vertices) * 3, np.float64)
+    obj.data.vertices.foreach_get("co", rest)
+    rest = rest.reshape(-1, 3)
+    vertices = file_path(f"{obj.name}_rest", ".npz")
+    np.savez(vertices, vertices=rest)
+    args = _with_frames({"take": take_path, "vertices": vertices, "serep": _serep_path(s),
+                         "output": file_path(f"{obj.name}_{os.path.basename(take_path)}", ".pc2"),
+                         "start_frame": float(s.start_frame), "axes": "blender"}, frames)
+    return BackendJob(python, default_log_path(), "mesh_retarget", args, lambda payload: on_frames(payload, rest),
+                      label="mesh retarget", state=state, client_kwargs=client_kwargs)
 
+
+def make_mesh_retarget_job(context, client_kwargs: dict | None = None, *, obj=None, take_path: str | None = None,
+                           state=STATE) -> BackendJob:
+    """Mesh-level retarget onto a mesh (any topology, no shape keys needed), not started.
+
+    ``obj`` (default: the active object): its LOCAL coordinates are assumed
+    metres with Z up and the face toward -Y (Blender's front view); the backend
+    converts them to its head frame and writes the cache back in them
+    (``axes="blender"``).  The rest shape sent is the mesh's own vertices (not
+    the evaluated mesh).  Output per ``mesh_output``: MESH_CACHE adds a Mesh
+    Cache modifier at the scene setting's start frame; SHAPE_KEYS adds
+    corrective keys ``FK_<take>_cNN`` and bakes their coefficients as a new
+    action.  The mesh data's vertices are never changed.  The panel's SEREP
+    weights are used when set.
+    """
     from .bake.apply import action_name_for, scene_fps
     from .bake.shape_keys import bake_corrective_keys
     from .protocol.take import read_take
     from .protocol.pc2 import read_pc2
     from .retarget.corrective import add_corrective_keys, compress_displacements
     from .retarget.mesh_cache import add_mesh_cache
+    obj, take_path = _retarget_inputs(context, "Mesh-level retarget", obj, take_path)
     s = context.scene.facekey
-    obj, take_path = _retarget_inputs(context, "Mesh-level retarget")
-    python = _backend_python(context)
-    rest = np.empty(len(obj.data.vertices) * 3, np.float64)
-    obj.data.vertices.foreach_get("co", rest)
-    rest = rest.reshape(-1, 3)
-    vertices = _unique_take_path(f"{obj.name}_rest")
-    np.savez(vertices, vertices=rest)
-    pc2 = _unique_take_path(f"{obj.name}_{os.path.basename(take_path)}", ".pc2")
     name, scene_name, start, output = obj.name, context.scene.name, s.start_frame, s.mesh_output
 
-    def finish(payload: dict) -> tuple[str, dict]:
+    def finish(payload: dict, rest) -> tuple[str, dict]:
         target = bpy.data.objects[name]
         mesh = {"pc2": payload["pc2"], "output": output, "max_displacement_mm": payload["max_displacement_mm"]}
         if output == "MESH_CACHE":
@@ -232,10 +258,209 @@ def make_mesh_retarget_job(context, client_kwargs: dict | None = None) -> Backen
         return (f"{len(keys)} corrective keys on {name} ({comp.max_error_mm:.2f} mm max error)",
                 {"mesh": mesh, "skipped": {}, "frames": int(take.valid.sum())})
 
-    args = {"take": take_path, "vertices": vertices, "output": pc2, "serep": None, "start_frame": float(start),
-            "axes": "blender"}
-    return BackendJob(python, default_log_path(), "mesh_retarget", args, finish, label="mesh retarget",
-                      client_kwargs=client_kwargs)
+    return _mesh_job(context, obj, take_path, finish, state=state, client_kwargs=client_kwargs)
+
+
+# ----------------------------------------------------------------------------- one take, every target by its mode
+def _target_object(name: str):
+    obj = bpy.data.objects.get(name)
+    if obj is None:
+        raise FaceKeyError("object_missing", f"Object '{name}' no longer exists.",
+                           "Select the targets and apply the take again.")
+    return obj
+
+
+def _namemap_part(name: str, scene_name: str, take_path: str, source: str, state) -> LocalJob:
+    """Name-map bake of one object (``bake_take``, without head rotation) as a job part."""
+    from .protocol.take import read_take
+
+    def run() -> tuple[str, dict]:
+        scene = bpy.data.scenes[scene_name]
+        report = bake_take(read_take(take_path), [_target_object(name)], _name_map(scene.facekey), scene=scene,
+                           source=source, start_frame=scene.facekey.start_frame, take_path=take_path)
+        return f"baked {report['frames']} frames onto {name}", report
+
+    return LocalJob(run, label="name map", state=state)
+
+
+def _head_part(scene_name: str, take_path: str, source: str, state) -> LocalJob:
+    """The take's head rotation onto the panel's head target (object or bone) as a job part."""
+    from .bake.apply import action_name_for, scene_fps
+    from .bake.head import bake_head_rotation
+    from .protocol.take import read_take
+
+    def run() -> tuple[str, dict]:
+        scene = bpy.data.scenes[scene_name]
+        head, bone = _head_args(scene.facekey)
+        action = bake_head_rotation(head, read_take(take_path), action_name_for(source) + "_head",
+                                    scene.facekey.start_frame, scene_fps(scene), bone)
+        return f"head rotation on {head.name}", {"head": action.name}
+
+    return LocalJob(run, label="head rotation", state=state)
+
+
+def _add_target_parts(seq: JobSequence, plan: list[tuple[str, str]], scene_name: str, take_path: str, source: str,
+                      client_kwargs: dict | None) -> None:
+    """Queue one part per planned ``(object name, mode)``: name-map bakes first, then the head rotation
+    (when the panel sets a head target), then the character solves and mesh-level retargets."""
+    def backend_part(name: str, make):
+        return lambda state: make(bpy.context, client_kwargs, obj=_target_object(name), take_path=take_path,
+                                  state=state)
+
+    for name, mode in plan:
+        if mode == "NAMEMAP":
+            seq.add(name, lambda state, n=name: _namemap_part(n, scene_name, take_path, source, state))
+    if bpy.data.scenes[scene_name].facekey.head_mode != "NONE":
+        seq.add("head rotation", lambda state: _head_part(scene_name, take_path, source, state))
+    for name, mode in plan:
+        if mode != "NAMEMAP":
+            seq.add(name, backend_part(name, make_solve_job if mode == "SOLVE" else make_mesh_retarget_job))
+
+
+def merge_target_reports(results: dict, errors: dict, modes: dict[str, str], skipped: dict[str, str]) -> dict:
+    """One report for a take applied to several targets (what the panel and tests read).
+
+    ``{"modes": {name: mode}, "objects": {name: shape-key bake info}, "meshes": {name: mesh-level info},
+    "solves": {name: solve report}, "skipped": {name: reason}, "errors": {name: {code, message, hint}},
+    "frames": valid frame count, "head": action name or None}``; a failed target is listed in
+    ``errors`` and, with its message, in ``skipped``.
+    """
+    out = {"modes": dict(modes), "objects": {}, "meshes": {}, "solves": {}, "skipped": dict(skipped), "errors": {},
+           "frames": 0, "head": None}
+    for name, rep in results.items():
+        out["objects"].update(rep.get("objects", {}))
+        out["skipped"].update(rep.get("skipped", {}))
+        if "mesh" in rep:
+            out["meshes"][name] = rep["mesh"]
+        if "solve" in rep:
+            out["solves"][name] = rep["solve"]
+        out["head"] = rep.get("head") or out["head"]
+        out["frames"] = max(out["frames"], int(rep.get("frames", 0)))
+        if "unmapped_from_backend" in rep:
+            out["unmapped_from_backend"] = rep["unmapped_from_backend"]
+    for name, err in errors.items():
+        out["errors"][name] = err.to_dict()
+        out["skipped"][name] = f"failed [{err.code}]: {err.message}"
+    return out
+
+
+def _apply_summary(plan: list[tuple[str, str]], skipped: dict[str, str]):
+    """``summarize`` for a :class:`JobSequence` over ``plan``: a merged report, or the first target's
+    error when no target received the take."""
+    names = [n for n, _ in plan]
+
+    def summarize(results: dict, errors: dict) -> tuple[str, dict]:
+        report = merge_target_reports(results, errors, dict(plan), skipped)
+        done = [n for n in names if n in results]
+        if not done:
+            name = next(n for n in names if n in errors)
+            err, more = errors[name], len(names) - 1
+            raise FaceKeyError(err.code, f"No target received the take. {name}: {err.message}"
+                               + (f" (and {more} more failed)" if more else ""), err.hint)
+        failed = len(names) - len(done)
+        return (f"applied the take to {len(done)} of {len(names)} target(s)"
+                + (f"; {failed} failed (see below)" if failed else ""), report)
+
+    return summarize
+
+
+def _plan(context) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """(``[(name, mode)]`` of the selected objects, ``{name: reason}`` skipped); see ``targets.plan_targets``."""
+    from .targets import plan_targets
+    plan, skipped = plan_targets(context.selected_objects, _name_map(context.scene.facekey))
+    return [(o.name, mode) for o, mode in plan], skipped
+
+
+def make_capture_job(context, client_kwargs: dict | None = None) -> JobSequence:
+    """A capture of the footage, then the take applied to every selected object by its retarget mode
+    (see :func:`make_apply_job`), as one job (not started).
+
+    Checks everything that can fail before the backend starts: targets
+    (``no_targets``/``no_shape_keys``), name map, head target, backend Python
+    (``backend_missing``), footage (``file_missing``).  A failed capture
+    ends the job; a failed target is reported under its name.
+    """
+    s = context.scene.facekey
+    footage = bpy.path.abspath(s.footage)
+    if not s.footage or not os.path.exists(footage):
+        raise FaceKeyError("file_missing", f"Footage not found: {footage or '(none)'}",
+                           "Pick a video file, an image folder or a photo in the FaceKey panel.")
+    plan, skipped = _plan(context)
+    _head_args(s)
+    python = _backend_python(context)
+    scene_name = context.scene.name
+    seq = JobSequence("capture", _apply_summary(plan, skipped))
+
+    def queue_targets(take, take_path) -> dict:
+        _add_target_parts(seq, plan, scene_name, take_path, footage, client_kwargs)
+        return {"objects": {}, "skipped": {}, "frames": int(take.valid.sum())}
+
+    args = (python, default_log_path(), footage, _unique_take_path(footage), {"smoothing": float(s.smoothing)},
+            None if s.face_index < 0 else int(s.face_index), queue_targets)
+    seq.add("capture", lambda state: CaptureJob(*args, state=state, client_kwargs=client_kwargs), required=True)
+    return seq
+
+
+def make_apply_job(context, client_kwargs: dict | None = None) -> JobSequence:
+    """Apply the take (Take field or last take) to every selected object by its retarget mode, not started.
+
+    NAMEMAP objects get a name-map bake, SOLVE a character solve, MESH a
+    mesh-level retarget (``mesh_output``), one after another; one object's
+    error is reported under its name and the others still run.  Checks the
+    take, the targets (``no_targets`` / ``no_shape_keys``) and the head target first.
+    """
+    from .protocol.take import read_take
+    take_path = _take_path(context)
+    read_take(take_path)
+    plan, skipped = _plan(context)
+    _head_args(context.scene.facekey)
+    seq = JobSequence("apply take", _apply_summary(plan, skipped))
+    _add_target_parts(seq, plan, context.scene.name, take_path, take_path, client_kwargs)
+    return seq
+
+
+# ----------------------------------------------------------------------------- one-frame preview
+def make_preview_job(context, client_kwargs: dict | None = None):
+    """Preview ONE take frame on a copy of the active object, by its retarget mode, not started.
+
+    The scene's current frame is mapped to the nearest valid take frame (via the
+    start frame; clamped into the take).  NAMEMAP reads that frame's weights
+    here; SOLVE and MESH ask the backend for that frame only (``frames=[k]``).
+    The result is shown on ``<name>.FaceKeyPreview`` (see :mod:`preview`), made
+    when the result arrives; the object itself is never changed.
+    """
+    from .bake.apply import scene_fps
+    from .preview import show_key_values, show_positions, take_frame_at
+    from .protocol.pc2 import read_pc2
+    from .protocol.take import read_take
+    from .targets import resolve_mode, resolve_targets
+    obj, take_path = _retarget_inputs(context, "Preview")
+    s, scene = context.scene.facekey, context.scene
+    mode = resolve_mode(obj, _name_map(s))
+    take = read_take(take_path)
+    k = take_frame_at(take, scene.frame_current, s.start_frame, scene_fps(scene))
+    info = {"source": obj.name, "mode": mode, "take_frame": k, "scene_frame": int(scene.frame_current),
+            "take": take_path}
+    name, scene_name = obj.name, scene.name
+
+    def done(what: str, preview: dict) -> tuple[str, dict]:
+        preview.update(info)
+        return f"preview of {name} at take frame {k} ({what}): {preview['object']}", {"preview": preview}
+
+    if mode == "NAMEMAP":
+        (_, resolution), = resolve_targets([obj], _name_map(s))[0]
+        values = {key: float(take.weights[k, unit]) for unit, key in resolution.mapping.items()}
+        return LocalJob(lambda: done("name map", show_key_values(_target_object(name), scene_name, values)),
+                        label="preview")
+    if mode == "SOLVE":
+        return _solve_job(context, obj, take_path,
+                          lambda kt, payload: done("character solve", show_key_values(
+                              _target_object(name), scene_name, dict(zip(kt.key_names, kt.values[0].tolist())))),
+                          frames=[k], file_path=_preview_file, client_kwargs=client_kwargs)
+    return _mesh_job(context, obj, take_path,
+                     lambda payload, rest: done("mesh-level", show_positions(
+                         _target_object(name), scene_name, read_pc2(payload["pc2"])[0][0])),
+                     frames=[k], file_path=_preview_file, client_kwargs=client_kwargs)
 
 
 def import_csv(context, path: str) -> dict:
@@ -322,7 +547,7 @@ class _BackendJobOperator(_ModalJob):
 
 
 class FACEKEY_OT_capture(_BackendJobOperator, bpy.types.Operator):
-    """Capture the footage with the backend and bake it onto the selected objects"""
+    """Capture the footage with the backend and apply it to each selected object by its retarget mode"""
     bl_idname = "facekey.capture"
     bl_label = "Capture"
 
@@ -346,6 +571,36 @@ class FACEKEY_OT_mesh_retarget(_BackendJobOperator, bpy.types.Operator):
 
     def make_job(self, context):
         return make_mesh_retarget_job(context)
+
+
+class FACEKEY_OT_apply_take(_BackendJobOperator, bpy.types.Operator):
+    """Apply the take (Take field, or the last take) to every selected object by its retarget mode"""
+    bl_idname = "facekey.apply_take"
+    bl_label = "Apply take to selected"
+
+    def make_job(self, context):
+        return make_apply_job(context)
+
+
+class FACEKEY_OT_preview_frame(_BackendJobOperator, bpy.types.Operator):
+    """Show the take's frame at the current scene frame on a copy of the active object (the object is not changed)"""
+    bl_idname = "facekey.preview_frame"
+    bl_label = "Preview frame"
+
+    def make_job(self, context):
+        return make_preview_job(context)
+
+
+class FACEKEY_OT_clear_preview(bpy.types.Operator):
+    """Delete the preview copies FaceKey made (objects, meshes and the FaceKey Preview collection)"""
+    bl_idname = "facekey.clear_preview"
+    bl_label = "Clear preview"
+
+    def execute(self, context):
+        from .preview import clear_preview
+        removed = clear_preview()
+        self.report({"INFO"}, f"removed {removed} preview object(s)")
+        return {"FINISHED"}
 
 
 class FACEKEY_OT_setup_backend(_BackendJobOperator, bpy.types.Operator):
@@ -457,7 +712,8 @@ class FACEKEY_OT_open_log(bpy.types.Operator):
         return {"FINISHED"}
 
 
-_CLASSES = (FACEKEY_OT_capture, FACEKEY_OT_solve_character, FACEKEY_OT_mesh_retarget, FACEKEY_OT_setup_backend, FACEKEY_OT_cancel, FACEKEY_OT_check_backend,
-            FACEKEY_OT_import_csv, FACEKEY_OT_export_csv, FACEKEY_OT_open_log)
+_CLASSES = (FACEKEY_OT_capture, FACEKEY_OT_solve_character, FACEKEY_OT_mesh_retarget, FACEKEY_OT_apply_take,
+            FACEKEY_OT_preview_frame, FACEKEY_OT_clear_preview, FACEKEY_OT_setup_backend, FACEKEY_OT_cancel,
+            FACEKEY_OT_check_backend, FACEKEY_OT_import_csv, FACEKEY_OT_export_csv, FACEKEY_OT_open_log)
 
 register, unregister = bpy.utils.register_classes_factory(_CLASSES)

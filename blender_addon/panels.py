@@ -5,21 +5,41 @@ import bpy
 
 from .state import STATE
 
-__all__ = ["register", "unregister", "target_summary"]
+__all__ = ["register", "unregister", "target_rows"]
 
 
-def target_summary(objects) -> tuple[list[str], dict[str, str]]:
-    """(names of usable targets, {skipped name: reason}) for the panel, without raising."""
-    usable, skipped = [], {}
-    for obj in objects:
-        key = obj.data.shape_keys if obj.type == "MESH" else None
-        if obj.type != "MESH":
-            skipped[obj.name] = f"not a mesh ({obj.type.lower()})"
-        elif key is None or len(key.key_blocks) < 2:
-            skipped[obj.name] = "has no shape keys"
-        else:
-            usable.append(obj.name)
-    return usable, skipped
+def _panel_name_map(settings):
+    """The scene's name map for display; the built-in auto map when a custom file cannot be read."""
+    from .protocol.errors import FaceKeyError
+    from .protocol.namemap import load_name_map
+    try:
+        return load_name_map(settings.name_map, bpy.path.abspath(settings.map_path)
+                             if settings.name_map == "custom" else None)
+    except FaceKeyError:
+        return load_name_map("auto")
+
+
+def target_rows(objects, name_map) -> list[tuple[object, str | None, str | None]]:
+    """``(object, mode it gets, None)`` or ``(object, None, reason it is skipped)`` per object, without raising."""
+    from .targets import target_mode
+    return [(obj, *target_mode(obj, name_map)) for obj in objects]
+
+
+def _draw_targets(layout, context, s) -> None:
+    """One row per selected object: name, its retarget mode dropdown, and what it resolves to."""
+    from .targets import MODE_LABELS
+    box = layout.box()
+    rows = target_rows(context.selected_objects, _panel_name_map(s))
+    box.label(text=f"Targets: {sum(1 for _, mode, _ in rows if mode)}", icon="SHAPEKEY_DATA")
+    for obj, mode, why in rows:
+        row = box.row(align=True)
+        row.label(text=obj.name, icon="INFO" if why else "OBJECT_DATA")
+        if obj.type == "MESH":
+            row.prop(obj, "facekey_retarget_mode", text="")
+        if why:
+            box.label(text=f"  skipped: {why}")
+        elif obj.facekey_retarget_mode == "AUTO":
+            row.label(text=f"-> {MODE_LABELS[mode]}")
 
 
 class FACEKEY_PT_main(bpy.types.Panel):
@@ -34,13 +54,7 @@ class FACEKEY_PT_main(bpy.types.Panel):
         layout = self.layout
         layout.prop(s, "footage")
 
-        box = layout.box()
-        usable, skipped = target_summary(context.selected_objects)
-        box.label(text=f"Targets: {len(usable)}", icon="SHAPEKEY_DATA")
-        for name in usable:
-            box.label(text=name)
-        for name, why in skipped.items():
-            box.label(text=f"{name}: skipped, {why}", icon="INFO")
+        _draw_targets(layout, context, s)
 
         layout.prop(s, "name_map")
         if s.name_map == "custom":
@@ -66,15 +80,26 @@ class FACEKEY_PT_main(bpy.types.Panel):
         row.operator("facekey.import_csv", icon="IMPORT")
         row.operator("facekey.export_csv", icon="EXPORT")
 
+        take = layout.box()
+        take.label(text="Take", icon="ACTION")
+        take.prop(s, "solve_take")
+        row = take.row()
+        row.enabled = not running
+        row.operator("facekey.apply_take", icon="PLAY")
+        row = take.row(align=True)
+        row.enabled = not running and context.active_object is not None
+        row.operator("facekey.preview_frame", icon="HIDE_OFF")
+        row.operator("facekey.clear_preview", icon="TRASH")
+
         solve = layout.box()
         solve.label(text="Retarget onto active", icon="MOD_MESHDEFORM")
-        solve.prop(s, "solve_take")
         solve.prop(s, "solve_keys")
         solve.prop(s, "solve_exclude")
         row = solve.row()
         row.enabled = not running and context.active_object is not None
         row.operator("facekey.solve_character", icon="SHAPEKEY_DATA")
         solve.prop(s, "mesh_output")
+        solve.prop(s, "serep_weights")
         row = solve.row()
         row.enabled = not running and context.active_object is not None
         row.operator("facekey.mesh_retarget", icon="MOD_MESHDEFORM")
@@ -98,17 +123,39 @@ def _draw_progress(layout) -> None:
         layout.label(text=f"{100 * STATE.fraction:.0f}%  {text}")
 
 
-def _draw_report(layout, s) -> None:
-    mesh = STATE.report.get("mesh")
-    if mesh and "keys" in mesh:
-        layout.label(text=f"{mesh['keys']} corrective keys, {100 * mesh['variance']:.1f}% of the motion, "
+def _draw_mesh(layout, name: str, mesh: dict) -> None:
+    prefix = f"{name}: " if name else ""
+    if "keys" in mesh:
+        layout.label(text=f"{prefix}{mesh['keys']} corrective keys, {100 * mesh['variance']:.1f}% of the motion, "
                           f"max error {mesh['max_error_mm']:.2f} mm")
-    objects = STATE.report.get("objects", {})
-    if not objects:
-        return
-    layout.prop(s, "show_details", toggle=True)
-    if not s.show_details:
-        return
+    else:
+        layout.label(text=f"{prefix}Mesh Cache, up to {mesh['max_displacement_mm']:.1f} mm of motion")
+
+
+def _draw_report(layout, s) -> None:
+    report = STATE.report
+    meshes = report.get("meshes") or ({"": report["mesh"]} if "mesh" in report else {})
+    for name, mesh in meshes.items():
+        _draw_mesh(layout, name, mesh)
+    preview = report.get("preview")
+    if preview:
+        layout.label(text=f"Preview: take frame {preview['take_frame']} on {preview['object']}", icon="HIDE_OFF")
+    objects = report.get("objects", {})
+    if objects:
+        layout.prop(s, "show_details", toggle=True)
+    if objects and s.show_details:
+        _draw_objects(layout, objects)
+    solves = report.get("solves") or ({"": report["solve"]} if "solve" in report else {})
+    for name, solve in solves.items():
+        layout.label(text=f"{name + ': ' if name else ''}Motion left unreproduced: {100 * solve['take_residual']:.0f}%")
+    errors = report.get("errors", {})
+    for name, why in report.get("skipped", {}).items():
+        layout.label(text=f"{name}: skipped, {why}", icon="ERROR" if name in errors else "INFO")
+        if errors.get(name, {}).get("hint"):
+            layout.label(text=f"  {errors[name]['hint']}")
+
+
+def _draw_objects(layout, objects: dict) -> None:
     for name, info in objects.items():
         box = layout.box()
         box.label(text=f"{name}: {info['action']}, {len(info['mapped'])} keys animated")
@@ -118,11 +165,6 @@ def _draw_report(layout, s) -> None:
         if info["unused_keys"]:
             box.label(text=f"Keys not animated: {', '.join(info['unused_keys'][:6])}"
                       + (" ..." if len(info["unused_keys"]) > 6 else ""))
-    solve = STATE.report.get("solve")
-    if solve:
-        layout.label(text=f"Motion left unreproduced: {100 * solve['take_residual']:.0f}%")
-    for name, why in STATE.report.get("skipped", {}).items():
-        layout.label(text=f"{name}: skipped, {why}", icon="INFO")
 
 
 _CLASSES = (FACEKEY_PT_main,)

@@ -1,10 +1,11 @@
-"""Add-on preferences (backend location) and the per-scene FaceKey settings."""
+"""Add-on preferences (backend location), the per-scene FaceKey settings and the per-object retarget mode."""
 from __future__ import annotations
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from .state import STATE
+from .targets import MODE_ITEMS
 
 __all__ = ["FaceKeyPreferences", "FaceKeySceneSettings", "get_prefs", "register", "unregister"]
 
@@ -64,13 +65,16 @@ class FaceKeySceneSettings(bpy.types.PropertyGroup):
     head_bone: StringProperty(name="Bone", description="Pose bone of the head target armature")
     show_details: BoolProperty(name="Details", default=False)
     solve_take: StringProperty(name="Take", subtype="FILE_PATH",
-                               description="Take file to solve onto the active character (empty = the last take)")
+                               description="Take file to apply, preview or retarget (empty = the last take)")
     solve_keys: StringProperty(name="Keys", default="",
                                description="Comma-separated glob patterns of the keys to drive (empty = all)")
     solve_exclude: StringProperty(name="Exclude", default="",
                                   description="Comma-separated glob patterns of keys never driven (e.g. Fcl_ALL_*, Fcl_HA_*)")
     mesh_output: EnumProperty(name="Output", items=MESH_OUTPUTS, default="MESH_CACHE",
                               description="How Mesh-level retarget stores the motion on the active mesh")
+    serep_weights: StringProperty(name="SEREP weights", subtype="FILE_PATH", default="",
+                                  description="Trained SEREP weights for mesh-level retarget: serep.safetensors or "
+                                              "its folder (config.json beside it); empty = blendshape transfer")
 
 
 def get_prefs(context=None):
@@ -85,9 +89,13 @@ def register() -> None:
     for c in _CLASSES:
         bpy.utils.register_class(c)
     bpy.types.Scene.facekey = PointerProperty(type=FaceKeySceneSettings)
+    bpy.types.Object.facekey_retarget_mode = EnumProperty(
+        name="Retarget mode", items=MODE_ITEMS, default="AUTO",
+        description="How FaceKey applies a take to this object")
 
 
 def unregister() -> None:
+    del bpy.types.Object.facekey_retarget_mode
     del bpy.types.Scene.facekey
     for c in reversed(_CLASSES):
         bpy.utils.unregister_class(c)

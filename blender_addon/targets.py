@@ -1,9 +1,40 @@
-"""Which selected objects can receive a bake, and how their keys map to ARKit units."""
+"""Which selected objects can receive a bake, how their keys map to ARKit units, and which retarget mode
+each one gets (name map, character solve or mesh-level)."""
 from __future__ import annotations
 
 from .protocol.errors import FaceKeyError
 
-__all__ = ["resolve_targets"]
+__all__ = ["resolve_targets", "resolve_mode", "target_mode", "plan_targets", "MODE_ITEMS", "MODE_LABELS"]
+
+#: ``Object.facekey_retarget_mode`` enum items (identifier, label, description); AUTO picks one of the others.
+MODE_ITEMS = [("AUTO", "Auto", "Name map when some shape key is named like an ARKit unit, else character solve "
+               "when the mesh has shape keys, else mesh-level"),
+              ("NAMEMAP", "Name map", "Bake the take onto shape keys named like ARKit units"),
+              ("SOLVE", "Character solve", "Solve the take for this mesh's own shape keys (any names)"),
+              ("MESH", "Mesh-level", "Move the mesh itself (any topology, no shape keys needed): Mesh Cache "
+               "or corrective keys, per the Output setting")]
+MODE_LABELS = {ident: label for ident, label, _ in MODE_ITEMS}
+
+
+def _key_names(obj) -> list[str]:
+    """Shape-key names of mesh ``obj`` without the reference key ([] when it has none to animate)."""
+    key = obj.data.shape_keys if obj.type == "MESH" else None
+    if key is None or len(key.key_blocks) < 2:
+        return []
+    return [kb.name for kb in key.key_blocks[1:]]
+
+
+def _namemap_resolution(obj, name_map) -> tuple[object, str | None]:
+    """(Resolution or None, reason ``obj`` cannot take a name-map bake or None)."""
+    if obj.type != "MESH":
+        return None, f"not a mesh ({obj.type.lower()})"
+    names = _key_names(obj)
+    if not names:
+        return None, "has no shape keys"
+    res = name_map.resolve(names)
+    if not res.mapping:
+        return None, "no shape key matches an ARKit unit with this name map"
+    return res, None
 
 
 def resolve_targets(objects, name_map) -> tuple[list, dict[str, str]]:
@@ -23,27 +54,69 @@ def resolve_targets(objects, name_map) -> tuple[list, dict[str, str]]:
         FaceKeyError: ``no_targets`` if ``objects`` is empty; ``no_shape_keys``
         if no object remains.
     """
+    return _split(objects, lambda obj: _namemap_resolution(obj, name_map))
+
+
+def resolve_mode(obj, name_map) -> str | None:
+    """The retarget mode ``obj`` gets: its ``facekey_retarget_mode``, with AUTO resolved.
+
+    AUTO: NAMEMAP when some shape key matches an ARKit unit under ``name_map``,
+    else SOLVE when the mesh has any shape keys, else MESH.  None for a non-mesh.
+    """
+    if obj.type != "MESH":
+        return None
+    mode = getattr(obj, "facekey_retarget_mode", "AUTO")
+    if mode != "AUTO":
+        return mode
+    if _namemap_resolution(obj, name_map)[1] is None:
+        return "NAMEMAP"
+    return "SOLVE" if _key_names(obj) else "MESH"
+
+
+def target_mode(obj, name_map) -> tuple[str | None, str | None]:
+    """``(mode, None)`` with the mode ``obj`` is retargeted by ("NAMEMAP" | "SOLVE" | "MESH"), or
+    ``(None, reason)`` when it cannot be (not a mesh; NAMEMAP without matching keys; SOLVE without keys)."""
+    mode = resolve_mode(obj, name_map)
+    if mode is None:
+        return None, f"not a mesh ({obj.type.lower()})"
+    if mode == "NAMEMAP":
+        why = _namemap_resolution(obj, name_map)[1]
+        if why:
+            return None, why
+    elif mode == "SOLVE" and not _key_names(obj):
+        return None, "has no shape keys to solve for (use Mesh-level)"
+    return mode, None
+
+
+def plan_targets(objects, name_map) -> tuple[list[tuple[object, str]], dict[str, str]]:
+    """Each object with the mode it will be retargeted by (:func:`target_mode`), and the ones that cannot be.
+
+    Returns:
+        (plan, skipped): ``plan`` lists ``(object, "NAMEMAP" | "SOLVE" | "MESH")`` in the given
+        order; ``skipped`` maps object name -> reason.
+
+    Raises:
+        FaceKeyError: ``no_targets`` if ``objects`` is empty; ``no_shape_keys`` if no object remains.
+    """
+    return _split(objects, lambda obj: target_mode(obj, name_map))
+
+
+def _split(objects, classify) -> tuple[list, dict[str, str]]:
+    """``([(obj, value)], {name: reason})`` by ``classify(obj) -> (value, reason or None)``; coded errors when
+    ``objects`` is empty (``no_targets``) or every object is skipped (``no_shape_keys``)."""
     objects = list(objects)
     if not objects:
         raise FaceKeyError("no_targets", "No target objects were given.",
                            "Select the character meshes that have ARKit shape keys.")
-    targets, skipped = [], {}
+    kept, skipped = [], {}
     for obj in objects:
-        if obj.type != "MESH":
-            skipped[obj.name] = f"not a mesh ({obj.type.lower()})"
-            continue
-        key = obj.data.shape_keys
-        if key is None or len(key.key_blocks) < 2:
-            skipped[obj.name] = "has no shape keys"
-            continue
-        names = [kb.name for kb in key.key_blocks[1:]]
-        res = name_map.resolve(names)
-        if not res.mapping:
-            skipped[obj.name] = "no shape key matches an ARKit unit with this name map"
-            continue
-        targets.append((obj, res))
-    if not targets:
+        value, why = classify(obj)
+        if why:
+            skipped[obj.name] = why
+        else:
+            kept.append((obj, value))
+    if not kept:
         why = "; ".join(f"{n}: {r}" for n, r in skipped.items())
         raise FaceKeyError("no_shape_keys", f"None of the selected objects can receive the animation ({why}).",
                            "Select meshes with ARKit-style shape keys, or pick a name map that matches their names.")
-    return targets, skipped
+    return kept, skipped

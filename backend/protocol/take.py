@@ -31,7 +31,7 @@ from .arkit import ARKIT_NAMES, NUM_UNITS
 from .errors import FaceKeyError
 from .npzfile import atomic_savez, load_npz
 
-__all__ = ["Take", "SCHEMA", "SCHEMA_VERSION", "write_take", "read_take"]
+__all__ = ["Take", "SCHEMA", "SCHEMA_VERSION", "write_take", "read_take", "check_frame_indices", "select_frames"]
 
 SCHEMA = "facekey.take"
 SCHEMA_VERSION = 1
@@ -120,6 +120,39 @@ class Take:
 
     def unit_names(self) -> tuple[str, ...]:
         return ARKIT_NAMES
+
+
+def check_frame_indices(frames, num_frames: int) -> list[int]:
+    """Validate take frame indices (a request's ``frames``): a non-empty list of ints, strictly increasing,
+    each in [0, ``num_frames``); return them as a list.
+
+    Raises:
+        FaceKeyError: ``bad_argument`` naming the offending value, with the valid range as hint.
+    """
+    hint = f"Pass take frame indices from 0 to {num_frames - 1}, in increasing order."
+    if not isinstance(frames, (list, tuple)) or not frames:
+        raise FaceKeyError("bad_argument", f"frames {frames!r} is not a non-empty list of frame indices.", hint)
+    for f in frames:
+        if isinstance(f, bool) or not isinstance(f, (int, np.integer)):
+            raise FaceKeyError("bad_argument", f"Frame {f!r} is not an integer.", hint)
+        if not 0 <= f < num_frames:
+            raise FaceKeyError("bad_argument", f"Frame {f} is outside the take (frames 0..{num_frames - 1}).", hint)
+    out = [int(f) for f in frames]
+    if any(b <= a for a, b in zip(out, out[1:])):
+        raise FaceKeyError("bad_argument", f"frames {out} are not strictly increasing.", hint)
+    return out
+
+
+def select_frames(take: Take, frames) -> Take:
+    """The take restricted to ``frames`` (validated by :func:`check_frame_indices`), e.g. one frame to preview.
+
+    Every per-frame array (weights (F, 52), head pose, gaze, valid, confidence, timestamps (F,) seconds,
+    optional landmarks / dense offsets) keeps only those rows; fps and header are kept, and
+    ``header["frames"]`` records the original indices.
+    """
+    rows = check_frame_indices(frames, take.num_frames)
+    picked = {k: getattr(take, k)[rows] for k in (*_ARRAYS, *_OPTIONAL) if getattr(take, k) is not None}
+    return dataclasses.replace(take, **picked, header={**take.header, "frames": rows})
 
 
 def _bad(field: str, what: str) -> None:

@@ -34,7 +34,7 @@ from backend.facemodel import load_face_model
 from backend.facemodel.canonical import NUM_MESH
 from backend.protocol.errors import FaceKeyError
 
-__all__ = ["read_obj", "FaceFit", "fit_face", "FaceTransfer", "closest_on_triangles", "blendshape_displacements",
+__all__ = ["read_obj", "write_deformed_obj", "FaceFit", "fit_face", "FaceTransfer", "closest_on_triangles", "blendshape_displacements",
            "take_to_mesh"]
 
 NOSE_TIP = 4
@@ -62,6 +62,26 @@ def read_obj(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     if not verts:
         raise FaceKeyError("bad_argument", f"{p} has no vertices", "Pass a Wavefront .obj mesh.")
     return np.asarray(verts, np.float64), np.asarray(tris, np.int64).reshape(-1, 3)
+
+
+def write_deformed_obj(source: str | Path, output: str | Path, vertices: np.ndarray) -> Path:
+    """Copy the .obj ``source`` to ``output`` with its ``v`` lines replaced by ``vertices`` (N, 3), in order.
+
+    Faces, texture coordinates, groups and materials stay as they are (normals are copied unchanged).
+    Raises ``bad_argument`` when the vertex counts differ.
+    """
+    v = np.asarray(vertices, np.float64)
+    lines = Path(source).read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+    slots = [i for i, line in enumerate(lines) if line.startswith("v ")]
+    if v.ndim != 2 or v.shape != (len(slots), 3):
+        raise FaceKeyError("bad_argument", f"{len(slots)} vertices in {source} but {v.shape} positions given.",
+                           "Write positions of the same mesh.")
+    for i, (x, y, z) in zip(slots, v):
+        lines[i] = f"v {x:.7g} {y:.7g} {z:.7g}\n"
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(lines), encoding="utf-8")
+    return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -130,14 +130,17 @@ def face_action_report(pkg) -> dict:
 # ----------------------------------------------------------------------------- scenarios
 def sc_install(params) -> dict:
     pkg = install(params)
-    ops = [n for n in ("capture", "cancel", "setup_backend", "check_backend", "import_csv", "export_csv", "open_log")
+    ops = [n for n in ("capture", "cancel", "setup_backend", "check_backend", "import_csv", "export_csv", "open_log",
+                       "apply_take", "preview_frame", "clear_preview", "solve_character", "mesh_retarget")
            if hasattr(bpy.ops.facekey, n)]
     res = {"module": pkg.__name__, "ops": ops, "panel": hasattr(bpy.types, "FACEKEY_PT_main"),
-           "scene_prop": hasattr(bpy.context.scene, "facekey"), "version": list(bpy.app.version)}
+           "scene_prop": hasattr(bpy.context.scene, "facekey"), "version": list(bpy.app.version),
+           "object_prop": "facekey_retarget_mode" in bpy.types.Object.bl_rna.properties}
     addon_dir = os.path.dirname(pkg.__file__)
     res["wheel"] = os.path.basename(sub(pkg, "backend_setup").bundled_wheel(addon_dir))
     bpy.ops.preferences.addon_disable(module=pkg.__name__)
     res["panel_after_disable"] = hasattr(bpy.types, "FACEKEY_PT_main")
+    res["object_prop_after_disable"] = "facekey_retarget_mode" in bpy.types.Object.bl_rna.properties
     return res
 
 
@@ -237,6 +240,7 @@ def sc_errors(params) -> dict:
     set_backend(pkg, params["python"])
     bpy.context.scene.facekey.footage = params["footage"]
     bpy.data.objects["Face"].select_set(False)
+    bpy.data.objects["Plain"].facekey_retarget_mode = "NAMEMAP"   # AUTO would pick mesh-level for a keyless mesh
     rc = call_op(bpy.ops.facekey.capture)
     out["no_shape_keys"] = {"rc": rc, "state": state_dict(pkg)}
     bpy.data.objects["Face"].select_set(True)
@@ -302,14 +306,11 @@ def sc_realdata_csv(params) -> dict:
 def sc_solve(params) -> dict:
     """Character solve onto a head whose keys are not the 52 ARKit units: Solve operator
     (headless = blocking) through the real backend; report the new action's curves."""
-    import numpy as np
     pkg = install(params)
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 24, 1.0
-    with np.load(params["head_npz"]) as z:
-        head = sub(pkg, "head_builder").build_head_object("Head", z["vertices"], z["triangles"], z["unit_deltas"],
-                                                           [str(n) for n in z["names"]])
+    head = build_mesh(pkg, "Head", params["head_npz"], with_keys=True)
     old = bpy.data.actions.new("OldAction")
     old.use_fake_user = True
     head.select_set(True)
@@ -335,16 +336,13 @@ def sc_mesh_retarget(params) -> dict:
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 24, 1.0
-    with np.load(params["head_npz"]) as z:
-        mesh = bpy.data.meshes.new("Head")
-        mesh.from_pydata(z["vertices"].tolist(), [], z["triangles"].tolist())
-    head = bpy.data.objects.new("Head", mesh)
-    scene.collection.objects.link(head)
+    head = build_mesh(pkg, "Head", params["head_npz"])
     head.select_set(True)
     bpy.context.view_layer.objects.active = head
     set_backend(pkg, params["python"])
     s = scene.facekey
     s.solve_take, s.mesh_output, s.start_frame = params["take"], params["output"], 1
+    s.serep_weights = params.get("serep", "")
 
     def rest():
         co = np.empty(3 * len(head.data.vertices), np.float32)
@@ -372,6 +370,189 @@ def sc_mesh_retarget(params) -> dict:
     if key is not None:
         res["keys"] = [(kb.name, kb.slider_min) for kb in key.key_blocks]
         res["action"] = key.animation_data.action.name if key.animation_data and key.animation_data.action else None
+    return res
+
+
+class RecordingLayout:
+    """Stands in for a ``UILayout`` (there is no UI in background mode): records what a panel draws, reads
+    every property it shows and checks every operator it names exists."""
+
+    def __init__(self, log: list):
+        self.log, self.enabled = log, True
+
+    def label(self, text="", icon="NONE"):
+        self.log.append(["label", text])
+
+    def prop(self, data, prop, **kw):
+        getattr(data, prop)
+        self.log.append(["prop", prop])
+
+    def prop_search(self, data, prop, *args, **kw):
+        self.log.append(["prop", prop])
+
+    def operator(self, idname, **kw):
+        assert hasattr(bpy.ops.facekey, idname.split(".")[1]), idname
+        self.log.append(["operator", idname])
+
+    def progress(self, **kw):
+        self.log.append(["progress", kw.get("text", "")])
+
+    def box(self):
+        return RecordingLayout(self.log)
+
+    def row(self, **kw):
+        return RecordingLayout(self.log)
+
+    column = row
+
+
+def draw_panel() -> list:
+    """What the FaceKey sidebar panel draws now: [[kind, text or name], ...]."""
+    import types
+    log: list = []
+    bpy.types.FACEKEY_PT_main.draw(types.SimpleNamespace(layout=RecordingLayout(log)), bpy.context)
+    return log
+
+
+def build_mesh(pkg, name: str, head_npz: str, with_keys: bool = False):
+    """A mesh object from ``head_npz`` (vertices in Blender axes, triangles; with ``with_keys``: the
+    head-frame npz of ``head_builder`` with ``unit_deltas`` and ``names``), linked to the scene."""
+    import numpy as np
+    with np.load(head_npz) as z:
+        if with_keys:
+            return sub(pkg, "head_builder").build_head_object(name, z["vertices"], z["triangles"], z["unit_deltas"],
+                                             [str(n) for n in z["names"]])
+        mesh = bpy.data.meshes.new(name)
+        mesh.from_pydata(z["vertices"].tolist(), [], z["triangles"].tolist())
+    obj = bpy.data.objects.new(name, mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    return obj
+
+
+
+def object_state(pkg, obj) -> dict:
+    """What a preview must leave byte-identical on ``obj``: mesh vertices, key blocks (data, values, ranges),
+    animation data of the object and its keys, modifiers, transform, and every action's curves."""
+    import hashlib
+
+    import numpy as np
+
+    def digest(coll) -> str:
+        co = np.empty(3 * len(coll), np.float32)
+        coll.foreach_get("co", co)
+        return hashlib.sha256(co.tobytes()).hexdigest()
+
+    key = obj.data.shape_keys
+    action = lambda idb: idb.animation_data.action.name if idb is not None and idb.animation_data and idb.animation_data.action else None  # noqa: E731
+    return {"mesh": obj.data.name, "vertices": digest(obj.data.vertices),
+            "keys": [(kb.name, digest(kb.data), kb.value, kb.slider_min, kb.slider_max, kb.mute)
+                     for kb in key.key_blocks] if key else None,
+            "object_action": action(obj), "key_action": action(key), "modifiers": [m.name for m in obj.modifiers],
+            "matrix": [list(r) for r in obj.matrix_world],
+            "actions": {a.name: curves_of(pkg, a) for a in bpy.data.actions}}
+
+
+def data_names() -> dict:
+    return {"objects": sorted(o.name for o in bpy.data.objects), "meshes": sorted(m.name for m in bpy.data.meshes),
+            "collections": sorted(c.name for c in bpy.data.collections),
+            "shape_keys": len(bpy.data.shape_keys), "actions": sorted(a.name for a in bpy.data.actions)}
+
+
+def sc_apply_take(params) -> dict:
+    """"Apply take to selected" onto Face (ARKit keys, AUTO), Head (no keys, MESH) and Plain (a triangle,
+    AUTO -> mesh-level, which must fail alone) through the real backend."""
+    import numpy as np
+    pkg = install(params)
+    face, plain = make_character()
+    head = build_mesh(pkg, "Head", params["head_npz"])
+    head.facekey_retarget_mode = "MESH"
+    head.select_set(True)
+    set_backend(pkg, params["python"])
+    s = bpy.context.scene.facekey
+    s.solve_take, s.start_frame, s.mesh_output = params["take"], 1, "MESH_CACHE"
+    nm = importlib.import_module(pkg.__name__ + ".protocol.namemap").load_name_map("auto")
+    rows = [(o.name, mode, why) for o, mode, why in sub(pkg, "panels").target_rows(bpy.context.selected_objects, nm)]
+    panel_before = draw_panel()
+    rest = np.empty(3 * len(head.data.vertices), np.float32)
+    head.data.vertices.foreach_get("co", rest)
+    before = snapshot(pkg)
+    rc = call_op(bpy.ops.facekey.apply_take, "INVOKE_DEFAULT")
+    res = {"rc": rc, "state": state_dict(pkg), "rows": rows, "before": before, "after": snapshot(pkg),
+           "head_modifiers": [(m.type, m.filepath, m.frame_start) for m in head.modifiers if m.type == "MESH_CACHE"],
+           "plain_modifiers": [m.type for m in plain.modifiers], "panel_before": panel_before,
+           "panel_after": draw_panel()}
+    now = np.empty_like(rest)
+    head.data.vertices.foreach_get("co", now)
+    res["head_mesh_changed_m"] = float(np.abs(now - rest).max())
+    if face.data.shape_keys.animation_data.action.name != "OldAction":
+        res.update(face_action_report(pkg))
+    return res
+
+
+def sc_preview(params) -> dict:
+    """"Preview frame" at each scene frame of ``params["frames"]`` on a target built per ``params["kind"]``
+    (namemap: Face of make_character; solve: a keyed head with an action; mesh: a keyless head), then
+    "Clear preview"; report the copy and whether the target stayed byte-identical."""
+    import numpy as np
+    pkg = install(params)
+    kind = params["kind"]
+    if kind == "namemap":
+        target, _ = make_character()
+    else:
+        bpy.ops.wm.read_homefile(use_empty=True)
+        target = build_mesh(pkg, "Head", params["head_npz"], with_keys=kind == "solve")
+        if kind == "solve":
+            kb = target.data.shape_keys.key_blocks["Mouth_Open"]
+            target.data.shape_keys.animation_data_create().action = bpy.data.actions.new("OldAction")
+            for f, v in ((1, 0.0), (30, 0.7)):
+                kb.value = v
+                kb.keyframe_insert("value", frame=f)
+            kb.value = 0.0
+    target.facekey_retarget_mode = params.get("mode", "AUTO")
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+    target.location = (0.5, 0.0, 0.0)
+    bpy.context.view_layer.update()
+    for o in bpy.context.view_layer.objects:
+        o.select_set(o == target)
+    bpy.context.view_layer.objects.active = target
+    if params.get("python"):
+        set_backend(pkg, params["python"])
+    s = scene.facekey
+    s.solve_take, s.start_frame = params["take"], params.get("start_frame", 1)
+    names_before = data_names()
+    previews = []
+    for frame in params["frames"]:
+        scene.frame_set(frame)          # evaluated as the user sees it (animated key values written back)
+        before = object_state(pkg, target)
+        rc = call_op(bpy.ops.facekey.preview_frame, "INVOKE_DEFAULT")
+        after = object_state(pkg, target)
+        out = {"frame": frame, "rc": rc, "state": state_dict(pkg), "changed": [k for k in before if after[k] != before[k]],
+               "preview_objects": sorted(o.name for o in bpy.data.objects if o.name.endswith(".FaceKeyPreview"))}
+        copy = bpy.data.objects.get(target.name + ".FaceKeyPreview")
+        if copy is not None:
+            key = copy.data.shape_keys
+            co = np.empty(3 * len(copy.data.vertices), np.float32)
+            copy.data.vertices.foreach_get("co", co)
+            xs = [(target.matrix_world @ __import__("mathutils").Vector(c)).x for c in target.bound_box]
+            out.update(values={kb.name: kb.value for kb in key.key_blocks} if key else None,
+                       vertices=co.reshape(-1, 3).tolist() if kind == "mesh" else None,
+                       same_mesh=copy.data == target.data, mesh_name=copy.data.name,
+                       collections=[c.name for c in copy.users_collection],
+                       offset_x=copy.matrix_world.translation.x - target.matrix_world.translation.x,
+                       width=max(xs) - min(xs), object_anim=copy.animation_data is not None,
+                       key_anim=key is not None and key.animation_data is not None,
+                       modifiers=[m.type for m in copy.modifiers], panel=draw_panel())
+        previews.append(out)
+    before = object_state(pkg, target)
+    rc = call_op(bpy.ops.facekey.clear_preview)
+    after = object_state(pkg, target)
+    res = {"previews": previews, "clear_rc": rc, "names_before": names_before, "names_after_clear": data_names(),
+           "changed_by_clear": [k for k in before if after[k] != before[k]]}
+    if kind == "mesh":
+        rest = np.empty(3 * len(target.data.vertices), np.float32)
+        target.data.vertices.foreach_get("co", rest)
+        res["rest"] = rest.reshape(-1, 3).tolist()
     return res
 
 

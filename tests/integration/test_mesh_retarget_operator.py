@@ -57,3 +57,14 @@ def test_shape_keys_output_reproduces_the_cache(run_scenario, blender_head, jaw_
     assert res["max_error_vs_cache_mm"] < 0.5                          # keys + action replay the .pc2 geometry
     chin = np.array(res["chin_z"])
     assert chin[-1] < chin[0] - 0.01
+
+
+def test_serep_weights_from_the_panel_reach_the_backend(run_scenario, blender_head, jaw_take, tmp_path):
+    """The panel's SEREP weights field is sent as ``serep``: a missing file is the backend's coded error
+    (blendshape transfer would have succeeded), and nothing is added to the mesh."""
+    missing = tmp_path / "nowhere" / "serep.safetensors"
+    res = run_scenario("mesh_retarget", {"python": VENV_PYTHON, "head_npz": str(blender_head), "take": jaw_take,
+                                         "output": "MESH_CACHE", "chin": CHIN, "serep": str(missing)})
+    assert res["rc"] == ["CANCELLED"]
+    assert res["state"]["error_code"] == "weights_missing" and str(missing) in res["state"]["error_message"]
+    assert res["state"]["error_hint"] and res["modifiers"] == [] and res["mesh_changed_m"] == 0.0

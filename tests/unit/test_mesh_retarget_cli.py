@@ -40,3 +40,55 @@ def test_mesh_retarget_errors_are_coded(tmp_path):
     res = CliRunner().invoke(app, ["mesh-retarget", str(tmp_path / "none.npz"), str(tmp_path / "none.obj"),
                                    "-o", str(tmp_path / "x.pc2")])
     assert res.exit_code == 2 and "file_missing" in res.output
+
+
+def _jaw_files(tmp_path):
+    m = load_face_model()
+    target = _obj(tmp_path / "head.obj", m.neutral[:468] * 1.08, m.triangles)
+    take = Take.empty(10, 24.0, source="jaw.mp4")
+    take.weights[:, INDEX["jawOpen"]] = np.linspace(0, 1, 10)
+    return write_take(tmp_path / "jaw.npz", take), target
+
+
+def test_frame_writes_only_that_frame_as_obj_or_one_sample_pc2(tmp_path):
+    from backend.retarget.mesh_transfer import read_obj
+    take_path, target = _jaw_files(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(app, ["mesh-retarget", take_path, str(target), "-o", str(tmp_path / "all.pc2")]).exit_code == 0
+    res = runner.invoke(app, ["mesh-retarget", take_path, str(target), "-o", str(tmp_path / "f7.obj"), "--frame", "7"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["mesh-retarget", take_path, str(target), "-o", str(tmp_path / "f7.pc2"), "--frame", "7",
+                              "--start-frame", "3"])
+    assert res.exit_code == 0, res.output
+    full = read_pc2(tmp_path / "all.pc2")[0]
+    verts, tris = read_obj(tmp_path / "f7.obj")
+    _, target_tris = read_obj(target)
+    np.testing.assert_allclose(verts, full[7], atol=1e-6)                       # the deformed target at frame 7
+    np.testing.assert_array_equal(tris, target_tris)                             # same faces
+    one, start, _ = read_pc2(tmp_path / "f7.pc2")
+    assert one.shape == (1, 468, 3) and start == 3.0 + 7
+    np.testing.assert_allclose(one[0], full[7], atol=1e-6)
+
+
+def test_frame_errors_are_coded(tmp_path):
+    take_path, target = _jaw_files(tmp_path)
+    runner = CliRunner()
+    res = runner.invoke(app, ["mesh-retarget", take_path, str(target), "-o", str(tmp_path / "x.pc2"), "--frame", "10"])
+    assert res.exit_code == 2 and "bad_argument" in res.output and "0 to 9" in res.output
+    res = runner.invoke(app, ["mesh-retarget", take_path, str(target), "-o", str(tmp_path / "x.obj")])
+    assert res.exit_code == 2 and "--frame" in res.output
+    assert not (tmp_path / "x.pc2").exists() and not (tmp_path / "x.obj").exists()
+
+
+def _help(*args: str) -> str:
+    """``facekey ARGS --help`` as one line of words (rich wraps lines and draws boxes)."""
+    out = CliRunner().invoke(app, [*args, "--help"]).output
+    return " ".join(out.replace("\u2502", " ").split())
+
+
+def test_help_documents_the_three_modes_and_the_preview_flag():
+    top = _help()
+    assert "name map" in top and "character solve" in top and "mesh-level" in top and "--frame N" in top
+    bake = _help("bake")
+    assert "namemap" in bake and "solve" in bake and "facekey mesh-retarget" in bake
+    assert "--frame" in _help("mesh-retarget") and ".obj" in _help("mesh-retarget")
