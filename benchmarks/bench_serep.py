@@ -5,7 +5,9 @@
 Each held-out actor (identities never seen in training) receives expressions
 captured on the canonical face: SEREP encodes the canonical face making them
 and decodes the code on the actor's neutral; the baseline adds the same
-weights times ``transfer_units(actor neutral)``.  Ground truth is that actor
+weights times ``transfer_units(actor neutral)``, and ``copy`` adds the
+canonical face's displacement unchanged (what an untrained SEREP decoder,
+residual on that copy, outputs: the row shows what training adds).  Ground truth is that actor
 making those weights with its own deformation-transferred units
 (``training.serep.expressions``: the same weights move different faces
 differently, which the baseline's scaled copy of the canonical displacements
@@ -32,19 +34,20 @@ from training.serep.multirex import REGION_NAMES, region_errors  # noqa: E402
 
 
 def evaluate(weights_dir: str | Path, identities: int = 20, expressions: int = 20, seed: int = 0) -> dict:
-    """{"serep": {region: mm}, "baseline": {region: mm}} averaged over held-out actors."""
+    """{"serep" | "baseline" | "copy": {region: mm}} averaged over held-out actors."""
     m = load_face_model()
     r = SerepRetarget(load_serep(weights_dir))
     faces = IdentityExpressions()
     rng = np.random.default_rng(seed)
-    sums = {"serep": {k: 0.0 for k in (*REGION_NAMES, "mean")}, "baseline": {k: 0.0 for k in (*REGION_NAMES, "mean")}}
+    sums = {name: {k: 0.0 for k in (*REGION_NAMES, "mean")} for name in ("serep", "baseline", "copy")}
     for ident in identity_pool(identities, HELDOUT_SEED):
         w = random_expressions(rng, expressions, neutral_fraction=0.0)
         neutral = m.vertices(np.zeros(52), ident)
         truth = faces.vertices(w, np.repeat(ident[None], len(w), 0))
         serep = neutral[None] + r.displacements(neutral, w)
         base = neutral[None] + blendshape_displacements(neutral, w)
-        for name, pred in (("serep", serep), ("baseline", base)):
+        copy = neutral[None] + (m.vertices(w) - m.neutral[None])
+        for name, pred in (("serep", serep), ("baseline", base), ("copy", copy)):
             for k, v in region_errors(pred, truth).items():
                 sums[name][k] += v / identities
     return sums

@@ -8,7 +8,11 @@ uniform in [0.2, 1]; one sample in ``neutral_fraction`` is the neutral face.
 
 A batch holds, for identities ``a``, ``b`` and expressions ``e1``, ``e2``:
 ``src`` = a making e1, ``tgt`` = b making e1 (the same expression on another
-face), ``other`` = a making e2, and the neutrals of a and b.  Each actor makes
+face), ``other`` = a making e2, ``canonical`` / ``canonical_other`` = the
+canonical face (identity 0) making e1 / e2, and the neutrals of a and b.  The
+product always retargets from the canonical face (a take's weights are
+decoded on it), so every decoded mesh is the canonical face's motion carried
+onto a or b.  Each actor makes
 an expression with its own units, deformation-transferred from the canonical
 ones (:mod:`training.serep.expressions`), so the same weights move two faces
 differently, as they do on real actors.  All arrays are metres in the head
@@ -40,6 +44,8 @@ class Batch:
     src: np.ndarray
     tgt: np.ndarray
     other: np.ndarray
+    canonical: np.ndarray
+    canonical_other: np.ndarray
     weights: np.ndarray
 
 
@@ -85,4 +91,5 @@ class MeshSampler:
         m, f = self.model, self.faces
         return Batch(neutral_a=m.vertices(zero, self.ids[ia]), neutral_b=m.vertices(zero, self.ids[ib]),
                      src=f.vertices(e1, self.ids[ia]), tgt=f.vertices(e1, self.ids[ib]),
-                     other=f.vertices(e2, self.ids[ia]), weights=e1)
+                     other=f.vertices(e2, self.ids[ia]), canonical=m.vertices(e1),
+                     canonical_other=m.vertices(e2), weights=e1)
