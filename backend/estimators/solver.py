@@ -55,9 +55,11 @@ class SolverSettings:
             pairs such as blink/wide may not both fire).
         sparsity: strength of the L1 sparsity on weights (1 = default).
         device: "cpu" or "cuda" (or "cuda:N").
-        identity_prior: strength of the actor-identity prior (1 = default;
-            raised automatically for clips with few valid frames, where
-            identity and expression are ambiguous).
+        identity_prior: strength of the actor-identity prior, a multiplier of
+            ``FitTerms.identity_prior`` (1 = default).  It does not weaken as
+            the clip gets longer: the tracker's errors on one actor repeat
+            from frame to frame, so more frames are not more independent
+            evidence about the face.
         fov_deg: diagonal field of view assumed when the track has no focal length.
         iterations: outer Gauss-Newton iterations (pose step + weight solve)
             of the per-frame stage (c) and of each half of stage (b).
@@ -204,7 +206,7 @@ class SolverEstimator:
         terms.smoothing *= s.smoothing
         terms.pose_smoothing *= s.smoothing
         terms.exclusive = terms.exclusive if s.exclusive else 0.0
-        terms.identity_prior *= s.identity_prior * max(1.0, 30.0 / n_valid)
+        terms.identity_prior *= s.identity_prior
         total = 2 + s.iterations
         # The fit is many small batched ops: on CPU, intra-op threads cost more in
         # synchronisation than they gain (4x slower with 2 threads on 2 busy cores).

@@ -25,6 +25,29 @@ def _bump(v, centre, sigma):
     return np.exp(-((v - centre) ** 2).sum(1) / (2 * sigma * sigma))[:, None]
 
 
+def _without_rigid_motion(basis: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(K, N, 3) displacement fields minus their least-squares rigid part over the 468 mesh vertices.
+
+    A field that translates or turns the face as a whole is not a face shape:
+    the head pose explains it just as well, so the solver could move freely
+    along it (identity and pose would trade it between the halves of a clip).
+    The 6 infinitesimal rigid motions of ``v`` (N, 3) metres (3 translations,
+    3 rotations about the mesh centroid) are fitted to each field over the mesh
+    vertices and subtracted from every vertex, irises included.
+    """
+    c = v[:NUM_MESH].mean(0)
+    r = v - c
+    rigid = np.zeros((6, len(v), 3))
+    for a in range(3):
+        rigid[a, :, a] = 1.0
+        axis = np.zeros(3)
+        axis[a] = 1.0
+        rigid[3 + a] = np.cross(axis, r)
+    m = rigid[:, :NUM_MESH].reshape(6, -1).T                      # (3 * 468, 6)
+    coef, *_ = np.linalg.lstsq(m, basis[:, :NUM_MESH].reshape(len(basis), -1).T, rcond=None)   # (6, K)
+    return basis - np.einsum("rk,rnd->knd", coef, rigid)
+
+
 def build_identity_basis(v: np.ndarray, mirror: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
     """Return ``(basis (K, N, 3) float64 metres, names (K,))`` for neutral ``v`` (N, 3)."""
     c = v[:NUM_MESH].mean(0)
@@ -92,6 +115,7 @@ def build_identity_basis(v: np.ndarray, mirror: np.ndarray) -> tuple[np.ndarray,
     # iris points follow their eye's centre rigidly (an iris does not stretch)
     for iris in ((468, 469, 470, 471, 472), (473, 474, 475, 476, 477)):
         basis[:, list(iris)] = basis[:, [iris[0]]]
+    basis = _without_rigid_motion(basis, v)
     # Where the iris rests between the lids when looking at the camera (a
     # constant gaze offset is the actor's, not an eyeLook expression): both
     # irises 1 mm up per std, the lids still.

@@ -190,6 +190,8 @@ def _icp(tv: np.ndarray, m, r: np.ndarray, ident: np.ndarray, s: float, t: np.nd
     neutral = m.neutral.astype(np.float64) + np.tensordot(ident, m.identity_basis, axes=1)
     rms = np.inf
     for it in range(first, first + iterations):
+        if not (np.isfinite(s) and s > 1e-3 and np.all(np.isfinite(neutral))):
+            return s, r, t, ident, np.inf                              # this start diverged (not a face)
         src = neutral[:NUM_MESH]
         dist, j = _nearest(s * src @ r.T + t, tv)
         gate = max(0.004, 0.02 * (1 - it / total))
@@ -245,7 +247,7 @@ def fit_face(target_vertices: np.ndarray, iterations: int = 40, ridge: float = 1
     s, r, t, ident, _ = min(tries, key=lambda x: x[4] / x[0])
     s, r, t, ident, rms = _icp(tv, m, r, ident, s, t, iterations - _START_ITERATIONS, iterations,
                                _START_ITERATIONS, ridge)
-    if rms / s > FIT_RMS_MAX_M:
+    if not rms / s <= FIT_RMS_MAX_M:                                   # NaN (a diverged fit) fails too
         raise FaceKeyError("face_not_found", f"no face found on the target mesh: the built-in face fits it with "
                            f"{rms / s * 1000:.1f} mm RMS error at best (a head fits within {FIT_RMS_MAX_M * 1000:.0f} mm)",
                            "Retarget onto a head mesh that includes the face, in metres (in Blender: apply scale).")

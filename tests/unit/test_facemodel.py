@@ -160,6 +160,27 @@ def test_vertices_is_linear(model):
         model.vertices(np.zeros(51))
 
 
+def test_identity_components_are_shapes_not_head_motion(model):
+    """No identity component translates or turns the face as a whole (the head pose does that),
+    and each still changes the face's shape: width moves the cheeks apart, depth the nose out."""
+    mesh = model.neutral[:468].astype(np.float64)
+    r = mesh - mesh.mean(0)
+    rigid = np.zeros((6, 468, 3))
+    for a in range(3):
+        rigid[a, :, a] = 1.0
+        rigid[3 + a] = np.cross(np.eye(3)[a], r)
+    m = rigid.reshape(6, -1).T
+    for k, name in enumerate(model.identity_names):
+        field = model.identity_basis[k, :468].astype(np.float64).ravel()
+        coef, *_ = np.linalg.lstsq(m, field, rcond=None)
+        assert np.linalg.norm(m @ coef) <= 1e-4 * max(np.linalg.norm(field), 1e-12), name
+    names = list(model.identity_names)
+    width = model.identity_basis[names.index("width")]
+    assert width[454, 0] - width[234, 0] > 3 * MM
+    depth = model.identity_basis[names.index("depth")]
+    assert depth[4, 2] - depth[234, 2] > 2 * MM
+
+
 def test_transfer_units_scales_with_the_face(model):
     scaled = transfer_units(model.neutral * np.array([1.2, 0.9, 1.0]))
     np.testing.assert_allclose(scaled[:, :, 0], model.unit_deltas[:, :, 0] * 1.2, atol=1e-6)
