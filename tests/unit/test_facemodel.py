@@ -149,6 +149,21 @@ def test_gaze_units_move_the_iris(model):
     np.testing.assert_allclose(down[468], 0.0, atol=1e-9)
 
 
+def test_rest_lids_sit_where_mediapipe_puts_them(model):
+    """The model's neutral lids are the canonical mesh's opened by REST_EYE_OPENING of eyeWide
+    (about 1.7 mm at the middle of the upper lid), the lower lids and the rest of the face unmoved."""
+    from backend.facemodel.canonical import load_canonical
+    from backend.facemodel.model import REST_EYE_OPENING
+
+    canonical, _ = load_canonical()
+    n = model.neutral.astype(np.float64)
+    opened = gap(n, 386, 374) - gap(canonical, 386, 374)
+    assert 1.2 * MM < opened < 2.5 * MM and REST_EYE_OPENING > 0
+    assert gap(n, 159, 145) - gap(canonical, 159, 145) == pytest.approx(opened, abs=0.2 * MM)
+    far = [1, 4, 152, 61, 291, 10, 234, 454]
+    np.testing.assert_allclose(n[far], canonical[far], atol=1e-6)
+
+
 def test_vertices_is_linear(model):
     rng = np.random.default_rng(0)
     w = rng.uniform(0, 1, (3, 52))
