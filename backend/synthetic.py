@@ -26,6 +26,7 @@ import numpy as np
 
 from backend.estimators.camera import FACE_WIDTH_M, default_focal, project
 from backend.facemodel import load_face_model
+from backend.facemodel.identity import is_detail
 from backend.protocol.arkit import ARKIT_NAMES, EXCLUSIVE_PAIRS, INDEX, MIRROR
 from backend.protocol.rotations import quat_to_matrix, ypr_to_quat
 from backend.tracking.track import FaceTrack
@@ -48,7 +49,8 @@ class SyntheticConfig:
     events_per_second: float = 6.0
     include_tongue: bool = False
     invalid_frames: tuple[int, ...] = ()
-    identity_scale: float = 1.0
+    identity_scale: float = 1.0     # std of the actor's anatomical identity components
+    detail_scale: float = 0.0       # std of its detail components (shape the solver does not fit)
     seed: int = 0
     units: tuple[str, ...] = ()     # ARKit names the events draw from (empty = every unit)
 
@@ -106,7 +108,8 @@ def make_clip(cfg: Optional[SyntheticConfig] = None, **overrides) -> tuple[FaceT
     model = load_face_model()
     t = cfg.num_frames
     weights = _events(cfg, rng)
-    identity = rng.normal(0.0, cfg.identity_scale, model.num_identity)
+    detail = np.array([is_detail(n) for n in model.identity_names])
+    identity = rng.normal(0.0, 1.0, model.num_identity) * np.where(detail, cfg.detail_scale, cfg.identity_scale)
     frames = np.arange(t) / cfg.fps
 
     def wave(amp_deg):

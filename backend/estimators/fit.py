@@ -30,6 +30,7 @@ import torch
 
 from backend.facemodel import FaceModel
 from backend.facemodel.canonical import LEFT_EYE, LEFT_IRIS, NUM_MESH, RIGHT_EYE, RIGHT_IRIS
+from backend.facemodel.identity import is_detail
 from backend.facemodel.regions import BROW_LEFT, LIPS, STABLE
 from backend.protocol.arkit import EXCLUSIVE_PAIRS, INDEX
 
@@ -224,7 +225,8 @@ class Fitter:
 
     State after fitting (valid frames only, V of them): ``weights`` (V, 52),
     ``rmat`` (V, 3, 3) head-to-camera rotations, ``trans`` (V, 3) metres,
-    ``identity`` (K,).  The per-frame unknowns of the weight stages are
+    ``identity`` (K,) over the anatomical components ``id_components`` (K,) of the
+    model's identity basis (:func:`full_identity` gives the model-sized vector).  The per-frame unknowns of the weight stages are
     ``x = [weights (52), rotation increment (3, radians), translation increment (3, metres)]``.
     """
 
@@ -240,7 +242,9 @@ class Fitter:
         self.stable = torch.as_tensor(stable if len(stable) >= 6 else idx, device=self.dev)
         self.neutral = torch.tensor(model.neutral, **f32)
         self.deltas = torch.tensor(model.unit_deltas, **f32)
-        self.basis = torch.tensor(model.identity_basis, **f32)
+        # the anatomical identity components only (detail fields stay at 0, see backend.facemodel.identity)
+        self.id_components = np.array([k for k, n in enumerate(model.identity_names) if not is_detail(n)])
+        self.basis = torch.tensor(model.identity_basis[self.id_components], **f32)
         # (L, 3, C) layouts of the unit and identity fields on the fitted landmarks
         self.basis_l = self.basis[:, self.idx].permute(1, 2, 0).contiguous()
         self.deltas_flat = self.deltas[:, self.idx].permute(1, 2, 0).reshape(-1, 52).contiguous()   # (3L, 52)
@@ -264,11 +268,17 @@ class Fitter:
         # consecutive valid frames (in the valid-only indexing)
         self.nb = torch.as_tensor(np.flatnonzero(np.diff(self.vidx) == 1), device=self.dev)
         v = len(self.vidx)
-        self.identity = torch.zeros(model.num_identity, **f32)
+        self.identity = torch.zeros(len(self.id_components), **f32)
         self.weights = torch.zeros(v, 52, **f32)
         self.rmat = torch.eye(3, **f32).repeat(v, 1, 1)
         self.trans = torch.zeros(v, 3, **f32)
         self._init_translation()
+
+    def full_identity(self) -> np.ndarray:
+        """(model.num_identity,) float32 identity coefficients, the detail components 0."""
+        out = np.zeros(self.model.num_identity, np.float32)
+        out[self.id_components] = self.identity.cpu().numpy()
+        return out
 
     # -- geometry -----------------------------------------------------------------------------
     def _init_translation(self) -> None:

@@ -256,5 +256,5 @@ class SolverEstimator:
             weights = fitter.weights.cpu().numpy().astype(np.float64)
             rotvec = matrix_to_axis_angle(fitter.rmat).cpu().numpy().astype(np.float64)
             trans = fitter.trans.cpu().numpy().astype(np.float64)
-            identity = fitter.identity.cpu().numpy()
+            identity = fitter.full_identity()
         return weights, rotvec, trans, identity

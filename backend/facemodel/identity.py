@@ -5,7 +5,11 @@ standard deviation of adult variation, so the prior on the coefficients is
 standard normal (``identity ~ N(0, I)``).  The first components are named
 anatomical variations; the rest are smooth random low-frequency fields
 (fixed seed; symmetric and, a few, asymmetric) that cover what the named
-ones miss.
+ones miss: *detail* components (:func:`is_detail`).  Synthetic actors, SEREP
+training actors and the fit of a character's head use every component; the
+landmark solver fits the named ones only (:func:`backend.estimators.fit.Fitter`):
+from 2D landmarks the detail fields are not told apart from expression and
+tracker error, and on real clips they only made the solved actor less stable.
 """
 from __future__ import annotations
 
@@ -14,11 +18,20 @@ import numpy as np
 from .canonical import LEFT_EYE, RIGHT_EYE, NUM_MESH
 from .regions import LIPS, lid_gaps, LOWER_INNER, LOWER_OUTER, UPPER_INNER, UPPER_OUTER, rbf_field, smoothstep
 
-__all__ = ["build_identity_basis", "NUM_RANDOM"]
+__all__ = ["build_identity_basis", "is_detail", "NUM_RANDOM"]
 
 MM = 1e-3
 NUM_RANDOM = 16
 _SEED = 20261124
+
+
+#: Name prefix of the detail components.
+DETAIL_PREFIX = "random_"
+
+
+def is_detail(name: str) -> bool:
+    """True for a detail component (a smooth random field), False for a named anatomical one."""
+    return name.startswith(DETAIL_PREFIX)
 
 
 def _bump(v, centre, sigma):
@@ -109,7 +122,7 @@ def build_identity_basis(v: np.ndarray, mirror: np.ndarray) -> tuple[np.ndarray,
             field += d * _bump(v, mesh[ci], 0.025)
         if k < 12:  # symmetric fields: average with the mirror image
             field = 0.5 * (field + field[mirror] * np.array([-1.0, 1.0, 1.0]))
-        comps[f"random_{k:02d}"] = field
+        comps[f"{DETAIL_PREFIX}{k:02d}"] = field
     names = tuple(comps)
     basis = np.stack([comps[n] for n in names])
     # iris points follow their eye's centre rigidly (an iris does not stretch)

@@ -85,6 +85,18 @@ def test_held_jitter_only_counts_frames_where_truth_holds():
     assert held_jitter(est_w, true_w, est_q, q, valid)[2] == 0
 
 
+def test_detail_scale_gives_actors_shape_beyond_the_solver_components():
+    from backend.facemodel import load_face_model
+    from backend.facemodel.identity import is_detail
+
+    detail = np.array([is_detail(n) for n in load_face_model().identity_names])
+    _, plain = make_clip(seed=4, num_frames=3)
+    _, rich = make_clip(seed=4, num_frames=3, detail_scale=0.3)
+    assert np.all(plain["identity"][detail] == 0) and np.abs(plain["identity"][~detail]).max() > 0.5
+    np.testing.assert_allclose(rich["identity"][~detail], plain["identity"][~detail])
+    assert 0.05 < np.abs(rich["identity"][detail]).mean() < 0.6
+
+
 def test_reshoot_changes_perspective_not_face_size():
     track, truth = make_clip(seed=4, num_frames=5, noise_px=0.0)
     same, same_truth = reshoot(track, truth, 60.0, 0.0, seed=1)  # the generator's own lens
@@ -102,7 +114,9 @@ def test_cases_cover_the_issue_ranges():
     cases = synthetic_cases("default")
     yaws = {c.config.max_yaw_deg for c in cases if c.group == "pose"}
     assert max(yaws) == 60.0 and len(yaws) >= 4
-    assert {c.group for c in cases} == {"pose", "lens", "held"}
+    assert {c.group for c in cases} == {"pose", "lens", "held", "detail"}
+    assert {c.config.detail_scale for c in cases if c.group == "detail"} == {0.3}
+    assert {c.config.detail_scale for c in cases if c.group != "detail"} == {0.0}
     assert {c.config.identity_scale for c in cases} == {1.0, 1.5}
     assert any(c.halves for c in cases) and len({c.config.seed for c in cases}) == len(cases)
     assert len(synthetic_cases("quick")) < len(cases)
