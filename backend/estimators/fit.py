@@ -56,10 +56,11 @@ class FitTerms:
     smoothing: float = 10.0     # squared first differences of weights between valid neighbours
     pose_smoothing: float = 1e3  # squared first differences of rotation (rad) and translation (m x 10)
     # Gaussian prior on identity coefficients, identity_prior * 1/2 |a|^2, the same for a photo and
-    # a long clip.  On real clips (MediaPipe) a prior of 1 let the identity follow the tracker's
-    # repeated errors: the neutrals solved on the two halves of a clip differed by 4-5 mm; 30 gives
-    # 1.7-3.4 mm there, for 1.33 mm instead of 1.09 mm identity error on the synthetic benchmark.
-    identity_prior: float = 30.0
+    # a long clip (the tracker's errors on one actor repeat from frame to frame).  Neutrals solved on
+    # the two halves of 3 real clips differ by 1.25 / 0.94 / 3.44 mm at 30 and 0.97 / 0.86 / 1.66 mm
+    # at 90; the synthetic identity error is 1.03 mm at 30, 1.15 mm at 90 (canonical 3.07 mm), the
+    # weight MAE 0.026 and 0.027; at 300 the MAE rises to 0.031.
+    identity_prior: float = 90.0
     close_limit: float = 500.0  # mouthClose may not exceed jawOpen: close_limit * relu(close - open)^2
 
 
