@@ -227,7 +227,8 @@ class Fitter:
     State after fitting (valid frames only, V of them): ``weights`` (V, 52),
     ``rmat`` (V, 3, 3) head-to-camera rotations, ``trans`` (V, 3) metres,
     ``identity`` (K,) over the anatomical components ``id_components`` (K,) of the
-    model's identity basis (:func:`full_identity` gives the model-sized vector).  The per-frame unknowns of the weight stages are
+    model's identity basis (:meth:`full_identity` gives the model-sized vector).  The
+    per-frame unknowns of the weight stages are
     ``x = [weights (52), rotation increment (3, radians), translation increment (3, metres)]``.
     """
 

@@ -21,8 +21,8 @@ __all__ = ["FaceModel", "load_face_model", "REST_EYE_OPENING"]
 #: expression check uses (s18 talking, Skarsgard talk show, face-then-no-face, the demo clip; the
 #: last two share footage or actor with identity-halves clips): at 0.45 their median eyeWide falls
 #: from 0.32 to 0.12 (mean of both eyes) and eyeBlink stays at 0-0.06; more opening starts to read
-#: open eyes as a slight blink.  Units are built on the opened neutral,
-#: so eyeBlink still closes the lids and eyeWide still opens them further.
+#: open eyes as a slight blink.  Units are built on the opened neutral, so eyeBlink still closes
+#: the lids and eyeWide still opens them further.
 REST_EYE_OPENING = 0.45
 
 
