@@ -295,12 +295,14 @@ class SerepRetarget:
                                "Fit the built-in model to the character first (mesh_transfer.fit_face).")
         src = self._source(weights)
         moved = torch.as_tensor(src - self.model.neutral.astype(np.float32)) / CM    # source displacement, cm
+        target = self._offsets(nv)[None]
+        z_id, feats = self.net.encode_identity(target)          # one target: encoded once, shared by every frame
         out = []
         for i in range(0, len(src), batch):
             n = len(moved[i:i + batch])
-            target = self._offsets(nv)[None].expand(n, -1, -1)
+            identity = (z_id.expand(n, -1), [f.expand(n, -1, -1) for f in feats])
             code = self.net.encode_expression(self._offsets(src[i:i + batch]))
-            out.append(self.net.decode(self.net.encode_identity(target), code, target, moved[i:i + batch]) * CM
+            out.append(self.net.decode(identity, code, target.expand(n, -1, -1), moved[i:i + batch]) * CM
                        + self._canon)
         return torch.cat(out).numpy() if out else np.zeros((0,) + nv.shape, np.float32)
 
