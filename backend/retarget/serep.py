@@ -293,16 +293,17 @@ class SerepRetarget:
         if nv.shape != self.model.neutral.shape:
             raise FaceKeyError("bad_argument", f"neutral must have shape {self.model.neutral.shape}, got {nv.shape}",
                                "Fit the built-in model to the character first (mesh_transfer.fit_face).")
-        src = self._source(weights)
-        moved = torch.as_tensor(src - self.model.neutral.astype(np.float32)) / CM    # source displacement, cm
+        # the canonical face's offsets from the canonical neutral are its motion: the expression
+        # encoder's input and the decoder's source displacement at once, centimetres
+        moved = self._offsets(self._source(weights))
         target = self._offsets(nv)[None]
         z_id, feats = self.net.encode_identity(target)          # one target: encoded once, shared by every frame
         out = []
-        for i in range(0, len(src), batch):
-            n = len(moved[i:i + batch])
+        for i in range(0, len(moved), batch):
+            mb = moved[i:i + batch]
+            n = len(mb)
             identity = (z_id.expand(n, -1), [f.expand(n, -1, -1) for f in feats])
-            code = self.net.encode_expression(self._offsets(src[i:i + batch]))
-            out.append(self.net.decode(identity, code, target.expand(n, -1, -1), moved[i:i + batch]) * CM
+            out.append(self.net.decode(identity, self.net.encode_expression(mb), target.expand(n, -1, -1), mb) * CM
                        + self._canon)
         return torch.cat(out).numpy() if out else np.zeros((0,) + nv.shape, np.float32)
 
