@@ -41,6 +41,9 @@ class CaptureSettings:
             MediaPipe's face boxes; needs ``fan_weights``).
         fan_weights: FAN weights file for ``landmarks="fan"`` (None reads
             ``$FACEKEY_FAN_WEIGHTS``).
+        rest_frame: footage frame (0-based) where the actor's face is at rest,
+            to calibrate the actor's neutral on (the solver's ``rest_frame``);
+            None = no calibration.
     """
 
     face_index: Optional[int] = None
@@ -52,6 +55,7 @@ class CaptureSettings:
     estimator: str = "solver"
     landmarks: str = "mediapipe"
     fan_weights: Optional[str] = None
+    rest_frame: Optional[int] = None
 
     def validate(self) -> "CaptureSettings":
         """Raise ``bad_argument`` naming the first invalid field."""
@@ -73,6 +77,8 @@ class CaptureSettings:
             _bad("landmarks", self.landmarks, " / ".join(LANDMARK_SOURCES))
         if self.fan_weights is not None and not isinstance(self.fan_weights, str):
             _bad("fan_weights", self.fan_weights, "the path of a FAN weights file")
+        if self.rest_frame is not None and (not _is_int(self.rest_frame) or self.rest_frame < 0):
+            _bad("rest_frame", self.rest_frame, "a footage frame number >= 0 (0 = the first frame), or None")
         return self
 
     def to_dict(self) -> dict:
@@ -169,6 +175,8 @@ def capture(footage_path: str | os.PathLike, settings: Optional[CaptureSettings]
     solver_kwargs = {"smoothing": float(settings.smoothing), "exclusive": settings.exclusive, "device": device}
     if settings.sparsity is not None:
         solver_kwargs["sparsity"] = float(settings.sparsity)
+    if settings.rest_frame is not None:
+        solver_kwargs["rest_frame"] = int(settings.rest_frame)
     estimator = get_estimator(settings.estimator, device=device)
     take = estimator.estimate(track, SolverSettings(**solver_kwargs), progress=_stage(progress, "solving"),
                               cancel=cancel)

@@ -114,6 +114,9 @@ def capture(
                                   help="Landmark source: mediapipe (478 points) | fan (face-alignment, 68 points)."),
     fan_weights: Optional[str] = typer.Option(None, "--fan-weights",
                                               help="FAN weights file for --landmarks fan ($FACEKEY_FAN_WEIGHTS)."),
+    rest_frame: Optional[int] = typer.Option(None, "--rest-frame",
+                                             help="Footage frame (0 = first) where the face is at rest: expressions "
+                                                  "are measured from the actor's own neutral there."),
 ) -> None:
     """Capture FOOTAGE into a Take file."""
     from .capture import CaptureSettings, capture as run_capture
@@ -121,7 +124,7 @@ def capture(
 
     settings = CaptureSettings(face_index=face_index, max_side=max_side or None, smoothing=smoothing,
                                exclusive=exclusive, sparsity=sparsity, device=device, estimator=estimator,
-                               landmarks=landmarks, fan_weights=fan_weights).validate()
+                               landmarks=landmarks, fan_weights=fan_weights, rest_frame=rest_frame).validate()
     console = Console()
     with _Bar(console) as bar:
         take = run_capture(footage, settings, progress=bar)

@@ -30,7 +30,7 @@ def run_demo(out_dir: str | Path = "demo_out", *, footage: Optional[str | Path] 
     from .capture import CaptureSettings, capture
     from .facemodel import load_face_model, transfer_units
     from .preview import plot_curves, render_preview
-    from .reconstruct import face_edges, project_take
+    from .reconstruct import actor_neutral, face_edges, project_take
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -40,8 +40,7 @@ def run_demo(out_dir: str | Path = "demo_out", *, footage: Optional[str | Path] 
     paths = {"take": Path(write_take(out / "demo_take.npz", take))}
 
     model = load_face_model()
-    identity = np.asarray(take.header.get("identity") or np.zeros(model.identity_basis.shape[0]), np.float32)
-    neutral = model.vertices(np.zeros(len(ARKIT_NAMES), np.float32), identity)
+    neutral = actor_neutral(take, model)
     deltas = transfer_units(neutral, model)
     paths["head"] = out / "demo_head.npz"
     np.savez_compressed(paths["head"], vertices=neutral.astype(np.float32), triangles=model.triangles,

@@ -9,12 +9,27 @@ from .protocol.rotations import quat_to_matrix
 from .protocol.take import Take
 from .tracking.ibug68 import ibug68_vertices
 
-__all__ = ["take_vertices", "project_take", "project_take_ibug68", "face_edges"]
+__all__ = ["actor_neutral", "take_vertices", "project_take", "project_take_ibug68", "face_edges"]
+
+
+def _rest_offset(take: Take, model: FaceModel) -> np.ndarray:
+    """(N, 3) float32 metres: the header's ``rest_offset`` (the solver's rest-face calibration) or zeros."""
+    offset = take.header.get("rest_offset")
+    if offset is None:
+        return np.zeros((model.num_vertices, 3), np.float32)
+    return np.asarray(offset, np.float32).reshape(model.num_vertices, 3)
 
 
 def _head_vertices(take: Take, model: FaceModel) -> np.ndarray:
     identity = np.asarray(take.header.get("identity") or np.zeros(model.num_identity), np.float32)
-    return model.vertices(take.weights, identity)                          # (T, N, 3) head frame
+    return model.vertices(take.weights, identity) + _rest_offset(take, model)   # (T, N, 3) head frame
+
+
+def actor_neutral(take: Take, model: FaceModel) -> np.ndarray:
+    """(N, 3) float32 metres, head frame: the take's actor at rest (identity, plus the rest face when
+    the take was calibrated on a rest frame)."""
+    identity = np.asarray(take.header.get("identity") or np.zeros(model.num_identity), np.float32)
+    return model.vertices(np.zeros(len(model.unit_names), np.float32), identity) + _rest_offset(take, model)
 
 
 def _to_camera(take: Take, points: np.ndarray) -> np.ndarray:

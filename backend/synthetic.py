@@ -53,6 +53,7 @@ class SyntheticConfig:
     detail_scale: float = 0.0       # std of its detail components (shape the solver does not fit)
     seed: int = 0
     units: tuple[str, ...] = ()     # ARKit names the events draw from (empty = every unit)
+    rest_frames: int = 0            # the first frames hold the actor's neutral face (every weight 0)
 
 
 def _events(cfg: SyntheticConfig, rng: np.random.Generator) -> np.ndarray:
@@ -108,6 +109,7 @@ def make_clip(cfg: Optional[SyntheticConfig] = None, **overrides) -> tuple[FaceT
     model = load_face_model()
     t = cfg.num_frames
     weights = _events(cfg, rng)
+    weights[:cfg.rest_frames] = 0.0
     detail = np.array([is_detail(n) for n in model.identity_names])
     identity = rng.normal(0.0, 1.0, model.num_identity) * np.where(detail, cfg.detail_scale, cfg.identity_scale)
     frames = np.arange(t) / cfg.fps

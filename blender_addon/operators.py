@@ -75,6 +75,20 @@ def _head_args(settings):
     return settings.head_object, (settings.head_bone if settings.head_mode == "BONE" else None)
 
 
+def _capture_settings(settings) -> dict:
+    """The panel's capture settings for the backend; the rest frame goes from scene to footage frames
+    (the footage's first frame lands on Start frame)."""
+    out = {"smoothing": float(settings.smoothing)}
+    if settings.use_rest_frame:
+        frame = settings.rest_frame - settings.start_frame
+        if frame < 0:
+            raise FaceKeyError("bad_argument", f"Rest frame {settings.rest_frame} is before the footage, which starts "
+                               f"at scene frame {settings.start_frame}.",
+                               "Set Rest frame to a scene frame of the footage where the face is at rest, or turn it off.")
+        out["rest_frame"] = frame
+    return out
+
+
 def _name_map(settings):
     from .protocol.namemap import load_name_map
     return load_name_map(settings.name_map, bpy.path.abspath(settings.map_path) if settings.name_map == "custom" else None)
@@ -395,7 +409,7 @@ def make_capture_job(context, client_kwargs: dict | None = None) -> JobSequence:
         _add_target_parts(seq, plan, scene_name, take_path, footage, client_kwargs)
         return {"objects": {}, "skipped": {}, "frames": int(take.valid.sum())}
 
-    args = (python, default_log_path(), footage, _unique_take_path(footage), {"smoothing": float(s.smoothing)},
+    args = (python, default_log_path(), footage, _unique_take_path(footage), _capture_settings(s),
             None if s.face_index < 0 else int(s.face_index), queue_targets)
     seq.add("capture", lambda state: CaptureJob(*args, state=state, client_kwargs=client_kwargs), required=True)
     return seq

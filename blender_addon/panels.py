@@ -63,6 +63,11 @@ class FACEKEY_PT_main(bpy.types.Panel):
         col.prop(s, "start_frame")
         col.prop(s, "smoothing")
         col.prop(s, "face_index")
+        row = layout.row(align=True)
+        row.prop(s, "use_rest_frame")
+        sub = row.row(align=True)
+        sub.enabled = s.use_rest_frame
+        sub.prop(s, "rest_frame")
         layout.prop(s, "head_mode")
         if s.head_mode != "NONE":
             layout.prop(s, "head_object")

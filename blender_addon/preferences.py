@@ -60,6 +60,12 @@ class FaceKeySceneSettings(bpy.types.PropertyGroup):
                              description="Temporal smoothness strength (0 = off)")
     face_index: IntProperty(name="Face index", default=-1, min=-1,
                             description="Which face to follow (-1 = the largest)")
+    use_rest_frame: BoolProperty(name="Rest frame", default=False,
+                                 description="Calibrate the actor's neutral on a frame where the face is at rest, "
+                                             "so expressions are measured from the actor's own rest face")
+    rest_frame: IntProperty(name="Frame", default=1,
+                            description="Scene frame where the actor's face is at rest (the footage starts at "
+                                        "Start frame)")
     head_mode: EnumProperty(name="Head rotation", items=HEAD_MODES, default="NONE")
     head_object: PointerProperty(name="Head target", type=bpy.types.Object)
     head_bone: StringProperty(name="Bone", description="Pose bone of the head target armature")

@@ -12,7 +12,9 @@ and solved for all frames at once (no Python loop over frames):
   penalty on the currently smaller unit of each pair, smoothness a Jacobi
   coupling to the neighbouring frames),
 * identity: solved jointly with the weights of a subset of frames through a
-  Schur complement over the frames, then frozen.
+  Schur complement over the frames, then frozen;
+* rest face (optional): the residual on frames the user marks as "at rest",
+  lifted into the head frame and added to the neutral (:meth:`Fitter.fit_rest`).
 
 Residuals are in millimetres at the face (pixel residual x depth / focal), so
 the term strengths do not depend on image resolution or face size; the
@@ -530,6 +532,41 @@ class Fitter:
                 rmat, trans = _apply_pose(rmat, trans, x[:, 52:])
         self.identity = a_id
         self.weights[sel], self.rmat[sel], self.trans[sel] = w, rmat, trans
+
+    def fit_rest(self, frames: np.ndarray, iters: int = 4) -> torch.Tensor:
+        """Stage (b'), optional: calibrate the actor's rest face on frames where the actor is at rest.
+
+        The identity components cannot represent every face (nor how the
+        tracker sees it): what they miss would otherwise read as a constant
+        expression.  On ``frames`` (indices into the valid frames, a short
+        window where the user says the face is at rest) the weights are held
+        at 0 and the pose refined; the per-landmark residual that remains,
+        lifted from pixels to metres at each vertex's depth in the image
+        plane and turned into the head frame, is (median over the frames)
+        added to the neutral.  Every vertex is a MediaPipe landmark, so the
+        correction is dense.  The expression stage then measures expressions
+        from this rest face: the rest frames solve to weights near 0.
+
+        Returns:
+            (N, 3) float32 rest offset, metres, head frame (also kept in ``neutral``).
+        """
+        sel = torch.as_tensor(frames, device=self.dev)
+        zero = torch.zeros(len(sel), 52, dtype=self.neutral.dtype, device=self.dev)
+        rmat, trans = self.rmat[sel], self.trans[sel]
+        for _ in range(iters):
+            self.cancel()
+            rmat, trans = self.pose_step(sel, zero, self.identity, rmat, trans, self.idx)
+        every = torch.arange(self.neutral.shape[0], device=self.dev)
+        rotated, resid, _, _ = self.linearise(sel, zero, self.identity, rmat, trans, every)
+        depth = -(rotated[..., 2] + trans[:, None, 2])                            # (B, N) metres
+        mm_per_px = (-trans[:, 2]).clamp_min(1e-3)[:, None] / self.focal * 1000.0
+        metres = resid / mm_per_px[..., None] * (depth / self.focal)[..., None]   # (B, N, 2) model - observed
+        # image x right, y down -> camera x right, y up; no change of depth is observed
+        cam = torch.stack([-metres[..., 0], metres[..., 1], torch.zeros_like(metres[..., 0])], -1)
+        offset = (cam @ rmat).median(dim=0).values                                  # R^T d per row
+        self.neutral = self.neutral + offset
+        self.weights[sel], self.rmat[sel], self.trans[sel] = zero, rmat, trans
+        return offset
 
     def _joint_newton(self, sys_, x, ident, freeze_weights: bool, iters: int = 3):
         """Projected Newton on per-frame x (weights in [0, 1]) and one shared identity.

@@ -10,8 +10,11 @@ of weights and pose between consecutive valid frames.
 
 Stages: (a) rigid pose on stable landmarks with the neutral face, (b)
 identity + pose + expression on up to ``identity_frames`` valid frames spread
-over the clip, (c) expression + pose on every valid frame with the identity
-frozen.  Invalid frames are left out of every loss; their output values are
+over the clip, (b') with ``rest_frame`` set, the rest-face calibration on the
+valid frames within :data:`REST_WINDOW` frames of it (the residual shape the
+identity components miss, added to the actor's neutral; the Take header keeps
+it as ``rest_offset``), (c) expression + pose on every valid frame with the
+identity (and rest face) frozen.  Invalid frames are left out of every loss; their output values are
 linearly interpolated from the nearest valid frames (held at the ends) for
 display, and stay ``valid=False``.
 
@@ -41,7 +44,10 @@ from backend.tracking.track import FaceTrack
 from .camera import DEFAULT_FOV_DEG, default_focal
 from .fit import Fitter, FitTerms, axis_angle_to_matrix, matrix_to_axis_angle
 
-__all__ = ["SolverSettings", "SolverEstimator", "gaze_from_weights"]
+__all__ = ["SolverSettings", "SolverEstimator", "gaze_from_weights", "REST_WINDOW", "rest_frames"]
+
+#: Frames on each side of ``rest_frame`` that also calibrate the rest face (the median over them).
+REST_WINDOW = 2
 
 
 @dataclasses.dataclass
@@ -64,6 +70,13 @@ class SolverSettings:
         iterations: outer Gauss-Newton iterations (pose step + weight solve)
             of the per-frame stage (c) and of each half of stage (b).
         identity_frames: frames used to fit the identity in stage (b).
+        rest_frame: a footage frame (0-based) where the actor's face is at
+            rest (neutral, eyes open, looking ahead), or None.  The frames
+            within ``REST_WINDOW`` of it calibrate the actor's rest face
+            (stage b'), so expressions are measured from the actor's own
+            neutral; it must be a frame with a tracked face, on a 478-point
+            track.  Like a neutral calibration pose on a capture app: a wrong
+            choice (a smiling frame) removes that expression from every frame.
     """
 
     smoothing: float = 1.0
@@ -74,6 +87,7 @@ class SolverSettings:
     fov_deg: float = DEFAULT_FOV_DEG
     iterations: int = 3
     identity_frames: int = 120
+    rest_frame: Optional[int] = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -110,6 +124,9 @@ class SolverSettings:
                 bad(field, "must be a positive integer")
         if not isinstance(self.device, str) or not (self.device == "cpu" or self.device.startswith("cuda")):
             bad("device", "must be 'cpu' or 'cuda'")
+        if self.rest_frame is not None and (not isinstance(self.rest_frame, int) or isinstance(self.rest_frame, bool)
+                                            or self.rest_frame < 0):
+            bad("rest_frame", "must be a frame number >= 0, or None")
         return self
 
 
@@ -147,6 +164,30 @@ def _model_observations(lm: np.ndarray, scheme: str, num_vertices: int) -> tuple
                        f"iBUG landmarks (scheme 'ibug68'), got {lm.shape} ({scheme})",
                        "Track the footage with the MediaPipe tracker (refine_landmarks, 478 points) "
                        "or a 68-point iBUG tracker.")
+
+
+def rest_frames(rest_frame: int, valid: np.ndarray, scheme: str) -> np.ndarray:
+    """Indices into the valid frames of ``valid`` (T,) bool that calibrate the rest face: the valid
+    frames within :data:`REST_WINDOW` of footage frame ``rest_frame``, which must itself be valid.
+
+    Raises:
+        FaceKeyError: ``bad_argument`` when the frame is outside the clip, has no tracked face,
+            or the track is not the dense 478-point scheme (the rest face is a per-vertex correction).
+    """
+    t = len(valid)
+    if scheme == "ibug68":
+        raise FaceKeyError("bad_argument", "rest_frame needs the 478 MediaPipe landmarks; this track has iBUG 68",
+                           "Capture with the MediaPipe landmarks, or leave the rest frame unset.")
+    if not 0 <= rest_frame < t:
+        raise FaceKeyError("bad_argument", f"rest_frame {rest_frame} is outside the clip (frames 0..{t - 1})",
+                           "Pick a frame of the footage where the face is at rest.")
+    if not valid[rest_frame]:
+        raise FaceKeyError("bad_argument", f"rest_frame {rest_frame} has no tracked face",
+                           "Pick a frame where the face is visible and at rest.")
+    lo, hi = max(0, rest_frame - REST_WINDOW), min(t, rest_frame + REST_WINDOW + 1)
+    window = np.zeros(t, bool)
+    window[lo:hi] = True
+    return np.flatnonzero(window[valid])
 
 
 def _fill_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -192,6 +233,7 @@ class SolverEstimator:
         w_img, h_img = track.image_size
         focal = float(track.focal_px) if track.focal_px else default_focal(w_img, h_img, s.fov_deg)
         n_valid = int(valid.sum())
+        rest = None if s.rest_frame is None else rest_frames(s.rest_frame, valid, track.scheme)
 
         def check_cancel():
             if cancel is not None and cancel.is_set():
@@ -214,8 +256,9 @@ class SolverEstimator:
         if device == "cpu":
             torch.set_num_threads(1)
         try:
-            weights, rotvec, trans, identity = self._fit(model, obs, observed, valid, focal, (w_img, h_img), terms,
-                                                         device, check_cancel, report, s, n_valid, total)
+            weights, rotvec, trans, identity, rest_offset = self._fit(
+                model, obs, observed, valid, focal, (w_img, h_img), terms, device, check_cancel, report, s,
+                n_valid, total, rest)
         finally:
             torch.set_num_threads(threads)
         t = len(valid)
@@ -235,6 +278,8 @@ class SolverEstimator:
                   "source_sha256": track.source_sha256, "image_size": [int(w_img), int(h_img)],
                   "focal_px": focal, "identity": [float(a) for a in identity],
                   "landmark_scheme": track.scheme}
+        if rest_offset is not None:
+            header["rest_offset"] = np.round(rest_offset, 6).tolist()
         take = Take(weights=weights_out, head_rotation=quats.astype(np.float32),
                     head_translation=full_t.astype(np.float32), eye_gaze=gaze_from_weights(weights_out),
                     valid=valid, confidence=conf, timestamps=np.asarray(track.timestamps, np.float64),
@@ -242,19 +287,22 @@ class SolverEstimator:
         return take.validate()
 
     @staticmethod
-    def _fit(model, obs, observed, valid, focal, size, terms, device, check_cancel, report, s, n_valid, total):
-        """Run the three fit stages on ``obs`` (T, N, 2) pixels at model vertices ``observed`` (None = all);
-        return (weights (V, 52), rotvec (V, 3), trans (V, 3), identity (K,)) as numpy."""
+    def _fit(model, obs, observed, valid, focal, size, terms, device, check_cancel, report, s, n_valid, total,
+             rest):
+        """Run the fit stages on ``obs`` (T, N, 2) pixels at model vertices ``observed`` (None = all), with
+        the rest-face stage on ``rest`` (indices into the valid frames) unless None; return (weights (V, 52),
+        rotvec (V, 3), trans (V, 3), identity (K,), rest offset (N, 3) metres or None) as numpy."""
         with torch.no_grad():
             fitter = Fitter(model, obs, valid, focal, size, terms, device, check_cancel, observed=observed)
             report(0, total, "rigid head pose")
             fitter.fit_rigid()
             report(1, total, "actor identity")
             fitter.fit_identity(_spread(n_valid, s.identity_frames), s.iterations)
+            rest_offset = None if rest is None else fitter.fit_rest(rest).cpu().numpy().astype(np.float64)
             report(2, total, "expressions")
             fitter.fit_expressions(s.iterations, on_iter=lambda it: report(3 + it, total, "expressions"))
             weights = fitter.weights.cpu().numpy().astype(np.float64)
             rotvec = matrix_to_axis_angle(fitter.rmat).cpu().numpy().astype(np.float64)
             trans = fitter.trans.cpu().numpy().astype(np.float64)
             identity = fitter.full_identity()
-        return weights, rotvec, trans, identity
+        return weights, rotvec, trans, identity, rest_offset

@@ -197,6 +197,23 @@ def sc_capture(params) -> dict:
     return res
 
 
+def sc_capture_settings(params) -> dict:
+    """What the Capture operator sends the backend from the panel: the rest frame goes from scene to footage frames."""
+    pkg = install(params)
+    ops = sub(pkg, "operators")
+    errors = importlib.import_module(pkg.__name__ + ".protocol.errors")
+    s = bpy.context.scene.facekey
+    out = {"default": ops._capture_settings(s), "panel": draw_panel()}
+    s.start_frame, s.use_rest_frame, s.rest_frame = 101, True, 130
+    out["rest"] = ops._capture_settings(s)
+    s.rest_frame = 100
+    try:
+        ops._capture_settings(s)
+    except errors.FaceKeyError as e:
+        out["before_footage"] = {"code": e.code, "message": e.message, "hint": e.hint}
+    return out
+
+
 def sc_cancel(params) -> dict:
     """Start a capture job (as the modal operator does), cancel once it is busy, time the backend's exit."""
     pkg = install(params)

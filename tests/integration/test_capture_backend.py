@@ -38,6 +38,15 @@ def test_capture_operator_bakes_a_real_clip(run_scenario, tmp_path):
     assert static_key_data(res["after"]) == static_key_data(res["before"])
 
 
+def test_rest_frame_goes_from_scene_to_footage_frames(run_scenario):
+    res = run_scenario("capture_settings", {})
+    assert ["prop", "use_rest_frame"] in res["panel"] and ["prop", "rest_frame"] in res["panel"]
+    assert res["default"] == {"smoothing": 1.0}
+    assert res["rest"] == {"smoothing": 1.0, "rest_frame": 29}     # scene frame 130, footage starts at 101
+    err = res["before_footage"]
+    assert err["code"] == "bad_argument" and "before the footage" in err["message"] and err["hint"]
+
+
 def test_cancel_stops_the_backend_quickly_and_changes_nothing(run_scenario, faceless_clip):
     res = run_scenario("cancel", {"python": VENV_PYTHON, "footage": str(faceless_clip), "busy_frames": 5})
     assert res["busy"], f"the capture never got busy: {res['state']}"

@@ -114,11 +114,17 @@ def test_cases_cover_the_issue_ranges():
     cases = synthetic_cases("default")
     yaws = {c.config.max_yaw_deg for c in cases if c.group == "pose"}
     assert max(yaws) == 60.0 and len(yaws) >= 4
-    assert {c.group for c in cases} == {"pose", "lens", "held", "detail"}
-    assert {c.config.detail_scale for c in cases if c.group == "detail"} == {0.3}
-    assert {c.config.detail_scale for c in cases if c.group != "detail"} == {0.0}
+    assert {c.group for c in cases} == {"pose", "lens", "held", "detail", "detail_rest"}
+    detail = [c for c in cases if c.group.startswith("detail")]
+    assert {c.config.detail_scale for c in detail} == {0.3}
+    assert {c.config.detail_scale for c in cases if c not in detail} == {0.0}
+    # the calibrated group solves the very clips of the plain one, on a frame of their rest lead-in
+    plain = [c.config for c in detail if c.group == "detail"]
+    rest = [c for c in detail if c.group == "detail_rest"]
+    assert [c.config for c in rest] == plain and all(c.rest_frame < c.config.rest_frames for c in rest)
+    assert all(c.rest_frame is None for c in cases if c not in rest)
     assert {c.config.identity_scale for c in cases} == {1.0, 1.5}
-    assert any(c.halves for c in cases) and len({c.config.seed for c in cases}) == len(cases)
+    assert any(c.halves for c in cases) and len({c.config.seed for c in cases if c not in rest}) == len(cases) - len(rest)
     assert len(synthetic_cases("quick")) < len(cases)
     with pytest.raises(ValueError):
         synthetic_cases("huge")

@@ -176,3 +176,45 @@ def test_demo_clip_blink_and_smile():
     assert smile[80:120].mean() > 0.35 and smile[80:120].min() > 0.2, smile[80:120]
     wide = np.maximum(w[:, INDEX["eyeWideLeft"]], w[:, INDEX["eyeWideRight"]])
     assert np.median(wide) < 0.15, np.median(wide)
+
+
+def test_rest_frame_calibrates_the_shape_the_identity_misses():
+    """An actor whose face has shape outside the solver's identity components (detail fields, 0.3 std)
+    reads as a constant expression; calibrated on a frame where the face is at rest, the weights are
+    measured from that actor's own neutral: the rest frames drop to the noise floor of an actor the
+    model fits exactly, and the error over the clip falls."""
+    torch.set_num_threads(1)
+    track, truth = make_clip(seed=2, num_frames=90, detail_scale=0.3, rest_frames=10)
+    assert not truth["weights"][:10].any() and truth["weights"][10:].any()
+    plain = get_estimator().estimate(track)
+    rest = get_estimator().estimate(track, SolverSettings(rest_frame=5))
+    mae_plain, mae_rest = (np.abs(t.weights - truth["weights"]).mean() for t in (plain, rest))
+    assert mae_rest < 0.6 * mae_plain and mae_rest < 0.04, (mae_plain, mae_rest)
+    floor_track, _ = make_clip(seed=2, num_frames=90, rest_frames=10)
+    floor = get_estimator().estimate(floor_track).weights[:10].sum(1).mean()
+    at_rest = rest.weights[:10].sum(1).mean()
+    assert at_rest < 1.5 * floor and plain.weights[:10].sum(1).mean() > 3 * floor, (floor, at_rest)
+    offset = np.asarray(rest.header["rest_offset"])
+    assert offset.shape == (478, 3) and "rest_offset" not in plain.header
+    assert rest.header["settings"]["rest_frame"] == 5
+    # the rebuilt face (identity + rest face + weights) still lands on the landmarks
+    from backend.reconstruct import project_take
+    model = load_face_model()
+    err = [np.nanmedian(np.linalg.norm(project_take(t, model) - track.landmarks[..., :2], axis=-1))
+           for t in (plain, rest)]
+    assert err[1] <= err[0] * 1.05, err
+
+
+def test_rest_frame_errors_name_the_frame():
+    track, _ = make_clip(seed=3, num_frames=12, invalid_frames=(4,))
+    for frame, words in ((12, "outside the clip"), (4, "no tracked face")):
+        with pytest.raises(FaceKeyError) as e:
+            get_estimator().estimate(track, SolverSettings(rest_frame=frame))
+        assert e.value.code == "bad_argument" and words in e.value.message and e.value.hint
+    with pytest.raises(FaceKeyError) as e:
+        get_estimator().estimate(track.to_ibug68(), SolverSettings(rest_frame=0))
+    assert e.value.code == "bad_argument" and "478" in e.value.message
+    for bad in (-1, 1.5, True):
+        with pytest.raises(FaceKeyError) as e:
+            SolverSettings(rest_frame=bad).validate()
+        assert e.value.code == "bad_argument"

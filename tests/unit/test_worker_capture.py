@@ -17,11 +17,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def test_settings_round_trip_and_validation():
-    s = CaptureSettings(face_index=1, max_side=480, smoothing=0.0, exclusive=False, sparsity=2.0, device="cpu")
+    s = CaptureSettings(face_index=1, max_side=480, smoothing=0.0, exclusive=False, sparsity=2.0, device="cpu",
+                        rest_frame=3)
     assert CaptureSettings.from_dict(s.to_dict()) == s
     assert CaptureSettings.from_dict({}) == CaptureSettings()
     for bad in ({"smoothnes": 1.0}, {"smoothing": -1}, {"device": "tpu"}, {"face_index": -1},
-                {"max_side": 10}, {"exclusive": "yes"}, {"smoothing": True}, {"face_index": 1.5}):
+                {"max_side": 10}, {"exclusive": "yes"}, {"smoothing": True}, {"face_index": 1.5},
+                {"rest_frame": -1}, {"rest_frame": 2.0}):
         with pytest.raises(FaceKeyError) as e:
             CaptureSettings.from_dict(bad)
         assert e.value.code == "bad_argument" and e.value.hint, bad
@@ -61,13 +63,15 @@ def test_capture_through_the_worker(worker, tmp_path):
     out = tmp_path / "take.npz"
     clip = short_clip(tmp_path / "clip.mp4")
     res = worker.request("capture", {"footage": clip, "output": str(out),
-                                     "settings": {"max_side": 320, "device": "cpu"}, "face_index": None},
+                                     "settings": {"max_side": 320, "device": "cpu", "rest_frame": 2},
+                                     "face_index": None},
                          on_progress=seen.append, timeout=600)
     take = read_take(out)
     assert res["take"] == str(out) and res["frames"] == take.num_frames == 6
     assert res["valid_frames"] == int(take.valid.sum()) == 6
     assert res["fps"] == pytest.approx(take.fps) and res["source"] == clip
     assert take.header["capture_settings"]["max_side"] == 320
+    assert take.header["settings"]["rest_frame"] == 2 and len(take.header["rest_offset"]) == 478
     stages = {p.message.split(":")[0] for p in seen}
     assert "tracking" in stages and "solving" in stages, stages
 
