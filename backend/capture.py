@@ -44,6 +44,10 @@ class CaptureSettings:
         rest_frame: footage frame (0-based) where the actor's face is at rest,
             to calibrate the actor's neutral on (the solver's ``rest_frame``);
             None = no calibration.
+        actor_take: a Take file of the same actor solved earlier (best with a
+            rest frame): its identity and rest face are reused instead of
+            solved again (:class:`~backend.estimators.actor.ActorProfile`);
+            None = solve the actor from this footage.
     """
 
     face_index: Optional[int] = None
@@ -56,6 +60,7 @@ class CaptureSettings:
     landmarks: str = "mediapipe"
     fan_weights: Optional[str] = None
     rest_frame: Optional[int] = None
+    actor_take: Optional[str] = None
 
     def validate(self) -> "CaptureSettings":
         """Raise ``bad_argument`` naming the first invalid field."""
@@ -79,6 +84,8 @@ class CaptureSettings:
             _bad("fan_weights", self.fan_weights, "the path of a FAN weights file")
         if self.rest_frame is not None and (not _is_int(self.rest_frame) or self.rest_frame < 0):
             _bad("rest_frame", self.rest_frame, "a footage frame number >= 0 (0 = the first frame), or None")
+        if self.actor_take is not None and (not isinstance(self.actor_take, str) or not self.actor_take):
+            _bad("actor_take", self.actor_take, "the path of a take of the same actor, or None")
         return self
 
     def to_dict(self) -> dict:
@@ -149,8 +156,9 @@ def capture(footage_path: str | os.PathLike, settings: Optional[CaptureSettings]
     Raises FaceKeyError: file_missing / video_unreadable / video_empty (the
     footage), no_face (no face in any frame), cancelled, bad_argument.
     """
-    from .estimators import get_estimator
+    from .estimators import ActorProfile, get_estimator
     from .estimators.solver import SolverSettings
+    from .facemodel import load_face_model
     from .footage import open_footage
     from .tracking import track_footage
 
@@ -159,6 +167,7 @@ def capture(footage_path: str | os.PathLike, settings: Optional[CaptureSettings]
     if settings.landmarks == "fan":          # load (and check) the weights before any frame is tracked
         from .tracking.fan import FanLandmarker, fan_track
         landmarker = FanLandmarker(settings.fan_weights, device=device)
+    actor = None if settings.actor_take is None else ActorProfile.read(settings.actor_take, load_face_model())
     footage = open_footage(footage_path, max_side=settings.max_side)
     _check_cancel(cancel)
     track = track_footage(footage, face_index=settings.face_index, progress=_stage(progress, "tracking"),
@@ -179,7 +188,7 @@ def capture(footage_path: str | os.PathLike, settings: Optional[CaptureSettings]
         solver_kwargs["rest_frame"] = int(settings.rest_frame)
     estimator = get_estimator(settings.estimator, device=device)
     take = estimator.estimate(track, SolverSettings(**solver_kwargs), progress=_stage(progress, "solving"),
-                              cancel=cancel)
+                              cancel=cancel, actor=actor)
     _check_cancel(cancel)
     take.header["capture_settings"] = settings.to_dict()
     return take

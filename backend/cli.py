@@ -117,6 +117,9 @@ def capture(
     rest_frame: Optional[int] = typer.Option(None, "--rest-frame",
                                              help="Footage frame (0 = first) where the face is at rest: expressions "
                                                   "are measured from the actor's own neutral there."),
+    actor: Optional[Path] = typer.Option(None, "--actor",
+                                         help="A take of the same actor (best captured with --rest-frame): reuse "
+                                              "its face instead of solving it again, so every take shares one neutral."),
 ) -> None:
     """Capture FOOTAGE into a Take file."""
     from .capture import CaptureSettings, capture as run_capture
@@ -124,7 +127,8 @@ def capture(
 
     settings = CaptureSettings(face_index=face_index, max_side=max_side or None, smoothing=smoothing,
                                exclusive=exclusive, sparsity=sparsity, device=device, estimator=estimator,
-                               landmarks=landmarks, fan_weights=fan_weights, rest_frame=rest_frame).validate()
+                               landmarks=landmarks, fan_weights=fan_weights, rest_frame=rest_frame,
+                               actor_take=None if actor is None else str(actor)).validate()
     console = Console()
     with _Bar(console) as bar:
         take = run_capture(footage, settings, progress=bar)

@@ -54,6 +54,7 @@ class SyntheticConfig:
     seed: int = 0
     units: tuple[str, ...] = ()     # ARKit names the events draw from (empty = every unit)
     rest_frames: int = 0            # the first frames hold the actor's neutral face (every weight 0)
+    actor_seed: Optional[int] = None  # seed of the actor's face alone (None = from ``seed``): one actor, many takes
 
 
 def _events(cfg: SyntheticConfig, rng: np.random.Generator) -> np.ndarray:
@@ -111,7 +112,10 @@ def make_clip(cfg: Optional[SyntheticConfig] = None, **overrides) -> tuple[FaceT
     weights = _events(cfg, rng)
     weights[:cfg.rest_frames] = 0.0
     detail = np.array([is_detail(n) for n in model.identity_names])
-    identity = rng.normal(0.0, 1.0, model.num_identity) * np.where(detail, cfg.detail_scale, cfg.identity_scale)
+    identity = rng.normal(0.0, 1.0, model.num_identity)
+    if cfg.actor_seed is not None:
+        identity = np.random.default_rng(cfg.actor_seed).normal(0.0, 1.0, model.num_identity)
+    identity *= np.where(detail, cfg.detail_scale, cfg.identity_scale)
     frames = np.arange(t) / cfg.fps
 
     def wave(amp_deg):

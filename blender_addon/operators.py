@@ -77,7 +77,7 @@ def _head_args(settings):
 
 def _capture_settings(settings) -> dict:
     """The panel's capture settings for the backend; the rest frame goes from scene to footage frames
-    (the footage's first frame lands on Start frame)."""
+    (the footage's first frame lands on Start frame), the actor take to an absolute path."""
     out = {"smoothing": float(settings.smoothing)}
     if settings.use_rest_frame:
         frame = settings.rest_frame - settings.start_frame
@@ -86,6 +86,8 @@ def _capture_settings(settings) -> dict:
                                f"at scene frame {settings.start_frame}.",
                                "Set Rest frame to a scene frame of the footage where the face is at rest, or turn it off.")
         out["rest_frame"] = frame
+    if settings.actor_take:
+        out["actor_take"] = bpy.path.abspath(settings.actor_take)
     return out
 
 

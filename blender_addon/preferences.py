@@ -66,6 +66,9 @@ class FaceKeySceneSettings(bpy.types.PropertyGroup):
     rest_frame: IntProperty(name="Frame", default=1,
                             description="Scene frame where the actor's face is at rest (the footage starts at "
                                         "Start frame)")
+    actor_take: StringProperty(name="Actor", subtype="FILE_PATH", default="",
+                               description="A take of the same actor (best captured with a rest frame): reuse its "
+                                           "face so every take shares one neutral (empty = solve it from this footage)")
     head_mode: EnumProperty(name="Head rotation", items=HEAD_MODES, default="NONE")
     head_object: PointerProperty(name="Head target", type=bpy.types.Object)
     head_bone: StringProperty(name="Bone", description="Pose bone of the head target armature")

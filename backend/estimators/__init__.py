@@ -9,9 +9,10 @@ from backend.protocol.messages import Progress
 from backend.protocol.take import Take
 from backend.tracking.track import FaceTrack
 
+from .actor import ActorProfile
 from .solver import SolverEstimator, SolverSettings
 
-__all__ = ["Estimator", "get_estimator", "ESTIMATORS", "SolverSettings"]
+__all__ = ["Estimator", "get_estimator", "ESTIMATORS", "SolverSettings", "ActorProfile"]
 
 
 class Estimator(Protocol):
@@ -31,7 +32,7 @@ class Estimator(Protocol):
 
     def estimate(self, track: FaceTrack, settings: Any = None,
                  progress: Optional[Callable[[Progress], Any]] = None,
-                 cancel: Optional[threading.Event] = None) -> Take: ...
+                 cancel: Optional[threading.Event] = None, actor: Optional[ActorProfile] = None) -> Take: ...
 
 
 #: Registry: name -> class taking ``device``.

@@ -14,7 +14,9 @@ and solved for all frames at once (no Python loop over frames):
 * identity: solved jointly with the weights of a subset of frames through a
   Schur complement over the frames, then frozen;
 * rest face (optional): the residual on frames the user marks as "at rest",
-  lifted into the head frame and added to the neutral (:meth:`Fitter.fit_rest`).
+  lifted into the head frame and added to the neutral (:meth:`Fitter.fit_rest`);
+  or identity and rest face both taken from an earlier solve of the same
+  actor (:meth:`Fitter.use_actor`).
 
 Residuals are in millimetres at the face (pixel residual x depth / focal), so
 the term strengths do not depend on image resolution or face size; the
@@ -273,6 +275,7 @@ class Fitter:
         self.nb = torch.as_tensor(np.flatnonzero(np.diff(self.vidx) == 1), device=self.dev)
         v = len(self.vidx)
         self.identity = torch.zeros(len(self.id_components), **f32)
+        self.rest_offset = None     # (N, 3) metres added to the neutral by use_actor / fit_rest
         self.weights = torch.zeros(v, 52, **f32)
         self.rmat = torch.eye(3, **f32).repeat(v, 1, 1)
         self.trans = torch.zeros(v, 3, **f32)
@@ -533,7 +536,20 @@ class Fitter:
         self.identity = a_id
         self.weights[sel], self.rmat[sel], self.trans[sel] = w, rmat, trans
 
-    def fit_rest(self, frames: np.ndarray, iters: int = 4) -> torch.Tensor:
+    def use_actor(self, identity: np.ndarray, rest_offset: Optional[np.ndarray]) -> None:
+        """Take the actor's face from an earlier solve instead of stage (b): ``identity`` (model.num_identity,)
+        (its anatomical components are used, as the solver fits no others) and the rest offset
+        (N, 3) metres or None.  Call before :meth:`fit_rigid`, so the pose is fitted on the actor's face."""
+        self.identity = torch.as_tensor(np.asarray(identity)[self.id_components], dtype=self.neutral.dtype,
+                                        device=self.dev)
+        if rest_offset is not None:
+            self._add_rest(torch.as_tensor(rest_offset, dtype=self.neutral.dtype, device=self.dev))
+
+    def _add_rest(self, offset: torch.Tensor) -> None:
+        self.neutral = self.neutral + offset
+        self.rest_offset = offset if self.rest_offset is None else self.rest_offset + offset
+
+    def fit_rest(self, frames: np.ndarray, iters: int = 4) -> None:
         """Stage (b'), optional: calibrate the actor's rest face on frames where the actor is at rest.
 
         The identity components cannot represent every face (nor how the
@@ -545,10 +561,9 @@ class Fitter:
         plane and turned into the head frame, is (median over the frames)
         added to the neutral.  Every vertex is a MediaPipe landmark, so the
         correction is dense.  The expression stage then measures expressions
-        from this rest face: the rest frames solve to weights near 0.
-
-        Returns:
-            (N, 3) float32 rest offset, metres, head frame (also kept in ``neutral``).
+        from this rest face: the rest frames solve to weights near 0.  The
+        offset, (N, 3) metres in the head frame, is added to ``neutral`` and
+        to ``rest_offset``.
         """
         sel = torch.as_tensor(frames, device=self.dev)
         zero = torch.zeros(len(sel), 52, dtype=self.neutral.dtype, device=self.dev)
@@ -563,10 +578,8 @@ class Fitter:
         metres = resid / mm_per_px[..., None] * (depth / self.focal)[..., None]   # (B, N, 2) model - observed
         # image x right, y down -> camera x right, y up; no change of depth is observed
         cam = torch.stack([-metres[..., 0], metres[..., 1], torch.zeros_like(metres[..., 0])], -1)
-        offset = (cam @ rmat).median(dim=0).values                                  # R^T d per row
-        self.neutral = self.neutral + offset
+        self._add_rest((cam @ rmat).median(dim=0).values)                           # R^T d per row
         self.weights[sel], self.rmat[sel], self.trans[sel] = zero, rmat, trans
-        return offset
 
     def _joint_newton(self, sys_, x, ident, freeze_weights: bool, iters: int = 3):
         """Projected Newton on per-frame x (weights in [0, 1]) and one shared identity.

@@ -14,7 +14,9 @@ over the clip, (b') with ``rest_frame`` set, the rest-face calibration on the
 valid frames within :data:`REST_WINDOW` frames of it (the residual shape the
 identity components miss, added to the actor's neutral; the Take header keeps
 it as ``rest_offset``), (c) expression + pose on every valid frame with the
-identity (and rest face) frozen.  Invalid frames are left out of every loss; their output values are
+identity (and rest face) frozen.  Given an :class:`~backend.estimators.actor.ActorProfile`
+(an earlier solve of the same actor) the identity and rest face come from it
+and stage (b) is skipped.  Invalid frames are left out of every loss; their output values are
 linearly interpolated from the nearest valid frames (held at the ends) for
 display, and stay ``valid=False``.
 
@@ -41,6 +43,7 @@ from backend.protocol.rotations import matrix_to_quat
 from backend.protocol.take import Take
 from backend.tracking.track import FaceTrack
 
+from .actor import ActorProfile
 from .camera import DEFAULT_FOV_DEG, default_focal
 from .fit import Fitter, FitTerms, axis_angle_to_matrix, matrix_to_axis_angle
 
@@ -216,8 +219,9 @@ class SolverEstimator:
 
     def estimate(self, track: FaceTrack, settings: SolverSettings | None = None,
                  progress: Optional[Callable[[Progress], Any]] = None,
-                 cancel: Optional[threading.Event] = None) -> Take:
-        """Fit ``track`` and return a Take (see module docstring)."""
+                 cancel: Optional[threading.Event] = None, actor: Optional[ActorProfile] = None) -> Take:
+        """Fit ``track`` and return a Take (see module docstring); with ``actor`` (an earlier solve of the
+        same actor) its identity and rest face replace stage (b), and the header names it as ``actor_source``."""
         s = (settings or SolverSettings(device=self.device)).validate()
         model = load_face_model()
         lm = np.asarray(track.landmarks, np.float32)
@@ -258,7 +262,7 @@ class SolverEstimator:
         try:
             weights, rotvec, trans, identity, rest_offset = self._fit(
                 model, obs, observed, valid, focal, (w_img, h_img), terms, device, check_cancel, report, s,
-                n_valid, total, rest)
+                n_valid, total, rest, actor)
         finally:
             torch.set_num_threads(threads)
         t = len(valid)
@@ -280,6 +284,8 @@ class SolverEstimator:
                   "landmark_scheme": track.scheme}
         if rest_offset is not None:
             header["rest_offset"] = np.round(rest_offset, 6).tolist()
+        if actor is not None:
+            header["actor_source"] = actor.source
         take = Take(weights=weights_out, head_rotation=quats.astype(np.float32),
                     head_translation=full_t.astype(np.float32), eye_gaze=gaze_from_weights(weights_out),
                     valid=valid, confidence=conf, timestamps=np.asarray(track.timestamps, np.float64),
@@ -288,17 +294,23 @@ class SolverEstimator:
 
     @staticmethod
     def _fit(model, obs, observed, valid, focal, size, terms, device, check_cancel, report, s, n_valid, total,
-             rest):
-        """Run the fit stages on ``obs`` (T, N, 2) pixels at model vertices ``observed`` (None = all), with
-        the rest-face stage on ``rest`` (indices into the valid frames) unless None; return (weights (V, 52),
-        rotvec (V, 3), trans (V, 3), identity (K,), rest offset (N, 3) metres or None) as numpy."""
+             rest, actor):
+        """Run the fit stages on ``obs`` (T, N, 2) pixels at model vertices ``observed`` (None = all): the
+        identity from ``actor`` or stage (b), then the rest-face stage on ``rest`` (indices into the valid
+        frames) unless None; return (weights (V, 52), rotvec (V, 3), trans (V, 3), identity (K,),
+        rest offset (N, 3) metres or None) as numpy."""
         with torch.no_grad():
             fitter = Fitter(model, obs, valid, focal, size, terms, device, check_cancel, observed=observed)
+            if actor is not None:
+                fitter.use_actor(actor.identity, actor.rest_offset)
             report(0, total, "rigid head pose")
             fitter.fit_rigid()
-            report(1, total, "actor identity")
-            fitter.fit_identity(_spread(n_valid, s.identity_frames), s.iterations)
-            rest_offset = None if rest is None else fitter.fit_rest(rest).cpu().numpy().astype(np.float64)
+            if actor is None:
+                report(1, total, "actor identity")
+                fitter.fit_identity(_spread(n_valid, s.identity_frames), s.iterations)
+            if rest is not None:
+                fitter.fit_rest(rest)
+            rest_offset = None if fitter.rest_offset is None else fitter.rest_offset.cpu().numpy().astype(np.float64)
             report(2, total, "expressions")
             fitter.fit_expressions(s.iterations, on_iter=lambda it: report(3 + it, total, "expressions"))
             weights = fitter.weights.cpu().numpy().astype(np.float64)

@@ -206,6 +206,10 @@ def sc_capture_settings(params) -> dict:
     out = {"default": ops._capture_settings(s), "panel": draw_panel()}
     s.start_frame, s.use_rest_frame, s.rest_frame = 101, True, 130
     out["rest"] = ops._capture_settings(s)
+    s.use_rest_frame, s.actor_take = False, "//takes/actor.npz"
+    out["actor"] = ops._capture_settings(s)
+    out["blend_dir"] = bpy.path.abspath("//")
+    s.use_rest_frame = True
     s.rest_frame = 100
     try:
         ops._capture_settings(s)

@@ -38,11 +38,13 @@ def test_capture_operator_bakes_a_real_clip(run_scenario, tmp_path):
     assert static_key_data(res["after"]) == static_key_data(res["before"])
 
 
-def test_rest_frame_goes_from_scene_to_footage_frames(run_scenario):
+def test_rest_frame_and_actor_take_reach_the_backend_settings(run_scenario):
     res = run_scenario("capture_settings", {})
     assert ["prop", "use_rest_frame"] in res["panel"] and ["prop", "rest_frame"] in res["panel"]
     assert res["default"] == {"smoothing": 1.0}
     assert res["rest"] == {"smoothing": 1.0, "rest_frame": 29}     # scene frame 130, footage starts at 101
+    assert ["prop", "actor_take"] in res["panel"]
+    assert res["actor"] == {"smoothing": 1.0, "actor_take": res["blend_dir"] + "takes/actor.npz"}
     err = res["before_footage"]
     assert err["code"] == "bad_argument" and "before the footage" in err["message"] and err["hint"]
 

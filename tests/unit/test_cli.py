@@ -108,6 +108,14 @@ def test_capture_command(tmp_path):
     res = runner.invoke(app, ["capture", clip, "-o", str(tmp_path / "r.npz"), "--device", "cpu", "--rest-frame", "9"])
     assert res.exit_code == 2 and "error[bad_argument]" in res.output and "outside the clip" in res.output
     assert not (tmp_path / "r.npz").exists()
+    res = runner.invoke(app, ["capture", clip, "-o", str(tmp_path / "a.npz"), "--device", "cpu",
+                              "--actor", str(tmp_path / "t.npz")])
+    assert res.exit_code == 0, res.output
+    actor_take = read_take(tmp_path / "a.npz")
+    assert actor_take.header["actor_source"] == str(tmp_path / "t.npz")
+    assert actor_take.header["identity"] == take.header["identity"]
+    res = runner.invoke(app, ["capture", clip, "-o", str(tmp_path / "b.npz"), "--actor", str(tmp_path / "none.npz")])
+    assert res.exit_code == 2 and "error[file_missing]" in res.output
 
 
 @pytest.mark.skipif(not _HAS_PIPELINE, reason="footage/tracking/estimators not available")

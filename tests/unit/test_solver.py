@@ -218,3 +218,53 @@ def test_rest_frame_errors_name_the_frame():
         with pytest.raises(FaceKeyError) as e:
             SolverSettings(rest_frame=bad).validate()
         assert e.value.code == "bad_argument"
+
+
+def _frames(track, rows):
+    return dataclasses.replace(track, landmarks=track.landmarks[rows], valid=track.valid[rows],
+                               confidence=track.confidence[rows], timestamps=track.timestamps[rows])
+
+
+def test_actor_from_an_earlier_take_is_reused():
+    """One actor (face shape partly outside the identity components), two takes: calibrated once on a
+    rest frame of the first, the second take and single photos of the actor reuse that face, and read
+    the expressions better than when each solves the face again on its own."""
+    from backend.estimators import ActorProfile
+
+    torch.set_num_threads(1)
+    model = load_face_model()
+    calib_track, _ = make_clip(seed=101, actor_seed=1, num_frames=60, detail_scale=0.3, rest_frames=10)
+    calib = get_estimator().estimate(calib_track, SolverSettings(rest_frame=5))
+    actor = ActorProfile.from_take(calib, model, "calib.npz")
+    track, truth = make_clip(seed=201, actor_seed=1, num_frames=90, detail_scale=0.3)
+    plain, reused = get_estimator().estimate(track), get_estimator().estimate(track, actor=actor)
+    mae = [np.abs(t.weights - truth["weights"]).mean() for t in (plain, reused)]
+    assert mae[1] < 0.7 * mae[0], mae
+    np.testing.assert_allclose(reused.header["identity"], calib.header["identity"], atol=1e-6)
+    np.testing.assert_allclose(reused.header["rest_offset"], calib.header["rest_offset"], atol=1e-6)
+    assert reused.header["actor_source"] == "calib.npz" and "actor_source" not in plain.header
+    photos = [(np.abs(get_estimator().estimate(_frames(track, [f])).weights[0] - truth["weights"][f]).mean(),
+               np.abs(get_estimator().estimate(_frames(track, [f]), actor=actor).weights[0] - truth["weights"][f]).mean())
+              for f in range(3, 90, 12)]
+    alone, with_actor = np.mean(photos, axis=0)
+    assert with_actor < 0.7 * alone, (alone, with_actor)
+
+
+def test_actor_profile_rejects_takes_without_a_face(tmp_path):
+    from backend.estimators import ActorProfile
+    from backend.protocol.take import write_take
+
+    model = load_face_model()
+    track, _ = make_clip(seed=3, num_frames=6)
+    take = get_estimator().estimate(track)
+    imported = dataclasses.replace(take, header={"estimator": "livelink_csv", "source": "slate.csv"})
+    short = dataclasses.replace(take, header={**take.header, "identity": take.header["identity"][:5]})
+    for bad, words in ((imported, "no actor face"), (short, "shape")):
+        with pytest.raises(FaceKeyError) as e:
+            ActorProfile.from_take(bad, model, "t.npz")
+        assert e.value.code == "bad_argument" and words in e.value.message and "solver" in e.value.hint
+    with pytest.raises(FaceKeyError) as e:
+        ActorProfile.read(tmp_path / "none.npz", model)
+    assert e.value.code == "file_missing"
+    path = write_take(tmp_path / "actor.npz", take)
+    assert ActorProfile.read(path, model).rest_offset is None      # not calibrated: identity only
