@@ -79,7 +79,8 @@ class SolverSettings:
             (stage b'), so expressions are measured from the actor's own
             neutral; it must be a frame with a tracked face, on a 478-point
             track.  Like a neutral calibration pose on a capture app: a wrong
-            choice (a smiling frame) removes that expression from every frame.
+            choice (a smiling frame) removes that expression from every frame,
+            and the gaze on the rest frame becomes "looking ahead".
     """
 
     smoothing: float = 1.0
