@@ -4,11 +4,14 @@ Sizes:
 
 * ``quick`` (the test suite): 4 synthetic clips of 40 frames (yaw up to 20
   and 60 degrees, an 80-degree lens, a held pose) with one halves solve,
+  5 single photos of one actor,
   all annotated landmark photos, two expression photos, the left/right
   check and the halves of one short clip.
 * ``default``: 20 synthetic clips of 120 frames (yaw 15/30/45/60, four
   seeds each, 40- and 80-degree lenses, two held poses), the 30 and
-  45-degree clips also solved as halves (8 clips), all
+  45-degree clips also solved as halves (8 clips), two diagnostic "detail"
+  clips solved plain and calibrated on a rest frame, 20 single photos of
+  4 actors (alone and with each actor's calibrated profile), all
   annotated landmark photos, every photo and clip expectation, the
   left/right check and three clips' halves.  Target: under 10 minutes on
   the 2-core development machine.
@@ -76,10 +79,11 @@ def run_fidelity(size: str = "default", parts: tuple[str, ...] = PARTS, realdata
                     "seconds": {}}
     t_all = time.perf_counter()
     if "synthetic" in parts:
-        from .synthetic_scores import run_synthetic, synthetic_cases
+        from .synthetic_scores import run_photos, run_synthetic, synthetic_cases
 
         t0 = time.perf_counter()
         report["synthetic"] = run_synthetic(synthetic_cases(size, seed), progress)
+        report["synthetic"]["photos"] = run_photos(size, seed, progress)
         report["seconds"]["synthetic"] = time.perf_counter() - t0
     for part in ("landmarks", "real"):
         if part not in parts:
@@ -151,6 +155,12 @@ def fidelity_table(report: dict) -> Table:
             row("synthetic", label, f"{v['weight_mae']:.3f} / {v['rotation_median_deg']:.2f} deg")
         row("synthetic", "identity error (mm; canonical baseline)",
             f"{o['identity_error_mm']:.2f} ({o['identity_canonical_baseline_mm']:.2f})")
+        ph = syn.get("photos")
+        if ph:
+            row("synthetic", f"single photos ({ph['photos']}): weight MAE / identity (mm), alone",
+                f"{ph['weight_mae_alone']:.3f} / {ph['identity_error_alone_mm']:.2f}")
+            row("synthetic", "  same photos with the actor of a calibrated take",
+                f"{ph['weight_mae_with_actor']:.3f} / {ph['identity_error_with_actor_mm']:.2f}")
         row("synthetic", "identity across halves, worst (mm)", o["identity_halves_mm"], "identity_halves_mm", 2)
         row("synthetic", "contradictory-pair violation rate", o["exclusive_violation_rate"])
         row("synthetic", "held-pose jitter: weight / deg per frame",

@@ -19,7 +19,10 @@ with Gaussian pixel noise).  The benchmark varies, per clip:
   scores: "detail" clips' actors carry shape outside the solver's identity
   components (the solver's weak spot), and start with :data:`REST_FRAMES`
   frames at rest; "detail_rest" solves the same clips calibrated on a rest
-  frame (``SolverSettings.rest_frame``), as a user who marks one would.
+  frame (``SolverSettings.rest_frame``), as a user who marks one would;
+* photos (:func:`run_photos`): frames of further clips solved one at a time,
+  as single photos, alone and with the actor profile of another take of the
+  same actor calibrated on a rest frame (``ActorProfile``).
 
 Scores (all on valid frames; ``tongueOut`` is left out of the weight scores
 because the generator never moves it: the tongue is invisible to landmarks):
@@ -58,7 +61,8 @@ from backend.tracking.track import FaceTrack
 
 __all__ = ["SyntheticCase", "synthetic_cases", "reshoot", "run_synthetic", "weight_errors", "unit_correlation",
            "rotation_error_deg", "neutral_distance_mm", "exclusive_violation_rate", "held_jitter",
-           "EVAL_UNITS", "YAW_BINS_DEG", "EXCLUSIVE_LEVEL", "DIAGNOSTIC_GROUPS", "REST_FRAMES"]
+           "EVAL_UNITS", "YAW_BINS_DEG", "EXCLUSIVE_LEVEL", "DIAGNOSTIC_GROUPS", "REST_FRAMES", "run_photos",
+           "PHOTO_STEP"]
 
 #: Unit indices scored for weights (all but tongueOut, which the generator never moves).
 EVAL_UNITS: tuple[int, ...] = tuple(i for i, n in enumerate(ARKIT_NAMES) if n != "tongueOut")
@@ -271,9 +275,51 @@ def _solve(track: FaceTrack, rest_frame: Optional[int] = None):
     return get_estimator("solver").estimate(track, SolverSettings(rest_frame=rest_frame))
 
 
-def _half(track: FaceTrack, sl: slice) -> FaceTrack:
+def _frames(track: FaceTrack, sl: slice) -> FaceTrack:
     return dataclasses.replace(track, landmarks=track.landmarks[sl], valid=track.valid[sl],
                                confidence=track.confidence[sl], timestamps=track.timestamps[sl])
+
+
+#: Frame step between the single-frame "photos" taken from each photo clip.
+PHOTO_STEP = 8
+
+
+def run_photos(size: str = "default", seed: int = 0, progress: Optional[Callable[[str], None]] = None) -> dict:
+    """Single photos of known actors, solved alone and with the actor's profile from another take.
+
+    Per actor (1 for ``"quick"``, 4 for ``"default"``): a calibration take
+    (:data:`REST_FRAMES` frames at rest, solved with ``rest_frame``) gives an
+    :class:`~backend.estimators.actor.ActorProfile`; every :data:`PHOTO_STEP`-th
+    frame of a second take of that actor is solved as a one-frame track.
+
+    Returns:
+        ``{"photos", "weight_mae_alone", "weight_mae_with_actor",
+        "identity_error_alone_mm", "identity_error_with_actor_mm"}``.
+    """
+    from backend.estimators import ActorProfile
+
+    model = load_face_model()
+    err: dict[str, list] = {"alone": [], "actor": [], "id_alone": [], "id_actor": []}
+    actors = 1 if size == "quick" else 4
+    for k in range(actors):
+        if progress:
+            progress(f"synthetic photos: actor {k + 1}/{actors}")
+        actor_seed = seed * 1000 + 500 + k
+        calib, _ = make_clip(_shot(k, num_frames=40, max_yaw_deg=15.0, rest_frames=REST_FRAMES, seed=actor_seed + 50,
+                                   actor_seed=actor_seed))
+        actor = ActorProfile.from_take(get_estimator("solver").estimate(calib, SolverSettings(rest_frame=REST_FRAMES // 2)),
+                                       model, f"synthetic calibration take {k}")
+        track, truth = make_clip(_shot(k, num_frames=40, max_yaw_deg=30.0, seed=actor_seed + 70, actor_seed=actor_seed))
+        for f in range(2, track.num_frames, PHOTO_STEP):
+            photo = _frames(track, slice(f, f + 1))
+            for key, kwargs in (("alone", {}), ("actor", {"actor": actor})):
+                take = get_estimator("solver").estimate(photo, SolverSettings(), **kwargs)
+                err[key].append(weight_errors(take.weights, truth["weights"][f:f + 1])[0])
+                err["id_" + key].append(neutral_distance_mm(np.asarray(take.header["identity"]), truth["identity"]))
+    return {"photos": len(err["alone"]), "weight_mae_alone": float(np.mean(err["alone"])),
+            "weight_mae_with_actor": float(np.mean(err["actor"])),
+            "identity_error_alone_mm": float(np.mean(err["id_alone"])),
+            "identity_error_with_actor_mm": float(np.mean(err["id_actor"]))}
 
 
 def run_synthetic(cases: list[SyntheticCase], progress: Optional[Callable[[str], None]] = None) -> dict:
@@ -330,7 +376,7 @@ def run_synthetic(cases: list[SyntheticCase], progress: Optional[Callable[[str],
                          held_pairs=n)
         if case.halves:
             mid = track.num_frames // 2
-            ids = [np.asarray(_solve(_half(track, sl)).header["identity"], np.float32)
+            ids = [np.asarray(_solve(_frames(track, sl)).header["identity"], np.float32)
                    for sl in (slice(0, mid), slice(mid, None))]
             halves_mm.append(neutral_distance_mm(ids[0], ids[1]))
             entry["identity_halves_mm"] = halves_mm[-1]

@@ -188,12 +188,15 @@ def test_quick_synthetic_report(quick_synthetic, tmp_path):
     assert 0.0 <= o["exclusive_violation_rate"] <= 1.0 and o["held_pairs"] > 0
     assert o["identity_halves_mm"] is not None and o["identity_halves_mm"] >= 0
     assert sum(b["frames"] for b in syn["rotation_by_yaw"].values()) == o["frames"]
+    ph = syn["photos"]
+    assert ph["photos"] == 5 and 0.0 < ph["weight_mae_with_actor"] < ph["weight_mae_alone"] < 0.2
+    assert ph["identity_error_with_actor_mm"] < ph["identity_error_alone_mm"]
     path = write_report(quick_synthetic, tmp_path / "r" / "fidelity.json")
     assert json.loads(path.read_text())["synthetic"]["overall"] == o
     console = Console(record=True, width=160)
     console.print(fidelity_table(quick_synthetic))
     text = console.export_text()
-    assert "weight MAE" in text and "<= 0.03" in text and "held-pose jitter" in text
+    assert "weight MAE" in text and "<= 0.03" in text and "held-pose jitter" in text and "single photos" in text
 
 
 def test_cli_fidelity_landmarks(realdata, tmp_path):
