@@ -87,6 +87,13 @@ def _top_units(take, count: int = 8) -> list[tuple[str, float, float]]:
     return [(ARKIT_NAMES[i], float(peak[i]), float(mean[i])) for i in order]
 
 
+def _calmest_frame(take) -> tuple[int, float]:
+    """(frame, summed weights) of the valid frame with the least expression: a candidate rest frame."""
+    total = np.where(take.valid, take.weights.sum(axis=1), np.inf)
+    frame = int(np.argmin(total))
+    return frame, float(total[frame])
+
+
 def _print_take_summary(console: Console, take, path: str) -> None:
     duration = float(take.timestamps[-1] - take.timestamps[0] + 1.0 / take.fps)
     console.print(f"[bold]{escape(str(path))}[/]: {take.num_frames} frames, {int(take.valid.sum())} with a face, "
@@ -134,6 +141,11 @@ def capture(
         take = run_capture(footage, settings, progress=bar)
     path = write_take(output, take)
     _print_take_summary(console, take, path)
+    if take.num_frames > 1 and rest_frame is None and actor is None:
+        frame, total = _calmest_frame(take)
+        console.print(f"calmest frame: {frame} (weights sum to {total:.2f}); if the face is at rest there, "
+                      f"capture again with --rest-frame {frame} to measure expressions from this actor's neutral",
+                      soft_wrap=True)
 
 
 def _name_map_args(name_map: str) -> tuple[str, Optional[str]]:

@@ -105,6 +105,8 @@ def test_capture_command(tmp_path):
     take = read_take(tmp_path / "t.npz")
     assert take.num_frames == 4 and take.header["capture_settings"]["smoothing"] == 0.5
     assert "4 frames, 4 with a face" in res.output and "most active units" in res.output
+    calm = int(take.weights.sum(axis=1).argmin())
+    assert f"calmest frame: {calm} " in res.output and f"--rest-frame {calm}" in res.output
     res = runner.invoke(app, ["capture", clip, "-o", str(tmp_path / "r.npz"), "--device", "cpu", "--rest-frame", "9"])
     assert res.exit_code == 2 and "error[bad_argument]" in res.output and "outside the clip" in res.output
     assert not (tmp_path / "r.npz").exists()
