@@ -619,6 +619,17 @@ class FACEKEY_OT_clear_preview(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class FACEKEY_OT_set_rest_frame(bpy.types.Operator):
+    """Use the current scene frame as the rest frame: the actor's face is at rest here"""
+    bl_idname = "facekey.set_rest_frame"
+    bl_label = "Use current frame"
+
+    def execute(self, context):
+        s = context.scene.facekey
+        s.rest_frame, s.use_rest_frame = context.scene.frame_current, True
+        return {"FINISHED"}
+
+
 class FACEKEY_OT_setup_backend(_BackendJobOperator, bpy.types.Operator):
     """Create the backend environment with Blender's Python and install FaceKey's backend into it"""
     bl_idname = "facekey.setup_backend"
@@ -729,7 +740,8 @@ class FACEKEY_OT_open_log(bpy.types.Operator):
 
 
 _CLASSES = (FACEKEY_OT_capture, FACEKEY_OT_solve_character, FACEKEY_OT_mesh_retarget, FACEKEY_OT_apply_take,
-            FACEKEY_OT_preview_frame, FACEKEY_OT_clear_preview, FACEKEY_OT_setup_backend, FACEKEY_OT_cancel,
+            FACEKEY_OT_preview_frame, FACEKEY_OT_clear_preview, FACEKEY_OT_set_rest_frame, FACEKEY_OT_setup_backend,
+            FACEKEY_OT_cancel,
             FACEKEY_OT_check_backend, FACEKEY_OT_import_csv, FACEKEY_OT_export_csv, FACEKEY_OT_open_log)
 
 register, unregister = bpy.utils.register_classes_factory(_CLASSES)

@@ -68,6 +68,7 @@ class FACEKEY_PT_main(bpy.types.Panel):
         sub = row.row(align=True)
         sub.enabled = s.use_rest_frame
         sub.prop(s, "rest_frame")
+        row.operator("facekey.set_rest_frame", text="", icon="TIME")
         layout.prop(s, "actor_take")
         layout.prop(s, "head_mode")
         if s.head_mode != "NONE":

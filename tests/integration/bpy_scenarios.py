@@ -131,7 +131,8 @@ def face_action_report(pkg) -> dict:
 def sc_install(params) -> dict:
     pkg = install(params)
     ops = [n for n in ("capture", "cancel", "setup_backend", "check_backend", "import_csv", "export_csv", "open_log",
-                       "apply_take", "preview_frame", "clear_preview", "solve_character", "mesh_retarget")
+                       "apply_take", "preview_frame", "clear_preview", "solve_character", "mesh_retarget",
+                       "set_rest_frame")
            if hasattr(bpy.ops.facekey, n)]
     res = {"module": pkg.__name__, "ops": ops, "panel": hasattr(bpy.types, "FACEKEY_PT_main"),
            "scene_prop": hasattr(bpy.context.scene, "facekey"), "version": list(bpy.app.version),
@@ -209,6 +210,10 @@ def sc_capture_settings(params) -> dict:
     s.use_rest_frame, s.actor_take = False, "//takes/actor.npz"
     out["actor"] = ops._capture_settings(s)
     out["blend_dir"] = bpy.path.abspath("//")
+    s.use_rest_frame, s.actor_take = False, ""
+    bpy.context.scene.frame_set(117)
+    out["set_rest_rc"] = call_op(bpy.ops.facekey.set_rest_frame)
+    out["after_set"] = ops._capture_settings(s)
     s.use_rest_frame = True
     s.rest_frame = 100
     try:

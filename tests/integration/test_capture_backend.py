@@ -43,7 +43,8 @@ def test_rest_frame_and_actor_take_reach_the_backend_settings(run_scenario):
     assert ["prop", "use_rest_frame"] in res["panel"] and ["prop", "rest_frame"] in res["panel"]
     assert res["default"] == {"smoothing": 1.0}
     assert res["rest"] == {"smoothing": 1.0, "rest_frame": 29}     # scene frame 130, footage starts at 101
-    assert ["prop", "actor_take"] in res["panel"]
+    assert ["prop", "actor_take"] in res["panel"] and ["operator", "facekey.set_rest_frame"] in res["panel"]
+    assert res["set_rest_rc"] == ["FINISHED"] and res["after_set"] == {"smoothing": 1.0, "rest_frame": 16}
     assert res["actor"] == {"smoothing": 1.0, "actor_take": res["blend_dir"] + "takes/actor.npz"}
     err = res["before_footage"]
     assert err["code"] == "bad_argument" and "before the footage" in err["message"] and err["hint"]
