@@ -27,6 +27,16 @@ def test_scream_opens_the_jaw_far_more_than_neutral(photos):
     assert scream - neutral > 0.4, f"jawOpen scream {scream:.3f} vs neutral {neutral:.3f}"
 
 
+def test_eyes_looking_into_the_lens_read_as_looking_ahead(photos):
+    """The neutral portrait and the smile photo both look into the camera: no vertical gaze
+    (before REST_IRIS_RAISE_M the solver read about +0.3 / +0.4 eyeLookUp on them)."""
+    for name in ("neutral", "smile"):
+        w = photos[name].weights[0]
+        pitch = (w[INDEX["eyeLookUpLeft"]] + w[INDEX["eyeLookUpRight"]]
+                 - w[INDEX["eyeLookDownLeft"]] - w[INDEX["eyeLookDownRight"]]) / 2
+        assert abs(pitch) < 0.15, f"{name}: eyeLookUp - eyeLookDown = {pitch:.3f}"
+
+
 def test_smile_raises_both_smile_units(photos):
     w = photos["smile"].weights[0]
     left, right = w[INDEX["mouthSmileLeft"]], w[INDEX["mouthSmileRight"]]

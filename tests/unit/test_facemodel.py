@@ -164,6 +164,18 @@ def test_rest_lids_sit_where_mediapipe_puts_them(model):
     np.testing.assert_allclose(n[far], canonical[far], atol=1e-6)
 
 
+def test_rest_irises_sit_above_the_eye_contour_centre(model):
+    """MediaPipe's irises of a person looking into the lens sit REST_IRIS_RAISE_M above the centre of
+    the canonical eye contour; whole irises move (rings with their centres), nothing else."""
+    from backend.facemodel.canonical import NUM_MESH, load_canonical
+    from backend.facemodel.model import REST_IRIS_RAISE_M
+
+    canonical, _ = load_canonical()
+    d = model.neutral[NUM_MESH:].astype(np.float64) - canonical[NUM_MESH:]
+    np.testing.assert_allclose(d, np.tile([0.0, REST_IRIS_RAISE_M, 0.0], (len(d), 1)), atol=1e-6)
+    assert 1 * MM <= REST_IRIS_RAISE_M <= 3 * MM
+
+
 def test_vertices_is_linear(model):
     rng = np.random.default_rng(0)
     w = rng.uniform(0, 1, (3, 52))
