@@ -20,7 +20,8 @@ from pathlib import Path
 
 from .protocol.errors import FaceKeyError
 
-__all__ = ["run_blender_script", "staged_addon", "headless_script", "bake_take_file", "build_head_blend"]
+__all__ = ["run_blender_script", "staged_addon", "headless_script", "bake_take_file", "bake_take_folder",
+           "build_head_blend"]
 
 REPO = Path(__file__).resolve().parents[1]
 _HINT_BLENDER = ("Install the Blender module (pip install 'facekey[blender]'), put `blender` on PATH, "
@@ -122,9 +123,10 @@ def headless_script() -> str:
 
 
 def run_headless(args: list[str], blender: str | None, log_path=None, timeout=None, python_paths=None, *,
-                 script: str | None = None) -> dict:
+                 script: str | None = None, ok_codes: tuple[int, ...] = (0,)) -> dict:
     """Run a headless script of the staged add-on (default ``headless.py``) with ``args`` plus
-    ``--report FILE``; return the JSON report it wrote, or raise its FaceKeyError / ``blender_failed``."""
+    ``--report FILE``; return the JSON report it wrote, or raise its FaceKeyError / ``blender_failed``
+    (an exit code outside ``ok_codes``)."""
     with tempfile.TemporaryDirectory(prefix="facekey-run-") as tmp:
         report_path = os.path.join(tmp, "report.json")
         proc = run_blender_script(script or headless_script(), [*args, "--report", report_path], blender=blender,
@@ -135,7 +137,7 @@ def run_headless(args: list[str], blender: str | None, log_path=None, timeout=No
                 report = json.load(f)
     if isinstance(report, dict) and "error" in report:
         raise FaceKeyError.from_dict(report["error"])
-    if proc.returncode != 0 or report is None:
+    if proc.returncode not in ok_codes or report is None:
         out = ((proc.stdout or "") + (proc.stderr or ""))[-2000:] if not log_path else f"see {log_path}"
         raise FaceKeyError("blender_failed", f"The headless Blender run failed (exit code {proc.returncode}): {out}",
                            "Check that the .blend opens in this Blender version; the log shows the traceback.")
@@ -162,8 +164,15 @@ def bake_take_file(take_path, blend_in, blend_out, objects: list[str], *, name_m
         ``{"objects": {name: {"action", "mapped", "unmapped_units", "unused_keys"}},
         "skipped": {name: reason}, "frames": int, "head": action name or None, "output": path}``.
     """
-    args = ["bake", "--take", os.fspath(take_path), "--objects", ",".join(objects), "-o", os.fspath(blend_out),
-            "--name-map", name_map, "--start-frame", str(float(start_frame))]
+    args = ["bake", "--take", os.fspath(take_path), *_target_args(blend_in, blend_out, objects, name_map, map_path,
+                                                                  start_frame, head_target)]
+    return run_headless(args, blender, log_path, timeout, python_paths)
+
+
+def _target_args(blend_in, blend_out, objects, name_map, map_path, start_frame, head_target) -> list[str]:
+    """The headless options ``bake`` and ``batch`` share."""
+    args = ["--objects", ",".join(objects), "-o", os.fspath(blend_out), "--name-map", name_map,
+            "--start-frame", str(float(start_frame))]
     if blend_in:
         args += ["--open", os.fspath(blend_in)]
     if map_path:
@@ -172,7 +181,28 @@ def bake_take_file(take_path, blend_in, blend_out, objects: list[str], *, name_m
         args += ["--head-object", head_target[0], "--head-bone", head_target[1]]
     elif head_target:
         args += ["--head-object", head_target]
-    return run_headless(args, blender, log_path, timeout, python_paths)
+    return args
+
+
+def bake_take_folder(takes_dir, blend_in, blend_out, objects: list[str], *, name_map: str = "auto",
+                     map_path: str | None = None, start_frame: float = 1, head_target=None,
+                     blender: str | None = None, log_path=None, timeout: float | None = None,
+                     python_paths: list[str] | None = None) -> dict:
+    """Bake every take in ``takes_dir`` (Take .npz, Live Link Face .csv) onto ``objects`` of ``blend_in``,
+    one new action per take named after its file, in one Blender run; save ``blend_out`` (``facekey batch``).
+
+    Arguments as :func:`bake_take_file`.  A take that fails does not stop the others.
+
+    Returns:
+        ``{"takes": {path: bake report (as bake_take_file's)}, "failed": {path: {code, message, hint}},
+        "output": path}``.
+
+    Raises:
+        FaceKeyError: no take in the folder, a missing target, or no take baked (nothing is saved).
+    """
+    args = ["batch", "--takes", os.fspath(takes_dir), *_target_args(blend_in, blend_out, objects, name_map,
+                                                                     map_path, start_frame, head_target)]
+    return run_headless(args, blender, log_path, timeout, python_paths, ok_codes=(0, 3))
 
 
 def build_head_blend(face_model_npz, take_path, blend_out, preview_png=None, *, blender: str | None = None,

@@ -1,4 +1,4 @@
-"""The ``facekey`` command line: capture, bake, CSV import/export, demo, benchmarks.
+"""The ``facekey`` command line: capture, bake (one take or a folder), CSV import/export, demo, benchmarks.
 
 Errors a user can act on (FaceKeyError) print ``error[code]: message`` and
 ``hint: ...`` in red and exit with code 2; anything else is a bug and prints
@@ -183,34 +183,93 @@ def bake(
     from .blender_runner import bake_take_file
     from .protocol.take import read_take
 
-    names = [n.strip() for n in objects.split(",") if n.strip()]
-    if not names:
-        raise FaceKeyError("no_targets", "--objects names no object.", "Pass mesh names, e.g. --objects Head,Beard.")
-    if not character.is_file():
-        raise FaceKeyError("file_missing", f"Character file not found: {character}", "Check the .blend path.")
+    names = _target_names(objects, character)
     if mode not in ("namemap", "solve"):
         raise FaceKeyError("bad_argument", f"--mode {mode!r} is not namemap or solve.", "Use --mode namemap or --mode solve.")
     if mode == "solve":
         _bake_solve(take, character, output, names, keys or [], exclude_keys or [], start_frame, blender)
         return
-    if head_bone and head_object:
-        raise FaceKeyError("bad_argument", "--head-bone and --head-object are exclusive.", "Pass only one of them.")
-    head_target = None
-    if head_bone:
-        armature, sep, bone = head_bone.partition(":")
-        if not sep or not armature or not bone:
-            raise FaceKeyError("bad_argument", f"--head-bone {head_bone!r} is not ARMATURE:BONE.",
-                               "Write the armature object and bone names, e.g. --head-bone Rig:head.")
-        head_target = (armature, bone)
-    elif head_object:
-        head_target = head_object
+    head_target = _head_target(head_bone, head_object)
     read_take(take)  # fail fast on a bad take, before Blender starts
     kind, map_path = _name_map_args(name_map)
     console = Console()
     with console.status("baking in Blender"):
         report = bake_take_file(take, character, output, names, name_map=kind, map_path=map_path,
                                 start_frame=start_frame, head_target=head_target, blender=blender)
+    console.print(f"[bold]{escape(str(report.get('output')))}[/]: {report.get('frames')} frames baked")
     _print_bake_report(console, report)
+
+
+#: Exit code of ``facekey batch`` when some takes could not be baked (the others are saved).
+EXIT_SOME_TAKES_FAILED = 3
+
+
+@app.command()
+@_handle_errors
+def batch(
+    takes: Path = typer.Argument(..., help="Folder of takes: Take .npz files and Live Link Face .csv files."),
+    character: Path = typer.Argument(..., help="Character .blend holding the target meshes."),
+    output: Path = typer.Option(..., "-o", "--output", help=".blend to write, a new action per take (the input is "
+                                "not modified)."),
+    objects: str = typer.Option(..., "--objects", help="Comma-separated mesh object names with shape keys."),
+    name_map: str = typer.Option("auto", "--name-map", help="auto | arkit | livelink | FILE.json"),
+    start_frame: float = typer.Option(1.0, "--start-frame", help="Scene frame of each take's first frame."),
+    head_bone: Optional[str] = typer.Option(None, "--head-bone", help="ARMATURE:BONE that receives head rotation."),
+    head_object: Optional[str] = typer.Option(None, "--head-object", help="Object that receives head rotation."),
+    blender: Optional[str] = typer.Option(None, "--blender", help="Blender executable (default: bpy module)."),
+) -> None:
+    """Bake every take in the folder TAKES onto shape keys of objects in CHARACTER, in one Blender run.
+
+    Each take gets its own new actions, named after its file (FK_<stem>, and FK_<stem>_head for the
+    head rotation); existing actions are kept.  A take that cannot be read or baked is listed and
+    the others still bake; the exit code is then 3.
+    """
+    from .blender_runner import bake_take_folder
+    from .protocol.takefolder import take_files
+
+    names = _target_names(objects, character)
+    head_target = _head_target(head_bone, head_object)
+    paths = take_files(takes)  # fail fast on an empty folder, before Blender starts
+    kind, map_path = _name_map_args(name_map)
+    console = Console()
+    with console.status(f"baking {len(paths)} takes in Blender"):
+        report = bake_take_folder(takes, character, output, names, name_map=kind, map_path=map_path,
+                                  start_frame=start_frame, head_target=head_target, blender=blender)
+    console.print(f"[bold]{escape(str(report['output']))}[/]: {len(report['takes'])} of {len(paths)} takes baked",
+                  soft_wrap=True)
+    for path, take_report in report["takes"].items():
+        console.print(f"[bold]{escape(os.path.basename(path))}[/]: {take_report.get('frames')} frames")
+        _print_bake_report(console, take_report)
+    for path, err in report["failed"].items():
+        console.print(f"[bold red]{escape(os.path.basename(path))} not baked[/] \\[{escape(err['code'])}]: "
+                      f"{escape(err['message'])}", soft_wrap=True)
+        if err.get("hint"):
+            console.print(f"  [red]hint:[/] {escape(err['hint'])}", soft_wrap=True)
+    if report["failed"]:
+        raise typer.Exit(EXIT_SOME_TAKES_FAILED)
+
+
+def _target_names(objects: str, character: Path) -> list[str]:
+    """``--objects`` split into names; the character file must exist."""
+    names = [n.strip() for n in objects.split(",") if n.strip()]
+    if not names:
+        raise FaceKeyError("no_targets", "--objects names no object.", "Pass mesh names, e.g. --objects Head,Beard.")
+    if not character.is_file():
+        raise FaceKeyError("file_missing", f"Character file not found: {character}", "Check the .blend path.")
+    return names
+
+
+def _head_target(head_bone: Optional[str], head_object: Optional[str]):
+    """``--head-bone ARMATURE:BONE`` -> (armature, bone), ``--head-object`` -> name, neither -> None."""
+    if head_bone and head_object:
+        raise FaceKeyError("bad_argument", "--head-bone and --head-object are exclusive.", "Pass only one of them.")
+    if not head_bone:
+        return head_object or None
+    armature, sep, bone = head_bone.partition(":")
+    if not sep or not armature or not bone:
+        raise FaceKeyError("bad_argument", f"--head-bone {head_bone!r} is not ARMATURE:BONE.",
+                           "Write the armature object and bone names, e.g. --head-bone Rig:head.")
+    return armature, bone
 
 
 def _bake_solve(take: Path, character: Path, output: Path, names: list[str], keys: list[str],
@@ -239,9 +298,10 @@ def _bake_solve(take: Path, character: Path, output: Path, names: list[str], key
 
 
 def _print_bake_report(console: Console, report: dict) -> None:
-    console.print(f"[bold]{escape(str(report.get('output')))}[/]: {report.get('frames')} frames baked")
+    """The per-object lines of one take's bake report: actions, mapped/unmapped units, skipped objects."""
     for name, info in report.get("objects", {}).items():
-        console.print(f"  [bold]{name}[/]: action {info.get('action')!r}, {len(info.get('mapped', {}))} units mapped")
+        console.print(f"  [bold]{name}[/]: action {info.get('action')!r}, {len(info.get('mapped', {}))} units mapped",
+                      soft_wrap=True)
         if info.get("unmapped_units"):
             console.print(f"    units without a shape key: {', '.join(info['unmapped_units'])}", soft_wrap=True)
         if info.get("unused_keys"):

@@ -10,11 +10,17 @@ Run it either way (the same code runs in both)::
 Commands:
   bake   --take T --objects A,B -o OUT [--open IN] [--name-map auto|arkit|livelink|custom]
          [--map-path P] [--start-frame F] [--head-object O [--head-bone B]] [--report R.json]
+  batch  --takes DIR, then the options of bake: every take in DIR (Take .npz, Live Link Face
+         .csv) baked into its own new action ``FK_<file stem>``, one OUT for the folder
   demo   --head-npz H --take T -o OUT [--preview PNG] [--report R.json]
          (H: vertices (N,3), triangles (F,3), unit_deltas (52,N,3) metres, names (52,))
 
 The report (JSON) is the bake report, or ``{"error": {code, message, hint}}``;
-the exit code is 0 on success, 2 on a FaceKeyError.
+the exit code is 0 on success, 2 on a FaceKeyError.  A batch goes on past a
+take that cannot be read or baked: its report lists each take's bake report
+under ``takes`` and each failed take's error under ``failed``, OUT is saved
+with the takes that did bake, and the exit code is 3 when any take failed
+(2, and nothing saved, when none baked).
 """
 from __future__ import annotations
 
@@ -34,15 +40,15 @@ if __name__ == "__main__" and not __package__:
 
 from .protocol.errors import FaceKeyError  # noqa: E402
 
-__all__ = ["main", "bake_command", "demo_command"]
+__all__ = ["main", "bake_command", "batch_command", "demo_command", "EXIT_SOME_TAKES_FAILED"]
+
+#: Exit code of a batch that saved its output but could not bake every take.
+EXIT_SOME_TAKES_FAILED = 3
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="facekey-headless")
-    sub = p.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("bake", help="bake a Take onto objects of a .blend")
+def _target_arguments(b: argparse.ArgumentParser) -> None:
+    """The options ``bake`` and ``batch`` share: input/output .blend, targets, name map, timing."""
     b.add_argument("--open", dest="blend_in", default=None)
-    b.add_argument("--take", required=True)
     b.add_argument("--objects", required=True, help="comma-separated object names")
     b.add_argument("-o", "--output", required=True)
     b.add_argument("--name-map", default="auto", choices=["auto", "arkit", "livelink", "custom"])
@@ -51,6 +57,17 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--head-object", default=None)
     b.add_argument("--head-bone", default=None)
     b.add_argument("--report", default=None)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="facekey-headless")
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("bake", help="bake a Take onto objects of a .blend")
+    b.add_argument("--take", required=True)
+    _target_arguments(b)
+    t = sub.add_parser("batch", help="bake every take of a folder onto objects of a .blend, a new action each")
+    t.add_argument("--takes", required=True, help="folder of Take .npz and Live Link Face .csv files")
+    _target_arguments(t)
     d = sub.add_parser("demo", help="build a head with ARKit shape keys and bake a Take onto it")
     d.add_argument("--head-npz", required=True)
     d.add_argument("--take", required=True)
@@ -77,24 +94,70 @@ def save_blend(path: str) -> None:
     bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(path), check_existing=False)
 
 
+def _open_targets(args):
+    """Open ``args.blend_in`` (if given); return ``(objects, head target or None, name map)``."""
+    import bpy
+
+    from .protocol.namemap import load_name_map
+    if args.blend_in:
+        if not os.path.isfile(args.blend_in):
+            raise FaceKeyError("file_missing", f".blend not found: {args.blend_in}", "Check the path of the input .blend.")
+        bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.blend_in))
+    names = [n.strip() for n in args.objects.split(",") if n.strip()]
+    objects = [find_object(n) for n in names]
+    head = find_object(args.head_object) if args.head_object else None
+    return objects, head, load_name_map(args.name_map, args.map_path)
+
+
 def bake_command(args) -> dict:
     """Open ``args.blend_in`` (if given), bake ``args.take`` onto ``args.objects``, save ``args.output``."""
     import bpy
 
     from .bake.apply import bake_take
-    from .protocol.namemap import load_name_map
     from .protocol.take import read_take
-    if args.blend_in:
-        if not os.path.isfile(args.blend_in):
-            raise FaceKeyError("file_missing", f".blend not found: {args.blend_in}", "Check the path of the input .blend.")
-        bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.blend_in))
+    objects, head, name_map = _open_targets(args)
     take = read_take(args.take)
-    names = [n.strip() for n in args.objects.split(",") if n.strip()]
-    objects = [find_object(n) for n in names]
-    head = find_object(args.head_object) if args.head_object else None
-    report = bake_take(take, objects, load_name_map(args.name_map, args.map_path), scene=bpy.context.scene,
+    report = bake_take(take, objects, name_map, scene=bpy.context.scene,
                        source=take.header.get("source") or args.take, start_frame=args.start_frame,
                        take_path=os.path.abspath(args.take), head_target=head, head_bone=args.head_bone)
+    save_blend(args.output)
+    report["output"] = os.path.abspath(args.output)
+    return report
+
+
+def batch_command(args) -> dict:
+    """Bake every take in the folder ``args.takes`` onto ``args.objects``, each into new actions named
+    after its file (``FK_<stem>``, ``FK_<stem>_head``), and save ``args.output`` once.
+
+    A take that cannot be read or baked is recorded under ``failed`` and the
+    batch goes on; targets that are missing stop it before anything is baked.
+
+    Returns:
+        ``{"takes": {path: bake report}, "failed": {path: {code, message, hint}}, "output": path}``.
+
+    Raises:
+        FaceKeyError: when the folder holds no take, a target is missing, or no take baked
+        (the first take's error; nothing is saved).
+    """
+    import bpy
+
+    from .bake.apply import bake_take
+    from .protocol.takefolder import read_any_take, take_files
+    paths = take_files(args.takes)
+    objects, head, name_map = _open_targets(args)
+    report = {"takes": {}, "failed": {}}
+    for i, path in enumerate(paths):
+        print(f"FaceKey batch: take {i + 1}/{len(paths)}: {os.path.basename(path)}", flush=True)
+        try:
+            report["takes"][path] = bake_take(read_any_take(path), objects, name_map, scene=bpy.context.scene,
+                                              source=path, start_frame=args.start_frame, take_path=path,
+                                              head_target=head, head_bone=args.head_bone)
+        except FaceKeyError as e:
+            report["failed"][path] = e.to_dict()
+    if not report["takes"]:
+        first = report["failed"][paths[0]]
+        raise FaceKeyError(first["code"], f"No take in {args.takes} could be baked; "
+                           f"{os.path.basename(paths[0])}: {first['message']}", first["hint"])
     save_blend(args.output)
     report["output"] = os.path.abspath(args.output)
     return report
@@ -164,13 +227,19 @@ def _add_camera_and_light(scene, verts) -> None:
 def main(argv: list[str]) -> int:
     """Parse ``argv`` (after ``--``), run the command, write the report; 0 on success, 2 on FaceKeyError."""
     args = _parser().parse_args(argv)
-    return run_reporting(lambda: bake_command(args) if args.command == "bake" else demo_command(args), args.report)
+    command = {"bake": bake_command, "batch": batch_command, "demo": demo_command}[args.command]
+    return run_reporting(lambda: command(args), args.report)
 
 
 def run_reporting(step, report_path: str | None) -> int:
-    """Run ``step()``; write its dict (or ``{"error": ...}``) to ``report_path``; 0 on success, 2 on FaceKeyError."""
+    """Run ``step()``; write its dict (or ``{"error": ...}``) to ``report_path``.
+
+    Exit code: 0 on success, 2 on a FaceKeyError, :data:`EXIT_SOME_TAKES_FAILED` when the
+    report lists ``failed`` takes.
+    """
     try:
-        report, code = step(), 0
+        report = step()
+        code = EXIT_SOME_TAKES_FAILED if report.get("failed") else 0
     except FaceKeyError as e:
         report, code = {"error": e.to_dict()}, 2
         print(f"FaceKey error [{e.code}]: {e}", file=sys.stderr)

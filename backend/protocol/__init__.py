@@ -7,6 +7,7 @@ verbatim into the add-on (as ``facekey/protocol``).  Modules: ``errors``
 (Live Link Face CSV), ``namemap`` (unit-name -> shape-key maps),
 ``rotations`` (quaternion/Euler helpers), ``keytake`` (character key curves),
 ``npzfile`` (versioned .npz files: atomic write, strict read), ``pc2``
-(Point Cache 2 files for Blender's Mesh Cache modifier), ``axes`` (head frame <-> Blender axes).
+(Point Cache 2 files for Blender's Mesh Cache modifier), ``axes`` (head frame <-> Blender axes),
+``takefolder`` (the takes of a folder, for batch bakes).
 """
 from .errors import FaceKeyError  # noqa: F401

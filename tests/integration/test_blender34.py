@@ -1,4 +1,5 @@
-"""Debian's Blender 3.4 binary: the legacy zip installs with addon_install, enables, and bakes."""
+"""Debian's Blender 3.4 binary: the legacy zip installs with addon_install, enables, and bakes (one take,
+and a folder of takes in one `blender -b` run)."""
 from __future__ import annotations
 
 import os
@@ -59,3 +60,26 @@ def test_bake_take_file_with_the_blender_34_binary(tmp_path):
                        python_paths=extra, timeout=120)
     assert err.value.code == "no_shape_keys" and err.value.hint
     assert not (tmp_path / "out2.blend").exists()
+
+
+def test_batch_bakes_a_take_folder_with_the_blender_34_binary(tmp_path):
+    import subprocess
+
+    from backend.blender_runner import bake_take_folder
+    from backend.protocol.livelink import write_livelink_csv
+    from backend.protocol.take import write_take
+    blend_in = tmp_path / "head34.blend"
+    subprocess.run([BLENDER_34, "-b", "--factory-startup", "--python-exit-code", "1", "--python-expr",
+                    _MAKE_CHARACTER % blend_in], check=True, capture_output=True, timeout=120)
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    write_take(takes / "a.npz", synthetic_take(30, 30.0))
+    write_livelink_csv(takes / "b.csv", synthetic_take(12, 30.0))
+    (takes / "c.npz").write_bytes(b"x")
+    report = bake_take_folder(takes, blend_in, tmp_path / "out.blend", ["Head"], blender=BLENDER_34,
+                              python_paths=[str(numpy_path_dir(tmp_path))], timeout=120)
+    assert {os.path.basename(p): r["objects"]["Head"]["action"] for p, r in report["takes"].items()} == {
+        "a.npz": "FK_a", "b.csv": "FK_b"}
+    assert [r["frames"] for r in report["takes"].values()] == [30, 12]
+    assert {os.path.basename(p): e["code"] for p, e in report["failed"].items()} == {"c.npz": "take_invalid"}
+    assert (tmp_path / "out.blend").is_file()

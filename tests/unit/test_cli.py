@@ -1,4 +1,4 @@
-"""The facekey command line: CSV import/export, errors, capture, bake argument checks."""
+"""The facekey command line: CSV import/export, errors, capture, bake and batch argument checks."""
 from __future__ import annotations
 
 import subprocess
@@ -66,6 +66,24 @@ def test_bake_checks_arguments_before_starting_blender(tmp_path):
     res = runner.invoke(app, ["bake", take, str(tmp_path / "none.blend"), "-o", "x.blend", "--objects", "Head"])
     assert res.exit_code == 2 and "error[file_missing]" in res.output
     assert not (tmp_path / "out.blend").exists()
+
+
+def test_batch_checks_arguments_before_starting_blender(tmp_path):
+    blend = tmp_path / "char.blend"
+    blend.write_bytes(b"BLENDER")
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    out = tmp_path / "out.blend"
+    res = runner.invoke(app, ["batch", str(takes), str(blend), "-o", str(out), "--objects", "Head"])
+    assert res.exit_code == 2 and "error[file_missing]" in res.output and "No takes" in res.output, res.output
+    _take(takes)
+    for extra, want in ((["--objects", ","], "error[no_targets]"),
+                        (["--objects", "Head", "--head-bone", "Rig"], "error[bad_argument]")):
+        res = runner.invoke(app, ["batch", str(takes), str(blend), "-o", str(out), *extra])
+        assert res.exit_code == 2 and want in res.output, (extra, res.output)
+    res = runner.invoke(app, ["batch", str(tmp_path / "none"), str(blend), "-o", str(out), "--objects", "Head"])
+    assert res.exit_code == 2 and "error[file_missing]" in res.output and "Take folder not found" in res.output
+    assert not out.exists()
 
 
 def test_capture_rejects_bad_settings(tmp_path):
