@@ -217,29 +217,51 @@ def batch(
     head_bone: Optional[str] = typer.Option(None, "--head-bone", help="ARMATURE:BONE that receives head rotation."),
     head_object: Optional[str] = typer.Option(None, "--head-object", help="Object that receives head rotation."),
     blender: Optional[str] = typer.Option(None, "--blender", help="Blender executable (default: bpy module)."),
+    mode: str = typer.Option("namemap", "--mode", help="namemap (keys named like ARKit units) | solve (solve for "
+                             "the character's own keys; one object; CHARACTER may be a .glb; measured once)."),
+    keys: Optional[list[str]] = typer.Option(None, "--keys", help="--mode solve: glob of keys to drive (repeatable)."),
+    exclude_keys: Optional[list[str]] = typer.Option(None, "--exclude-keys", help="--mode solve: glob of keys never driven."),
 ) -> None:
     """Bake every take in the folder TAKES onto shape keys of objects in CHARACTER, in one Blender run.
 
     Each take gets its own new actions, named after its file (FK_<stem>, and FK_<stem>_head for the
-    head rotation); existing actions are kept.  A take that cannot be read or baked is listed and
-    the others still bake; the exit code is then 3.
+    head rotation); existing actions are kept.  A take that cannot be read, solved or baked is
+    listed and the others still bake; the exit code is then 3.
     """
     from .blender_runner import bake_take_folder
     from .protocol.takefolder import take_files
 
     names = _target_names(objects, character)
+    if mode not in ("namemap", "solve"):
+        raise FaceKeyError("bad_argument", f"--mode {mode!r} is not namemap or solve.", "Use --mode namemap or --mode solve.")
     head_target = _head_target(head_bone, head_object)
     paths = take_files(takes)  # fail fast on an empty folder, before Blender starts
-    kind, map_path = _name_map_args(name_map)
     console = Console()
-    with console.status(f"baking {len(paths)} takes in Blender"):
-        report = bake_take_folder(takes, character, output, names, name_map=kind, map_path=map_path,
-                                  start_frame=start_frame, head_target=head_target, blender=blender)
+    if mode == "solve":
+        from .retarget.character_solve import SolveSettings
+        from .retarget.pipeline import solve_bake_folder
+
+        if len(names) != 1 or head_target is not None:
+            raise FaceKeyError("bad_argument", "--mode solve takes exactly one object in --objects and no head target.",
+                               "Name the mesh that carries the face's shape keys, e.g. --objects Face.")
+        with console.status(f"measuring, solving and baking {len(paths)} takes"):
+            report = solve_bake_folder(takes, character, output, names[0], start_frame=start_frame, blender=blender,
+                                       settings=SolveSettings(keys=keys or [], exclude=exclude_keys or []))
+    else:
+        kind, map_path = _name_map_args(name_map)
+        with console.status(f"baking {len(paths)} takes in Blender"):
+            report = bake_take_folder(takes, character, output, names, name_map=kind, map_path=map_path,
+                                      start_frame=start_frame, head_target=head_target, blender=blender)
     console.print(f"[bold]{escape(str(report['output']))}[/]: {len(report['takes'])} of {len(paths)} takes baked",
                   soft_wrap=True)
     for path, take_report in report["takes"].items():
         console.print(f"[bold]{escape(os.path.basename(path))}[/]: {take_report.get('frames')} frames")
-        _print_bake_report(console, take_report)
+        if mode == "solve":
+            console.print(f"  action {take_report['action']!r}, key take {escape(take_report['key_take'])}",
+                          soft_wrap=True)
+            _print_solve_report(console, take_report["solve"])
+        else:
+            _print_bake_report(console, take_report)
     for path, err in report["failed"].items():
         console.print(f"[bold red]{escape(os.path.basename(path))} not baked[/] \\[{escape(err['code'])}]: "
                       f"{escape(err['message'])}", soft_wrap=True)
@@ -285,9 +307,13 @@ def _bake_solve(take: Path, character: Path, output: Path, names: list[str], key
     with console.status("measuring, solving and baking"):
         report = solve_bake(take, character, output, names[0], settings=SolveSettings(keys=keys, exclude=exclude),
                             start_frame=start_frame, blender=blender)
-    solve = report["solve"]
     console.print(f"[bold]{escape(str(report['output']))}[/]: {report['frames']} frames baked, action "
                   f"{report['action']!r}, key take {escape(report['key_take'])}")
+    _print_solve_report(console, report["solve"])
+
+
+def _print_solve_report(console: Console, solve: dict) -> None:
+    """Keys driven, motion left over, units the character cannot reproduce (one take's character solve)."""
     used = sorted(((v["peak"], k) for k, v in solve["keys"].items() if v["peak"] > 0.05), reverse=True)
     console.print(f"  keys driven: {', '.join(f'{k} ({p:.2f})' for p, k in used) or 'none'}", soft_wrap=True)
     console.print(f"  motion left unreproduced: {solve['take_residual']:.0%} ({solve['points']} face points, "

@@ -164,8 +164,11 @@ def unit_residuals(rig: CharacterRig, settings: SolveSettings) -> dict[str, floa
     return {ARKIT_NAMES[u]: float(min(r, 1.0)) for u, r in zip(moving, res)}
 
 
-def retarget_take(take: Take, ck: CharacterKeys, model, settings: SolveSettings | None = None) -> tuple[KeyTake, dict]:
+def retarget_take(take: Take, ck: CharacterKeys, model, settings: SolveSettings | None = None,
+                  rig: CharacterRig | None = None) -> tuple[KeyTake, dict]:
     """Solve the character's key values for every valid frame of ``take``.
+
+    ``rig``: ``build_rig(ck, model, settings)`` when already built (a batch of takes on one character).
 
     Returns:
         (KeyTake with the driven keys' values (T, K) in [0, 1] (invalid frames
@@ -183,7 +186,7 @@ def retarget_take(take: Take, ck: CharacterKeys, model, settings: SolveSettings 
     if not take.valid.any():
         raise FaceKeyError("no_face", "The take has no valid (tracked) frame to retarget.",
                            "Use footage where the face is visible, or check the face index.")
-    rig = build_rig(ck, model, s)
+    rig = rig or build_rig(ck, model, s)
     rows = np.flatnonzero(take.valid)
     w = take.weights[rows].astype(np.float64)
     targets = np.einsum("tu,upd->tpd", w, rig.unit_motion)

@@ -6,6 +6,8 @@ object's ``CharacterKeys``; (2) :func:`retarget_take` solves the character's
 key values (``KeyTake``); (3) ``bake-keys`` writes them as a new Action into
 a copy of the character.  A .glb character that needs
 ``EXT_meshopt_compression`` is unpacked first (Blender cannot import it).
+:func:`solve_bake_folder` does the same for a folder of takes: one
+measurement, one solve per take, one bake run for all of them.
 """
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ from ..blender_runner import run_headless, staged_addon
 from ..protocol.errors import FaceKeyError
 from ..protocol.keytake import read_character_keys, write_key_take
 from ..protocol.take import read_take
-from .character_solve import SolveSettings, retarget_take
+from ..protocol.takefolder import read_any_take, take_files
+from .character_solve import SolveSettings, build_rig, retarget_take
 from .gltf_meshopt import needs_meshopt_unpack, unpack_meshopt_glb
 
-__all__ = ["run_retarget_step", "solve_bake"]
+__all__ = ["run_retarget_step", "solve_bake", "solve_bake_folder"]
 
 
 def run_retarget_step(args: list[str], *, blender: str | None = None, timeout: float | None = None,
@@ -77,5 +80,60 @@ def solve_bake(take_path, character, blend_out, object_name: str, *, settings: S
         baked = run_retarget_step(["bake-keys", *src, "--object", object_name, "--key-take", kt_path,
                                    "-o", os.fspath(blend_out), "--start-frame", str(float(start_frame))],
                                   blender=blender, timeout=timeout, python_paths=python_paths)
-    return {"output": baked["output"], "action": baked["action"], "key_take": os.path.abspath(kt_path),
-            "frames": baked["frames"], "solve": report}
+    one = baked["baked"][0]
+    return {"output": baked["output"], "action": one["action"], "key_take": os.path.abspath(kt_path),
+            "frames": one["frames"], "solve": report}
+
+
+def solve_bake_folder(takes_dir, character, blend_out, object_name: str, *, settings: SolveSettings | None = None,
+                      start_frame: float = 1.0, key_dir=None, blender: str | None = None,
+                      timeout: float | None = None, python_paths: list[str] | None = None) -> dict:
+    """:func:`solve_bake` for every take in ``takes_dir`` (Take .npz, Live Link Face .csv): the character
+    is measured once, each take solved, and all are baked in one Blender run, each into a new action
+    named after its file (``FK_<stem>``).  A take that cannot be read or solved is listed, the others go on.
+
+    Args:
+        key_dir: folder for the solved KeyTakes (``<stem>_keys.npz``; default ``<blend_out stem>_keys``).
+        Others as :func:`solve_bake`.
+
+    Returns:
+        ``{"output", "takes": {path: {"action", "frames", "key_take", "solve": report}},
+        "failed": {path: {code, message, hint}}}``.
+
+    Raises:
+        FaceKeyError: no take in the folder, the character or object is unusable, or no take could be
+        solved (the first take's error; nothing is written).
+    """
+    from ..facemodel import load_face_model
+
+    paths = take_files(takes_dir)
+    key_dir = os.fspath(key_dir or os.path.splitext(os.fspath(blend_out))[0] + "_keys")
+    solved, failed = {}, {}
+    with tempfile.TemporaryDirectory(prefix="facekey-solve-") as tmp:
+        src = _source_args(os.fspath(character), tmp)
+        char_path = os.path.join(tmp, "character.npz")
+        run_retarget_step(["measure", *src, "--object", object_name, "-o", char_path], blender=blender,
+                          timeout=timeout, python_paths=python_paths)
+        ck, model = read_character_keys(char_path), load_face_model()
+        rig = build_rig(ck, model, settings)    # a character the solve cannot use stops the batch here
+        for path in paths:
+            try:
+                kt, report = retarget_take(read_any_take(path), ck, model, settings, rig)
+            except FaceKeyError as e:
+                failed[path] = e.to_dict()
+                continue
+            kt.header["source_take"] = path
+            stem = os.path.splitext(os.path.basename(path))[0]
+            solved[path] = (write_key_take(os.path.join(key_dir, f"{stem}_keys.npz"), kt), report)
+        if not solved:
+            first = failed[paths[0]]
+            raise FaceKeyError(first["code"], f"No take in {takes_dir} could be solved; "
+                               f"{os.path.basename(paths[0])}: {first['message']}", first["hint"])
+        args = ["bake-keys", *src, "--object", object_name, "-o", os.fspath(blend_out),
+                "--start-frame", str(float(start_frame))]
+        for kt_path, _ in solved.values():
+            args += ["--key-take", kt_path]
+        baked = run_retarget_step(args, blender=blender, timeout=timeout, python_paths=python_paths)
+    takes = {path: {"action": b["action"], "frames": b["frames"], "key_take": b["key_take"], "solve": report}
+             for (path, (_, report)), b in zip(solved.items(), baked["baked"])}
+    return {"output": baked["output"], "takes": takes, "failed": failed}

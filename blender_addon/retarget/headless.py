@@ -2,7 +2,7 @@
 
     python <addon>/retarget/headless.py -- measure (--open IN.blend | --import-glb IN.glb) --object Face -o CHAR.npz
     python <addon>/retarget/headless.py -- bake-keys (--open IN.blend | --import-glb IN.glb) --object Face \
-        --key-take K.npz -o OUT.blend [--start-frame F]
+        --key-take K.npz [--key-take K2.npz ...] -o OUT.blend [--start-frame F]
     python <addon>/retarget/headless.py -- mesh-cache --open IN.blend --object Head --cache C.pc2 -o OUT.blend \
         [--start-frame F]
 
@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("-o", "--output", required=True)
         c.add_argument("--report", default=None)
         if name == "bake-keys":
-            c.add_argument("--key-take", required=True)
+            c.add_argument("--key-take", required=True, action="append", help="repeatable: one new action each")
             c.add_argument("--start-frame", type=float, default=1.0)
     m = sub.add_parser("mesh-cache", help="attach a .pc2 (mesh-level retarget) with a Mesh Cache modifier")
     m.add_argument("--open", dest="blend_in", required=True)
@@ -93,13 +93,16 @@ def _run(args) -> dict:
         write_character_keys(args.output, ck)
         return {"character": os.path.abspath(args.output), "keys": len(ck.key_names), "vertices": int(len(ck.rest)),
                 "anchors": sorted(ck.anchors)}
-    kt = read_key_take(args.key_take)
+    key_takes = [(path, read_key_take(path)) for path in args.key_take]   # all read before any is baked
     scene = bpy.context.scene
-    action = bake_key_take(obj, kt, action_name_for(kt.header.get("source_take") or args.key_take),
-                           args.start_frame, scene_fps(scene), os.path.abspath(args.key_take))
+    baked = []
+    for path, kt in key_takes:
+        action = bake_key_take(obj, kt, action_name_for(kt.header.get("source_take") or path),
+                               args.start_frame, scene_fps(scene), os.path.abspath(path))
+        baked.append({"key_take": os.path.abspath(path), "action": action.name, "keys": list(kt.key_names),
+                      "frames": int(kt.valid.sum())})
     save_blend(args.output)
-    return {"output": os.path.abspath(args.output), "action": action.name, "keys": list(kt.key_names),
-            "frames": int(kt.valid.sum())}
+    return {"output": os.path.abspath(args.output), "baked": baked}
 
 
 def main(argv: list[str]) -> int:

@@ -106,3 +106,31 @@ def faceless_clip(tmp_path) -> Path:
     frames = (np.stack([(xx + 3 * i) % 256, (yy + 2 * i) % 256, np.full_like(xx, (5 * i) % 256)], -1).astype(np.uint8)
               for i in range(n))
     return write_video(tmp_path / "faceless.mp4", frames)
+
+
+_INSPECT = r"""
+import bpy, json, sys, numpy as np
+argv = sys.argv[sys.argv.index('--') + 1:]
+bpy.ops.wm.open_mainfile(filepath=argv[0])
+out = {'fps': bpy.context.scene.render.fps, 'range': [bpy.context.scene.frame_start, bpy.context.scene.frame_end],
+       'objects': sorted(o.name for o in bpy.data.objects), 'actions': {}, 'peaks': {}}
+for a in bpy.data.actions:
+    fcs = [fc for l in a.layers for s in l.strips for b in s.channelbags for fc in b.fcurves]
+    out['actions'][a.name] = {fc.data_path + '[%d]' % fc.array_index: len(fc.keyframe_points) for fc in fcs}
+    out['peaks'][a.name] = {fc.data_path + '[%d]' % fc.array_index: max((k.co[1] for k in fc.keyframe_points), default=0.0)
+                            for fc in fcs}
+obj = bpy.data.objects.get(argv[1])
+if obj is not None and obj.data.shape_keys is not None:
+    out['keys'] = [kb.name for kb in obj.data.shape_keys.key_blocks]
+    out['verts'] = len(obj.data.vertices)
+print('JSON' + json.dumps(out))
+"""
+
+
+def inspect_blend(blend, obj: str) -> dict:
+    """Reopen ``blend`` in a fresh bpy process: fps, frame range, objects, every action's curves
+    (``actions``: data path -> key count; ``peaks``: data path -> largest keyed value), and ``obj``'s
+    shape-key names and vertex count."""
+    proc = subprocess.run([sys.executable, "-c", _INSPECT, "--", str(blend), obj], capture_output=True, text=True,
+                          check=True, timeout=120)
+    return json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("JSON")][-1][4:])

@@ -1,0 +1,160 @@
+"""`facekey batch`: every take of a folder baked into its own action in one .blend, by name map (one
+Blender run) and by character solve (measured once), in real Blender (bpy module); checked by reopening
+the .blend."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from backend.cli import app
+from blender_fixtures import inspect_blend, synthetic_take
+
+pytest.importorskip("bpy")
+
+
+_MAKE_WITH_ACTION = (
+    "import bpy,sys; bpy.ops.wm.read_homefile(use_empty=True); "
+    "me=bpy.data.meshes.new('H'); me.from_pydata([(0,0,0),(1,0,0),(0,1,0)],[],[(0,1,2)]); "
+    "o=bpy.data.objects.new('Head',me); bpy.context.scene.collection.objects.link(o); o.shape_key_add(name='Basis'); "
+    "[o.shape_key_add(name=n) for n in ('jawOpen','eyeBlink_L')]; "
+    "o.data.shape_keys.key_blocks['jawOpen'].value=0.25; "
+    "o.data.shape_keys.key_blocks['jawOpen'].keyframe_insert('value', frame=1); "
+    "o.data.shape_keys.animation_data.action.name='AnimatorsWork'; "
+    "bpy.ops.wm.save_as_mainfile(filepath=sys.argv[-1])")
+
+
+def test_batch_bakes_a_folder_one_action_per_take(tmp_path):
+    """`facekey batch`: every take of a folder (.npz and Live Link .csv) gets its own action in one .blend;
+    a broken take is listed (exit code 3) and does not stop the others; nothing existing is changed."""
+    from backend.protocol.livelink import write_livelink_csv
+    from backend.protocol.take import write_take
+    blend_in = tmp_path / "in.blend"
+    subprocess.run([sys.executable, "-c", _MAKE_WITH_ACTION, str(blend_in)], check=True, capture_output=True,
+                   timeout=120)
+    before = blend_in.read_bytes()
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    write_take(takes / "day1_take1.npz", synthetic_take(20, 30.0))
+    write_livelink_csv(takes / "day1_take2.csv", synthetic_take(45, 30.0))
+    (takes / "day1_take3.npz").write_bytes(b"truncated download")
+    (takes / "shot_list.txt").write_text("not a take")
+    out = tmp_path / "out.blend"
+    res = CliRunner().invoke(app, ["batch", str(takes), str(blend_in), "-o", str(out), "--objects", "Head",
+                                   "--start-frame", "101"])
+    assert res.exit_code == 3, res.output
+    assert "2 of 3 takes baked" in res.output and "day1_take3.npz not baked" in res.output
+    assert "take_invalid" in res.output and "hint:" in res.output
+    assert blend_in.read_bytes() == before
+    info = inspect_blend(out, "Head")
+    keys = {'key_blocks["eyeBlink_L"].value[0]', 'key_blocks["jawOpen"].value[0]'}
+    assert info["actions"]["FK_day1_take1"] == {k: 20 for k in keys}
+    assert info["actions"]["FK_day1_take2"] == {k: 45 for k in keys}
+    assert info["actions"]["AnimatorsWork"] == {'key_blocks["jawOpen"].value[0]': 1}
+    assert not any("take3" in name for name in info["actions"])
+
+
+def test_batch_with_no_bakeable_take_saves_nothing(tmp_path):
+    from backend.blender_runner import bake_take_folder
+    from backend.protocol.errors import FaceKeyError
+    blend_in = tmp_path / "in.blend"
+    subprocess.run([sys.executable, "-c", _MAKE_WITH_ACTION, str(blend_in)], check=True, capture_output=True,
+                   timeout=120)
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    (takes / "a.npz").write_bytes(b"x")
+    (takes / "b.csv").write_text("Timecode\n")
+    with pytest.raises(FaceKeyError) as err:
+        bake_take_folder(takes, blend_in, tmp_path / "out.blend", ["Head"])
+    assert err.value.code == "take_invalid" and "No take" in err.value.message and "a.npz" in err.value.message
+    assert not (tmp_path / "out.blend").exists()
+    with pytest.raises(FaceKeyError) as err:
+        (takes / "ok.npz").write_bytes(b"x")
+        bake_take_folder(takes, blend_in, tmp_path / "out.blend", ["Nope"])
+    assert err.value.code == "object_missing" and "Head" in err.value.hint
+
+
+@pytest.fixture
+def custom_key_character(tmp_path):
+    """A .blend whose head "FaceKeyHead" has its own keys, not one ARKit unit each: Mouth_Open
+    (jawOpen + lower lip), Smile (both corners), the two blinks, a nearly inert key named jawOpen
+    (it marks the mouth for the solve's anchors); plus an existing action."""
+    from backend.blender_runner import build_head_blend
+    from backend.facemodel import load_face_model
+    from backend.protocol.arkit import INDEX
+    from backend.protocol.take import Take, write_take
+    m = load_face_model()
+    d = m.unit_deltas
+    keys = {"Mouth_Open": d[INDEX["jawOpen"]] + 0.3 * (d[INDEX["mouthLowerDownLeft"]] + d[INDEX["mouthLowerDownRight"]]),
+            "eyeBlinkLeft": d[INDEX["eyeBlinkLeft"]], "eyeBlinkRight": d[INDEX["eyeBlinkRight"]],
+            "Smile": d[INDEX["mouthSmileLeft"]] + d[INDEX["mouthSmileRight"]], "jawOpen": 0.02 * d[INDEX["jawOpen"]]}
+    npz = tmp_path / "head.npz"
+    np.savez(npz, vertices=m.neutral, triangles=m.triangles, unit_deltas=np.stack(list(keys.values())),
+             names=np.array(list(keys)))
+    blink = Take.empty(10, 24.0, source="existing_blink.mp4")
+    blink.weights[:, INDEX["eyeBlinkLeft"]] = 0.5
+    blend = tmp_path / "character.blend"
+    build_head_blend(npz, write_take(tmp_path / "existing_blink.npz", blink), blend)
+    return blend
+
+
+def _ramp_take(unit_names: tuple[str, ...], frames: int = 24):
+    from backend.protocol.arkit import INDEX
+    from backend.protocol.take import Take
+    take = Take.empty(frames, 24.0)
+    for name in unit_names:
+        take.weights[:, INDEX[name]] = np.concatenate([np.linspace(0, 1, frames // 2), np.linspace(1, 0, frames // 2)])
+    return take
+
+
+def test_batch_solve_measures_once_and_drives_each_takes_own_keys(custom_key_character, tmp_path):
+    from backend.protocol.livelink import write_livelink_csv
+    from backend.protocol.take import Take, write_take
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    write_take(takes / "jaw.npz", _ramp_take(("jawOpen",)))
+    write_livelink_csv(takes / "smile.csv", _ramp_take(("mouthSmileLeft", "mouthSmileRight")))
+    lost = Take.empty(12, 24.0)
+    lost.valid[:] = False                                    # face never tracked: nothing to solve
+    write_take(takes / "lost.npz", lost)
+    before = custom_key_character.read_bytes()
+    out = tmp_path / "out.blend"
+    res = CliRunner().invoke(app, ["batch", str(takes), str(custom_key_character), "-o", str(out),
+                                   "--objects", "FaceKeyHead", "--mode", "solve"])
+    assert res.exit_code == 3, res.output
+    assert "2 of 3 takes baked" in res.output and "lost.npz not baked" in res.output and "no_face" in res.output
+    assert "Mouth_Open (0.9" in res.output and "Smile (0.9" in res.output   # peaks of the driven keys
+    assert custom_key_character.read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "out_keys").iterdir()) == ["jaw_keys.npz", "smile_keys.npz"]
+    info = inspect_blend(out, "FaceKeyHead")
+    peak = {a: {k.split('"')[1]: v for k, v in curves.items() if k.startswith("key_blocks")}
+            for a, curves in info["peaks"].items()}
+    assert peak["FK_jaw"]["Mouth_Open"] > 0.6 and peak["FK_jaw"]["Smile"] < 0.1
+    assert peak["FK_smile"]["Smile"] > 0.6 and peak["FK_smile"]["Mouth_Open"] < 0.1
+    assert max(peak["FK_jaw"]["eyeBlinkLeft"], peak["FK_smile"]["eyeBlinkLeft"]) < 0.05
+    existing = inspect_blend(custom_key_character, "FaceKeyHead")
+    for what in ("actions", "peaks"):
+        assert info[what]["FK_existing_blink"] == existing[what]["FK_existing_blink"]
+    assert not any("lost" in name for name in info["actions"])
+
+
+def test_batch_solve_argument_errors(custom_key_character, tmp_path):
+    from backend.protocol.take import write_take
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    write_take(takes / "jaw.npz", _ramp_take(("jawOpen",)))
+    out = tmp_path / "out.blend"
+    res = CliRunner().invoke(app, ["batch", str(takes), str(custom_key_character), "-o", str(out),
+                                   "--objects", "FaceKeyHead,Other", "--mode", "solve"])
+    assert res.exit_code == 2 and "error[bad_argument]" in res.output and "exactly one object" in res.output
+    res = CliRunner().invoke(app, ["batch", str(takes), str(custom_key_character), "-o", str(out),
+                                   "--objects", "Nope", "--mode", "solve"])
+    assert res.exit_code == 2 and "error[object_missing]" in res.output
+    res = CliRunner().invoke(app, ["batch", str(takes), str(custom_key_character), "-o", str(out),
+                                   "--objects", "FaceKeyHead", "--mode", "solve", "--keys", "Nothing*"])
+    assert res.exit_code == 2 and "error[no_shape_keys]" in res.output and "could be solved" not in res.output
+    assert not out.exists()
