@@ -36,6 +36,8 @@ app.add_typer(bench_app, name="bench")
 
 #: exit code for errors the user can act on
 EXIT_USER_ERROR = 2
+#: exit code of a command over many items (footage, takes) when some failed; the others are written
+EXIT_SOME_FAILED = 3
 
 
 def _handle_errors(fn: Callable) -> Callable:
@@ -107,8 +109,10 @@ def _print_take_summary(console: Console, take, path: str) -> None:
 @app.command()
 @_handle_errors
 def capture(
-    footage: Path = typer.Argument(..., help="Video file, image-sequence folder/pattern, or photo."),
-    output: Path = typer.Option(..., "-o", "--output", help="Take file to write (.npz)."),
+    footage: list[Path] = typer.Argument(..., help="Video file, image-sequence folder/pattern, or photo; several "
+                                         "(e.g. clips/*.mp4) capture one take each into the -o folder."),
+    output: Path = typer.Option(..., "-o", "--output", help="Take file to write (.npz); with several FOOTAGE a "
+                                "folder, receiving <footage name>.npz each."),
     face_index: Optional[int] = typer.Option(None, "--face-index", help="Face to follow (default: the largest)."),
     smoothing: float = typer.Option(1.0, "--smoothing", help="Temporal smoothness strength (0 = off)."),
     exclusive: bool = typer.Option(True, "--exclusive/--no-exclusive",
@@ -128,7 +132,7 @@ def capture(
                                          help="A take of the same actor (best captured with --rest-frame): reuse "
                                               "its face instead of solving it again, so every take shares one neutral."),
 ) -> None:
-    """Capture FOOTAGE into a Take file."""
+    """Capture FOOTAGE into a Take file (several FOOTAGE: one take each, into the -o folder)."""
     from .capture import CaptureSettings, capture as run_capture
     from .protocol.take import write_take
 
@@ -137,8 +141,11 @@ def capture(
                                landmarks=landmarks, fan_weights=fan_weights, rest_frame=rest_frame,
                                actor_take=None if actor is None else str(actor)).validate()
     console = Console()
+    if len(footage) > 1:
+        _capture_many(console, footage, output, settings)
+        return
     with _Bar(console) as bar:
-        take = run_capture(footage, settings, progress=bar)
+        take = run_capture(footage[0], settings, progress=bar)
     path = write_take(output, take)
     _print_take_summary(console, take, path)
     if take.num_frames > 1 and rest_frame is None and actor is None:
@@ -146,6 +153,49 @@ def capture(
         console.print(f"calmest frame: {frame} (weights sum to {total:.2f}); if the face is at rest there, "
                       f"capture again with --rest-frame {frame} to measure expressions from this actor's neutral",
                       soft_wrap=True)
+
+
+def _capture_many(console: Console, footage: list[Path], folder: Path, settings) -> None:
+    """Capture each of ``footage`` into ``folder/<stem>.npz``; a clip that fails is listed and the rest go on
+    (exit code 3 when any failed)."""
+    from .capture import capture as run_capture
+    from .protocol.take import write_take
+
+    if settings.rest_frame is not None:
+        raise FaceKeyError("bad_argument", "--rest-frame names a frame of one clip, not of several.",
+                           "Capture the actor's calibration clip alone with --rest-frame, then the other clips "
+                           "with --actor pointing at that take.")
+    if folder.suffix.lower() == ".npz" or folder.is_file():
+        raise FaceKeyError("bad_argument", f"-o {folder} is a file name; several footage need a folder.",
+                           "Pass a folder for the takes, e.g. -o takes/.")
+    stems: dict[str, Path] = {}
+    for f in footage:
+        stem = f.stem if f.suffix else f.name
+        if stem in stems:
+            raise FaceKeyError("bad_argument", f"{stems[stem]} and {f} would both be written as {stem}.npz.",
+                               "Rename one of them, or capture them into separate folders.")
+        stems[stem] = f
+    table = Table("footage", "take", "frames", "with a face", "calmest frame", title="captured", title_justify="left")
+    failed = []
+    for k, (stem, f) in enumerate(stems.items()):
+        console.print(f"[bold]{k + 1}/{len(stems)}[/] {escape(str(f))}", soft_wrap=True)
+        try:
+            with _Bar(console) as bar:
+                take = run_capture(f, settings, progress=bar)
+        except FaceKeyError as e:
+            failed.append((f, e))
+            continue
+        path = write_take(folder / f"{stem}.npz", take)
+        calm = f"{_calmest_frame(take)[0]}" if take.valid.any() else "-"
+        table.add_row(escape(str(f)), escape(path), str(take.num_frames), str(int(take.valid.sum())), calm)
+    console.print(table)
+    for f, e in failed:
+        console.print(f"[bold red]{escape(str(f))} not captured[/] \\[{escape(e.code)}]: {escape(e.message)}",
+                      soft_wrap=True)
+        if e.hint:
+            console.print(f"  [red]hint:[/] {escape(e.hint)}", soft_wrap=True)
+    if failed:
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 def _name_map_args(name_map: str) -> tuple[str, Optional[str]]:
@@ -200,8 +250,6 @@ def bake(
     _print_bake_report(console, report)
 
 
-#: Exit code of ``facekey batch`` when some takes could not be baked (the others are saved).
-EXIT_SOME_TAKES_FAILED = 3
 
 
 @app.command()
@@ -268,7 +316,7 @@ def batch(
         if err.get("hint"):
             console.print(f"  [red]hint:[/] {escape(err['hint'])}", soft_wrap=True)
     if report["failed"]:
-        raise typer.Exit(EXIT_SOME_TAKES_FAILED)
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 def _target_names(objects: str, character: Path) -> list[str]:

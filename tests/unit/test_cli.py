@@ -138,6 +138,30 @@ def test_capture_command(tmp_path):
     assert res.exit_code == 2 and "error[file_missing]" in res.output
 
 
+def test_capture_several_clips_into_a_folder(tmp_path):
+    """Several FOOTAGE: one take each in the -o folder, named after the clip; a clip without a face is
+    listed with its error and the others are still written (exit code 3)."""
+    from clips import write_video
+    from test_worker_capture import short_clip
+
+    a = short_clip(tmp_path / "a.mp4", frames=4)
+    b = short_clip(tmp_path / "shot_b.mp4", frames=3)
+    blank = write_video(tmp_path / "blank.mp4", [np.full((120, 160, 3), 90, np.uint8)] * 3)
+    out = tmp_path / "takes"
+    res = runner.invoke(app, ["capture", a, str(blank), b, "-o", str(out), "--device", "cpu"])
+    assert res.exit_code == 3, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.npz", "shot_b.npz"]
+    assert read_take(out / "a.npz").num_frames == 4 and read_take(out / "shot_b.npz").num_frames == 3
+    assert "not captured" in res.output and "error" not in res.output.split("not captured")[0].lower()
+    assert "[no_face]" in res.output and "hint:" in res.output
+    for extra, want in ((["-o", str(out), "--rest-frame", "1"], "one clip"),
+                        (["-o", str(tmp_path / "t.npz")], "folder")):
+        res = runner.invoke(app, ["capture", a, b, *extra, "--device", "cpu"])
+        assert res.exit_code == 2 and "error[bad_argument]" in res.output and want in res.output, res.output
+    res = runner.invoke(app, ["capture", a, str(tmp_path / "sub" / "a.mp4"), "-o", str(out)])
+    assert res.exit_code == 2 and "would both be written as a.npz" in res.output
+
+
 @pytest.mark.skipif(not _HAS_PIPELINE, reason="footage/tracking/estimators not available")
 def test_capture_missing_footage(tmp_path):
     res = runner.invoke(app, ["capture", str(tmp_path / "none.mp4"), "-o", str(tmp_path / "t.npz"), "--device", "cpu"])
