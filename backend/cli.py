@@ -189,13 +189,18 @@ def _capture_many(console: Console, footage: list[Path], folder: Path, settings)
         calm = f"{_calmest_frame(take)[0]}" if take.valid.any() else "-"
         table.add_row(escape(str(f)), escape(path), str(take.num_frames), str(int(take.valid.sum())), calm)
     console.print(table)
-    for f, e in failed:
-        console.print(f"[bold red]{escape(str(f))} not captured[/] \\[{escape(e.code)}]: {escape(e.message)}",
-                      soft_wrap=True)
-        if e.hint:
-            console.print(f"  [red]hint:[/] {escape(e.hint)}", soft_wrap=True)
+    _print_failures(console, failed, "not captured")
     if failed:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _print_failures(console: Console, failed: list[tuple], what: str) -> None:
+    """One red line (name, code, message) and the hint for each ``(path, FaceKeyError)`` of a many-item command."""
+    for path, e in failed:
+        console.print(f"[bold red]{escape(os.path.basename(str(path)))} {what}[/] \\[{escape(e.code)}]: "
+                      f"{escape(e.message)}", soft_wrap=True)
+        if e.hint:
+            console.print(f"  [red]hint:[/] {escape(e.hint)}", soft_wrap=True)
 
 
 def _name_map_args(name_map: str) -> tuple[str, Optional[str]]:
@@ -310,11 +315,8 @@ def batch(
             _print_solve_report(console, take_report["solve"])
         else:
             _print_bake_report(console, take_report)
-    for path, err in report["failed"].items():
-        console.print(f"[bold red]{escape(os.path.basename(path))} not baked[/] \\[{escape(err['code'])}]: "
-                      f"{escape(err['message'])}", soft_wrap=True)
-        if err.get("hint"):
-            console.print(f"  [red]hint:[/] {escape(err['hint'])}", soft_wrap=True)
+    _print_failures(console, [(path, FaceKeyError.from_dict(err)) for path, err in report["failed"].items()],
+                    "not baked")
     if report["failed"]:
         raise typer.Exit(EXIT_SOME_FAILED)
 
@@ -418,10 +420,11 @@ def export_csv(
 @app.command("mesh-retarget")
 @_handle_errors
 def mesh_retarget(
-    take: Path = typer.Argument(..., help="Take file (.npz)."),
+    take: Path = typer.Argument(..., help="Take file (.npz), or a folder of takes (.npz, Live Link .csv): one "
+                                ".pc2 each into the -o folder."),
     target: Path = typer.Argument(..., help="Target head mesh (.obj, metres; x = its left, y up, z out of the face)."),
     output: Path = typer.Option(..., "-o", "--output", help="Point Cache 2 file to write (.pc2); with --frame "
-                                "also an .obj (the deformed TARGET at that frame)."),
+                                "also an .obj (the deformed TARGET at that frame); for a take folder, a folder."),
     serep: Optional[Path] = typer.Option(None, "--serep", help="SEREP weights (serep.safetensors); default: "
                                          "blendshape transfer of the built-in units."),
     start_frame: float = typer.Option(1.0, "--start-frame", help="Frame of the take's first sample."),
@@ -429,22 +432,27 @@ def mesh_retarget(
                                         "and write it as an .obj (-o *.obj) or a 1-sample .pc2 at start frame + N."),
 ) -> None:
     """Mesh-level retarget: per-frame geometry of TARGET (any topology, no shape keys needed) as a .pc2
-    point cache for Blender's Mesh Cache modifier (or one frame with --frame)."""
+    point cache for Blender's Mesh Cache modifier (or one frame with --frame; or one .pc2 per take of a folder)."""
     from .protocol.take import read_take, select_frames
     from .retarget.mesh_transfer import blendshape_displacements, read_obj, take_to_mesh, write_deformed_obj
     from .protocol.pc2 import write_pc2
 
+    verts, _ = read_obj(target)
+    displacements = blendshape_displacements
+    if serep is not None:
+        from .retarget.serep import SerepRetarget, load_serep
+        displacements = SerepRetarget(load_serep(serep)).displacements
+    method = "SEREP" if serep else "blendshape transfer"
+    console = Console()
+    if take.is_dir():
+        _mesh_retarget_folder(console, take, verts, displacements, output, start_frame, frame, method)
+        return
     t = read_take(take)
     if frame is not None:
         t = select_frames(t, [frame])
     elif output.suffix.lower() == ".obj":
         raise FaceKeyError("bad_argument", "An .obj output holds one frame: pass --frame N.",
                            "Add --frame N for a one-frame preview, or write a .pc2 for the whole take.")
-    verts, _ = read_obj(target)
-    displacements = blendshape_displacements
-    if serep is not None:
-        from .retarget.serep import SerepRetarget, load_serep
-        displacements = SerepRetarget(load_serep(serep)).displacements
     frames = take_to_mesh(t.weights, verts, displacements=displacements)
     if output.suffix.lower() == ".obj":
         path = write_deformed_obj(target, output, frames[0])
@@ -452,8 +460,39 @@ def mesh_retarget(
         path = write_pc2(output, frames, start_frame=start_frame + (frame or 0))
     moved = float(np.abs(frames - verts[None]).max()) * 1000
     what = f"take frame {frame}" if frame is not None else f"{len(frames)} samples"
-    Console().print(f"[bold]{escape(str(path))}[/]: {what} x {frames.shape[1]} points, "
-                    f"largest displacement {moved:.1f} mm ({'SEREP' if serep else 'blendshape transfer'})")
+    console.print(f"[bold]{escape(str(path))}[/]: {what} x {frames.shape[1]} points, "
+                  f"largest displacement {moved:.1f} mm ({method})")
+
+
+def _mesh_retarget_folder(console: Console, folder: Path, verts: np.ndarray, displacements, output: Path,
+                          start_frame: float, frame: Optional[int], method: str) -> None:
+    """``mesh-retarget`` of every take in ``folder`` into ``output/<stem>.pc2``; a take that fails is
+    listed and the others are written (exit code 3)."""
+    from .protocol.pc2 import write_pc2
+    from .protocol.takefolder import read_any_take, take_files
+    from .retarget.mesh_transfer import take_to_mesh
+
+    if frame is not None:
+        raise FaceKeyError("bad_argument", "--frame previews one frame of one take, not of a folder.",
+                           "Pass a single take file with --frame, or leave --frame out.")
+    if output.suffix.lower() in (".pc2", ".obj") or output.is_file():
+        raise FaceKeyError("bad_argument", f"-o {output} is a file name; a take folder needs an output folder.",
+                           "Pass a folder for the point caches, e.g. -o caches/.")
+    failed = []
+    paths = take_files(folder)
+    for path in paths:
+        try:
+            frames = take_to_mesh(read_any_take(path).weights, verts, displacements=displacements)
+        except FaceKeyError as e:
+            failed.append((path, e))
+            continue
+        stem = os.path.splitext(os.path.basename(path))[0]
+        written = write_pc2(output / f"{stem}.pc2", frames, start_frame=start_frame)
+        console.print(f"[bold]{escape(str(written))}[/]: {len(frames)} samples x {frames.shape[1]} points ({method})",
+                      soft_wrap=True)
+    _print_failures(console, failed, "not retargeted")
+    if failed:
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 @app.command()

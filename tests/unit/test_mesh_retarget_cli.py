@@ -92,3 +92,33 @@ def test_help_documents_the_three_modes_and_the_preview_flag():
     bake = _help("bake")
     assert "namemap" in bake and "solve" in bake and "facekey mesh-retarget" in bake
     assert "--frame" in _help("mesh-retarget") and ".obj" in _help("mesh-retarget")
+
+
+def test_mesh_retarget_a_take_folder_writes_one_cache_per_take(tmp_path):
+    from backend.protocol.livelink import write_livelink_csv
+    m = load_face_model()
+    target = _obj(tmp_path / "head.obj", m.neutral[:468] * 1.08, m.triangles)
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    jaw = Take.empty(10, 24.0)
+    jaw.weights[:, INDEX["jawOpen"]] = np.linspace(0, 1, 10)
+    write_take(takes / "jaw.npz", jaw)
+    smile = Take.empty(6, 24.0)
+    smile.weights[:, INDEX["mouthSmileLeft"]] = 0.8
+    write_livelink_csv(takes / "smile.csv", smile)
+    (takes / "broken.npz").write_bytes(b"x")
+    out = tmp_path / "caches"
+    res = CliRunner().invoke(app, ["mesh-retarget", str(takes), str(target), "-o", str(out), "--start-frame", "5"])
+    assert res.exit_code == 3, res.output
+    assert "broken.npz not retargeted" in res.output and "take_invalid" in res.output
+    assert sorted(p.name for p in out.iterdir()) == ["jaw.pc2", "smile.pc2"]
+    jaw_frames, start, _ = read_pc2(out / "jaw.pc2")
+    smile_frames, _, _ = read_pc2(out / "smile.pc2")
+    assert jaw_frames.shape == (10, 468, 3) and smile_frames.shape == (6, 468, 3) and start == 5.0
+    rest = m.neutral[:468] * 1.08
+    assert rest[152, 1] - jaw_frames[-1, 152, 1] > 0.01                # chin down at the end of the jaw take
+    corner = 291                                                      # subject's left mouth corner
+    assert smile_frames[0, corner, 1] - rest[corner, 1] > 0.002        # raised by the smile
+    for extra, want in ((["-o", str(out), "--frame", "1"], "one take"), (["-o", str(tmp_path / "x.pc2")], "folder")):
+        res = CliRunner().invoke(app, ["mesh-retarget", str(takes), str(target), *extra])
+        assert res.exit_code == 2 and "error[bad_argument]" in res.output and want in res.output, res.output
