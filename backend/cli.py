@@ -1,4 +1,5 @@
-"""The ``facekey`` command line: capture, bake (one take or a folder), CSV import/export, demo, benchmarks.
+"""The ``facekey`` command line: capture, bake (one take or a folder), generate, CSV import/export, demo,
+benchmarks.
 
 Errors a user can act on (FaceKeyError) print ``error[code]: message`` and
 ``hint: ...`` in red and exit with code 2; anything else is a bug and prints
@@ -386,6 +387,46 @@ def _print_bake_report(console: Console, report: dict) -> None:
         console.print(f"  [yellow]skipped {name}[/]: {reason}")
     if report.get("head"):
         console.print(f"  head rotation: action {report['head']!r}")
+
+
+@app.command()
+@_handle_errors
+def generate(
+    label: str = typer.Argument(..., help="Expression label: bareteeth, cheeks_in, eyebrow, high_smile, lips_back, "
+                                "lips_up, mouth_down, mouth_extreme, mouth_middle, mouth_open, mouth_side, mouth_up."),
+    output: Path = typer.Option(..., "-o", "--output", help="Take file to write (.npz); with --count > 1 a folder "
+                                "receiving <label>_<seed>.npz each."),
+    gan: Optional[Path] = typer.Option(None, "--gan", envvar="FACEKEY_MOTION3DGAN",
+                                       help="Motion3DGAN weights (python -m training.motion3dgan.train)."),
+    s2d: Optional[Path] = typer.Option(None, "--s2d", envvar="FACEKEY_S2D",
+                                       help="S2D-Dec weights (python -m training.s2d.train)."),
+    count: int = typer.Option(1, "-n", "--count", help="Clips to generate (seeds seed, seed + 1, ...)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the first clip."),
+    fps: float = typer.Option(30.0, "--fps", help="Frame rate written into the takes."),
+) -> None:
+    """Generate labelled expression clips (neutral to apex) as Takes: Motion3DGAN + S2D-Dec, no Blender."""
+    from .generation.generate import generate_clips
+    from .protocol.take import write_take
+
+    for name, path, train in (("--gan", gan, "motion3dgan"), ("--s2d", s2d, "s2d")):
+        if path is None:
+            raise FaceKeyError("weights_missing", f"{name} is not set: generation needs trained weights.",
+                               f"Train them with `python -m training.{train}.train --config base --out DIR` and pass "
+                               f"{name} DIR (or set ${'FACEKEY_MOTION3DGAN' if train == 'motion3dgan' else 'FACEKEY_S2D'}).")
+    if count > 1 and (output.suffix.lower() == ".npz" or output.is_file()):
+        raise FaceKeyError("bad_argument", f"-o {output} is a file name; --count {count} needs a folder.",
+                           "Pass a folder for the takes, e.g. -o clips/.")
+    console = Console()
+    with console.status(f"generating {count} {label} clip(s)"):
+        takes = generate_clips(label, count, gan, s2d, seed=seed, fps=fps)
+    table = Table("take", "frames", "apex units", "left of the dense motion (mm)", title=f"generated: {label}",
+                  title_justify="left")
+    for take in takes:
+        path = write_take(output / f"{take.header['source'][len('generated_'):]}.npz" if count > 1 else output, take)
+        apex = take.weights[-1]
+        top = ", ".join(f"{ARKIT_NAMES[i]} {apex[i]:.2f}" for i in np.argsort(-apex)[:4] if apex[i] > 0.05)
+        table.add_row(escape(path), str(take.num_frames), top or "-", f"{take.header['weights_residual_mm']:.2f}")
+    console.print(table)
 
 
 @app.command("import-csv")

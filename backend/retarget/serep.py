@@ -29,7 +29,6 @@ with :func:`load_serep`, which checks every tensor name and shape.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +37,12 @@ from torch import nn
 
 from backend.facemodel import load_face_model
 from backend.protocol.errors import FaceKeyError
+from backend.weightsfile import CONFIG_NAME, load_net
 
 __all__ = ["SerepConfig", "SerepNet", "spiral_indices", "load_serep", "SerepRetarget", "WEIGHTS_NAME",
            "CONFIG_NAME", "CM"]
 
 WEIGHTS_NAME = "serep.safetensors"
-CONFIG_NAME = "config.json"
 #: Network units: vertex offsets in centimetres.
 CM = 0.01
 _TRAIN_HINT = "Train it with `python -m training.serep.train --config base --out DIR` and pass DIR (or its serep.safetensors)."
@@ -209,10 +208,6 @@ class SerepNet(nn.Module):
         return neutral + motion + self.decoder(z_id, z_exp, feats, motion)
 
 
-def _expected_shapes(cfg: SerepConfig) -> dict[str, tuple[int, ...]]:
-    return {k: tuple(t.shape) for k, t in SerepNet(cfg).state_dict().items()}
-
-
 def load_serep(path: str | Path) -> SerepNet:
     """Load trained SEREP weights (eval mode, CPU) with a name and shape check.
 
@@ -224,35 +219,10 @@ def load_serep(path: str | Path) -> SerepNet:
         FaceKeyError ``weights_missing`` (no file) or ``weights_invalid``
         (unreadable, missing/extra tensors or wrong shapes).
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-    p = Path(path)
-    weights = p / WEIGHTS_NAME if p.is_dir() else p
-    cfg_path = weights.parent / CONFIG_NAME
-    if not weights.is_file() or not cfg_path.is_file():
-        raise FaceKeyError("weights_missing", f"SEREP weights not found: {weights} (with {CONFIG_NAME} beside it)",
-                           _TRAIN_HINT)
-    try:
-        net_cfg = json.loads(cfg_path.read_text())["net"]
-        cfg = SerepConfig(channels=tuple(net_cfg["channels"]), spiral_length=int(net_cfg["spiral_length"]),
-                          id_dim=int(net_cfg["id_dim"]), exp_dim=int(net_cfg["exp_dim"]))
-        state = load_file(str(weights))
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError, SafetensorError) as e:
-        raise FaceKeyError("weights_invalid", f"Cannot read SEREP weights {weights}: {e}", _TRAIN_HINT) from e
-    expected = _expected_shapes(cfg)
-    got = {k: tuple(t.shape) for k, t in state.items()}
-    missing = sorted(set(expected) - set(got))
-    extra = sorted(set(got) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
-    if missing or extra or wrong:
-        detail = "; ".join(s for s in (f"missing {missing[:5]}" if missing else "",
-                                       f"unexpected {extra[:5]}" if extra else "",
-                                       ", ".join(f"{k} {got[k]} != {expected[k]}" for k in wrong[:5])) if s)
-        raise FaceKeyError("weights_invalid", f"SEREP weights {weights} do not match config.json: {detail}",
-                           _TRAIN_HINT)
-    net = SerepNet(cfg)
-    net.load_state_dict(state)
-    return net.eval()
+    def build(c: dict) -> SerepNet:
+        return SerepNet(SerepConfig(channels=tuple(int(x) for x in c["channels"]), spiral_length=int(c["spiral_length"]),
+                                    id_dim=int(c["id_dim"]), exp_dim=int(c["exp_dim"])))
+    return load_net(path, WEIGHTS_NAME, "SEREP", _TRAIN_HINT, build)
 
 
 class SerepRetarget:

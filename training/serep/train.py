@@ -8,16 +8,16 @@ network config the product checks the weights against, and the loss history).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from backend.facemodel import load_face_model
-from backend.retarget.serep import CM, CONFIG_NAME, WEIGHTS_NAME, SerepConfig, SerepNet
+from backend.retarget.serep import CM, WEIGHTS_NAME, SerepConfig, SerepNet
+from backend.weightsfile import save_net
+from training.cli import step_printer, training_arguments
 
 from .data import TRAIN_SEED, MeshSampler, identity_pool
 from .losses import cycle_loss, delta_loss, edge_loss, mesh_edges, reconstruction_loss
@@ -104,33 +104,14 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None)
             window = []
             if progress:
                 progress(step + 1, cfg.steps, {k: v.item() for k, v in losses.items()})
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    from safetensors.torch import save_file
-    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(out / WEIGHTS_NAME))
-    (out / CONFIG_NAME).write_text(json.dumps({**dataclasses.asdict(cfg), "device": device, "history": history},
-                                              indent=1))
-    return {"history": history, "weights": str(out / WEIGHTS_NAME), "config": str(out / CONFIG_NAME)}
+    weights, config = save_net(net, out, WEIGHTS_NAME, {**dataclasses.asdict(cfg), "device": device,
+                                                        "history": history})
+    return {"history": history, "weights": weights, "config": config}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.serep.train")
-    p.add_argument("--config", choices=sorted(CONFIGS), default="base")
-    p.add_argument("--out", required=True)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--steps", type=int, default=None, help="override the config's step count")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    cfg = CONFIGS[a.config]
-    if a.steps:
-        cfg = dataclasses.replace(cfg, steps=a.steps)
-
-    def report(step, total, losses):
-        if step % (cfg.log_every * 10) == 0 or step == total:
-            print(f"step {step}/{total} " + " ".join(f"{k}={v:.4f}" for k, v in losses.items()), flush=True)
-    res = train(cfg, a.out, a.device, report)
+    cfg, a = training_arguments("python -m training.serep.train", CONFIGS, argv)
+    res = train(cfg, a.out, a.device, step_printer(cfg.log_every))
     print(f"saved {res['weights']}")
     return 0
 

@@ -1,0 +1,98 @@
+"""Labelled expression clips as Takes: Motion3DGAN -> S2D-Dec -> ARKit weights.
+
+For a label, Motion3DGAN (:mod:`backend.generation.motion3dgan`) draws the
+motion of the 68 landmarks from the neutral face to the expression's apex;
+S2D-Dec (:mod:`backend.generation.s2d`) expands every frame's landmark
+displacements to the whole 478-vertex face; the dense displacements are then
+read as ARKit weights of the built-in face model (box-constrained least
+squares on its unit displacements, :func:`weights_from_dense`), so a clip
+animates any character the way a capture does.  The Take keeps the dense
+displacements (``dense_offsets``, metres) for mesh-level use and data sets,
+and its header names the label, the seed and the weights used.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, Optional
+
+import numpy as np
+
+from backend.facemodel import load_face_model
+from backend.protocol.take import Take
+
+from .labels import LABELS, label_index
+
+__all__ = ["weights_from_dense", "generate_clips"]
+
+
+def weights_from_dense(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ARKit weights of dense displacements on the built-in face.
+
+    Args:
+        dense: (F, 478, 3) metres, displacements from the neutral face.
+
+    Returns:
+        ``(weights (F, 52) float32 in [0, 1], residual (F,) float32)``: the weights whose unit
+        displacements best match each frame (least squares over every vertex, each weight
+        boxed to [0, 1]), and the RMS per-vertex distance left unexplained, metres.
+    """
+    from scipy.optimize import lsq_linear
+
+    model = load_face_model()
+    d = np.asarray(dense, np.float64)
+    if d.ndim != 3 or d.shape[1:] != model.neutral.shape:
+        raise ValueError(f"expected dense displacements (F, {model.neutral.shape[0]}, 3), got {d.shape}")
+    basis = model.unit_deltas.reshape(len(model.unit_names), -1).T.astype(np.float64)   # (3N, 52)
+    weights = np.zeros((len(d), basis.shape[1]), np.float32)
+    residual = np.zeros(len(d), np.float32)
+    for f, frame in enumerate(d.reshape(len(d), -1)):
+        sol = lsq_linear(basis, frame, bounds=(0.0, 1.0), method="bvls")
+        weights[f] = np.clip(sol.x, 0.0, 1.0)       # bvls may return -1e-27 at a bound
+        residual[f] = np.sqrt(np.mean(((basis @ sol.x - frame).reshape(-1, 3) ** 2).sum(-1)))
+    return weights, residual
+
+
+def generate_clips(label: str, count: int, gan_path: str | os.PathLike, s2d_path: str | os.PathLike, *,
+                   seed: int = 0, fps: float = 30.0, progress: Optional[Callable[[int, int], None]] = None) -> list[Take]:
+    """``count`` clips of ``label`` (one of :data:`~backend.generation.labels.LABELS`), neutral to apex.
+
+    Args:
+        gan_path, s2d_path: trained Motion3DGAN and S2D-Dec weights (folder or .safetensors).
+        seed: sample ``k`` uses the generator noise of seed ``seed + k`` (reproducible).
+        fps: frame rate written into the Takes (the generator's clips have a fixed frame count).
+        progress: called with (clips done, count) before each clip.
+
+    Returns:
+        Takes with ``weights`` (T, 52), all frames valid, the head still, ``dense_offsets``
+        (T, 478, 3) metres, header ``source`` ``generated_<label>_<seed>``, ``label``,
+        ``seed``, ``generator`` (weights paths) and ``weights_residual_mm`` (mean RMS distance
+        the ARKit weights leave of the dense motion).
+
+    Raises:
+        FaceKeyError: ``bad_argument`` (label, count), ``weights_missing`` / ``weights_invalid``.
+    """
+    from backend.protocol.errors import FaceKeyError
+
+    from .motion3dgan import load_motion3dgan, sample_landmark_motions
+    from .s2d import decode_dense, load_s2d
+
+    index = label_index(label)
+    if count < 1:
+        raise FaceKeyError("bad_argument", f"count {count} is below 1.", "Ask for at least one clip.")
+    gan, s2d = load_motion3dgan(gan_path), load_s2d(s2d_path)
+    takes = []
+    for k in range(count):
+        if progress:
+            progress(k, count)
+        sample_seed = seed + k
+        landmarks = sample_landmark_motions(gan, index, 1, seed=sample_seed)[0]         # (T, 68, 3)
+        dense = decode_dense(s2d, landmarks).astype(np.float32)                        # (T, 478, 3)
+        weights, residual = weights_from_dense(dense)
+        take = Take.empty(len(dense), fps, source=f"generated_{LABELS[index]}_{sample_seed}",
+                          label=LABELS[index], seed=sample_seed,
+                          generator={"motion3dgan": os.path.abspath(gan_path), "s2d": os.path.abspath(s2d_path)},
+                          weights_residual_mm=round(float(residual.mean()) * 1000.0, 4))
+        take.weights = weights
+        take.dense_offsets = dense
+        takes.append(take.validate())
+    return takes

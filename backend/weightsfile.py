@@ -1,0 +1,74 @@
+"""Trained network files: ``<name>.safetensors`` (the state dict) + ``config.json`` (its ``net`` config), one folder.
+
+Every learned model the product uses (SEREP, Motion3DGAN, S2D-Dec) is saved
+by its training script with :func:`save_net` and loaded by the product with
+:func:`load_net`, which checks every tensor name and shape against a network
+built from the config before loading, so a file from another configuration or
+version is a clear ``weights_invalid`` error, never a silent mismatch.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+from backend.protocol.errors import FaceKeyError
+
+__all__ = ["CONFIG_NAME", "save_net", "load_net"]
+
+CONFIG_NAME = "config.json"
+
+
+def save_net(net: nn.Module, out: str | Path, weights_name: str, config: dict) -> tuple[str, str]:
+    """Write ``net``'s state dict to ``out/weights_name`` and ``config`` (JSON, with a ``net`` entry) to
+    ``out/config.json``; return both paths."""
+    from safetensors.torch import save_file
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(out / weights_name))
+    (out / CONFIG_NAME).write_text(json.dumps(config, indent=1))
+    return str(out / weights_name), str(out / CONFIG_NAME)
+
+
+def load_net(path: str | Path, weights_name: str, what: str, hint: str, build: Callable[[dict], nn.Module]) -> nn.Module:
+    """Load a trained network (eval mode, CPU) with a name and shape check.
+
+    Args:
+        path: a folder holding ``weights_name`` + ``config.json``, or the ``.safetensors`` file
+            itself (its ``config.json`` beside it).
+        what: the model's name in messages ("SEREP").
+        hint: how to train it.
+        build: ``config.json``'s ``net`` dict -> an untrained network of that configuration
+            (KeyError / TypeError / ValueError for a malformed config).
+
+    Raises:
+        FaceKeyError ``weights_missing`` (no file) or ``weights_invalid`` (unreadable,
+        missing/extra tensors or wrong shapes, each named).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    p = Path(path)
+    weights = p / weights_name if p.is_dir() else p
+    cfg_path = weights.parent / CONFIG_NAME
+    if not weights.is_file() or not cfg_path.is_file():
+        raise FaceKeyError("weights_missing", f"{what} weights not found: {weights} (with {CONFIG_NAME} beside it)",
+                           hint)
+    try:
+        net = build(json.loads(cfg_path.read_text())["net"])
+        state = load_file(str(weights))
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError, SafetensorError) as e:
+        raise FaceKeyError("weights_invalid", f"Cannot read {what} weights {weights}: {e}", hint) from e
+    expected = {k: tuple(t.shape) for k, t in net.state_dict().items()}
+    got = {k: tuple(t.shape) for k, t in state.items()}
+    missing = sorted(set(expected) - set(got))
+    extra = sorted(set(got) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
+    if missing or extra or wrong:
+        detail = "; ".join(s for s in (f"missing {missing[:5]}" if missing else "",
+                                       f"unexpected {extra[:5]}" if extra else "",
+                                       ", ".join(f"{k} {got[k]} != {expected[k]}" for k in wrong[:5])) if s)
+        raise FaceKeyError("weights_invalid", f"{what} weights {weights} do not match config.json: {detail}", hint)
+    net.load_state_dict(state)
+    return net.eval()

@@ -1,0 +1,87 @@
+"""Generated clips as Takes: dense displacements read back as ARKit weights; the chain and `facekey generate`."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from backend.cli import app
+from backend.facemodel import load_face_model
+from backend.generation.generate import generate_clips, weights_from_dense
+from backend.protocol.arkit import INDEX
+from backend.protocol.take import read_take, write_take
+
+
+def test_weights_from_dense_recovers_the_units_that_made_the_motion():
+    m = load_face_model()
+    true = np.zeros((3, 52), np.float32)
+    true[0, INDEX["jawOpen"]] = 0.7
+    true[1, [INDEX["mouthSmileLeft"], INDEX["mouthSmileRight"]]] = (0.9, 0.4)
+    true[2, INDEX["browInnerUp"]] = 1.0
+    dense = np.tensordot(true, m.unit_deltas, axes=(1, 0))
+    weights, residual = weights_from_dense(dense)
+    np.testing.assert_allclose(weights, true, atol=2e-3)
+    assert residual.max() < 1e-5                                       # metres: explained exactly
+
+
+def test_weights_from_dense_boxes_weights_and_reports_what_is_left():
+    m = load_face_model()
+    dense = 1.6 * m.unit_deltas[INDEX["jawOpen"]][None]                   # beyond the unit's full range
+    dense = np.concatenate([dense, -0.5 * m.unit_deltas[INDEX["eyeBlinkLeft"]][None]])   # a negative blink
+    weights, residual = weights_from_dense(dense)
+    assert weights.min() >= 0.0 and weights.max() <= 1.0
+    assert weights[0, INDEX["jawOpen"]] == 1.0 and residual[0] > 1e-3   # the extra 60 % is left over
+    assert weights[1, INDEX["eyeBlinkLeft"]] == 0.0 and residual[1] > 0.0
+
+
+@pytest.fixture(scope="module")
+def tiny_generators(tmp_path_factory):
+    """Motion3DGAN and S2D-Dec from a few training steps: enough to run the chain, not to judge it
+    (quality lives in benchmarks/bench_generation.py)."""
+    from training.motion3dgan.train import CONFIGS as GAN_CONFIGS, train as train_gan
+    from training.s2d.train import CONFIGS as S2D_CONFIGS, train as train_s2d
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("generators")
+    train_gan(dataclasses.replace(GAN_CONFIGS["tiny"], steps=5), root / "gan")
+    train_s2d(dataclasses.replace(S2D_CONFIGS["tiny"], steps=5), root / "s2d")
+    return root / "gan", root / "s2d"
+
+
+def test_generated_clips_are_takes_that_start_neutral(tiny_generators, tmp_path):
+    gan, s2d = tiny_generators
+    takes = generate_clips("mouth_open", 2, gan, s2d, seed=5, fps=24.0)
+    assert [t.header["seed"] for t in takes] == [5, 6] and {t.header["label"] for t in takes} == {"mouth_open"}
+    for t in takes:
+        assert t.num_frames == 30 and t.fps == 24.0 and t.valid.all()
+        assert t.dense_offsets.shape == (30, 478, 3) and np.abs(t.dense_offsets[0]).max() == 0.0
+        assert t.weights[0].max() < 1e-6 and t.weights.min() >= 0.0 and t.weights.max() <= 1.0
+        assert t.weights.sum() > 0.0                                  # the clip moves
+    assert not np.allclose(takes[0].weights, takes[1].weights)       # another seed, another clip
+    again = read_take(write_take(tmp_path / "clip.npz", takes[0]))
+    np.testing.assert_array_equal(again.dense_offsets, takes[0].dense_offsets)
+    assert again.header["label"] == "mouth_open" and again.header["source"] == "generated_mouth_open_5"
+
+
+def test_generate_command(tiny_generators, tmp_path):
+    gan, s2d = tiny_generators
+    runner = CliRunner()
+    res = runner.invoke(app, ["generate", "eyebrow", "--gan", str(gan), "--s2d", str(s2d), "-n", "2",
+                              "-o", str(tmp_path / "set")])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == ["eyebrow_0.npz", "eyebrow_1.npz"]
+    assert "generated: eyebrow" in res.output
+    res = runner.invoke(app, ["generate", "eyebrow", "--gan", str(gan), "--s2d", str(s2d), "-o",
+                              str(tmp_path / "one.npz"), "--seed", "7"])
+    assert res.exit_code == 0 and read_take(tmp_path / "one.npz").header["seed"] == 7
+    for args, want in ((["grin", "--gan", str(gan), "--s2d", str(s2d), "-o", "x.npz"], "error[bad_argument]"),
+                       (["eyebrow", "--gan", str(gan), "--s2d", str(s2d), "-n", "2", "-o", str(tmp_path / "x.npz")],
+                        "error[bad_argument]"),
+                       (["eyebrow", "--gan", str(tmp_path / "none"), "--s2d", str(s2d), "-o", "x.npz"],
+                        "error[weights_missing]")):
+        res = runner.invoke(app, ["generate", *args], env={"FACEKEY_MOTION3DGAN": "", "FACEKEY_S2D": ""})
+        assert res.exit_code == 2 and want in res.output and "hint:" in res.output, (args, res.output)
+    res = runner.invoke(app, ["generate", "eyebrow", "-o", "x.npz"], env={"FACEKEY_MOTION3DGAN": "", "FACEKEY_S2D": ""})
+    assert res.exit_code == 2 and "error[weights_missing]" in res.output and "training.motion3dgan.train" in res.output
