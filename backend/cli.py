@@ -403,6 +403,8 @@ def generate(
     count: int = typer.Option(1, "-n", "--count", help="Clips to generate (seeds seed, seed + 1, ...)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the first clip."),
     fps: float = typer.Option(30.0, "--fps", help="Frame rate written into the takes."),
+    mirror: bool = typer.Option(False, "--mirror", help="Swap the face's sides (mouth_side goes to the subject's "
+                                "left; --mirror for the right)."),
 ) -> None:
     """Generate labelled expression clips (neutral to apex) as Takes: Motion3DGAN + S2D-Dec, no Blender."""
     from .generation.generate import generate_clips
@@ -418,7 +420,7 @@ def generate(
                            "Pass a folder for the takes, e.g. -o clips/.")
     console = Console()
     with console.status(f"generating {count} {label} clip(s)"):
-        takes = generate_clips(label, count, gan, s2d, seed=seed, fps=fps)
+        takes = generate_clips(label, count, gan, s2d, seed=seed, fps=fps, mirror=mirror)
     table = Table("take", "frames", "apex units", "left of the dense motion (mm)", title=f"generated: {label}",
                   title_justify="left")
     for take in takes:

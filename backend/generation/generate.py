@@ -22,7 +22,7 @@ from backend.protocol.take import Take
 
 from .labels import LABELS, label_index
 
-__all__ = ["weights_from_dense", "generate_clips"]
+__all__ = ["weights_from_dense", "mirror_clip", "generate_clips"]
 
 
 def weights_from_dense(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,20 +52,30 @@ def weights_from_dense(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return weights, residual
 
 
+def mirror_clip(weights: np.ndarray, dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same motion on the other side of the face: weights (T, 52) with Left/Right units swapped,
+    dense (T, 478, 3) metres taken from each vertex's mirror partner with x negated."""
+    from backend.protocol.arkit import MIRROR
+    mirror = load_face_model().mirror
+    return weights[:, list(MIRROR)], dense[:, mirror] * np.array([-1.0, 1.0, 1.0], dense.dtype)
+
+
 def generate_clips(label: str, count: int, gan_path: str | os.PathLike, s2d_path: str | os.PathLike, *,
-                   seed: int = 0, fps: float = 30.0, progress: Optional[Callable[[int, int], None]] = None) -> list[Take]:
+                   seed: int = 0, fps: float = 30.0, mirror: bool = False,
+                   progress: Optional[Callable[[int, int], None]] = None) -> list[Take]:
     """``count`` clips of ``label`` (one of :data:`~backend.generation.labels.LABELS`), neutral to apex.
 
     Args:
         gan_path, s2d_path: trained Motion3DGAN and S2D-Dec weights (folder or .safetensors).
         seed: sample ``k`` uses the generator noise of seed ``seed + k`` (reproducible).
         fps: frame rate written into the Takes (the generator's clips have a fixed frame count).
+        mirror: swap the face's sides (:func:`mirror_clip`), e.g. ``mouth_side`` to the subject's right.
         progress: called with (clips done, count) before each clip.
 
     Returns:
         Takes with ``weights`` (T, 52), all frames valid, the head still, ``dense_offsets``
         (T, 478, 3) metres, header ``source`` ``generated_<label>_<seed>``, ``label``,
-        ``seed``, ``generator`` (weights paths) and ``weights_residual_mm`` (mean RMS distance
+        ``seed``, ``mirrored``, ``generator`` (weights paths) and ``weights_residual_mm`` (mean RMS distance
         the ARKit weights leave of the dense motion).
 
     Raises:
@@ -88,8 +98,10 @@ def generate_clips(label: str, count: int, gan_path: str | os.PathLike, s2d_path
         landmarks = sample_landmark_motions(gan, index, 1, seed=sample_seed)[0]         # (T, 68, 3)
         dense = decode_dense(s2d, landmarks).astype(np.float32)                        # (T, 478, 3)
         weights, residual = weights_from_dense(dense)
+        if mirror:
+            weights, dense = mirror_clip(weights, dense)
         take = Take.empty(len(dense), fps, source=f"generated_{LABELS[index]}_{sample_seed}",
-                          label=LABELS[index], seed=sample_seed,
+                          label=LABELS[index], seed=sample_seed, mirrored=mirror,
                           generator={"motion3dgan": os.path.abspath(gan_path), "s2d": os.path.abspath(s2d_path)},
                           weights_residual_mm=round(float(residual.mean()) * 1000.0, 4))
         take.weights = weights

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from backend.cli import app
 from backend.facemodel import load_face_model
 from backend.generation.generate import generate_clips, weights_from_dense
-from backend.protocol.arkit import INDEX
+from backend.protocol.arkit import INDEX, MIRROR
 from backend.protocol.take import read_take, write_take
 
 
@@ -60,6 +60,12 @@ def test_generated_clips_are_takes_that_start_neutral(tiny_generators, tmp_path)
         assert t.weights[0].max() < 1e-6 and t.weights.min() >= 0.0 and t.weights.max() <= 1.0
         assert t.weights.sum() > 0.0                                  # the clip moves
     assert not np.allclose(takes[0].weights, takes[1].weights)       # another seed, another clip
+    mirrored = generate_clips("mouth_open", 1, gan, s2d, seed=5, fps=24.0, mirror=True)[0]
+    assert mirrored.header["mirrored"] is True
+    np.testing.assert_array_equal(mirrored.weights, takes[0].weights[:, list(MIRROR)])
+    mirror = load_face_model().mirror
+    np.testing.assert_allclose(mirrored.dense_offsets[:, mirror, 0], -takes[0].dense_offsets[:, :, 0])
+    np.testing.assert_allclose(mirrored.dense_offsets[:, mirror, 1:], takes[0].dense_offsets[:, :, 1:])
     again = read_take(write_take(tmp_path / "clip.npz", takes[0]))
     np.testing.assert_array_equal(again.dense_offsets, takes[0].dense_offsets)
     assert again.header["label"] == "mouth_open" and again.header["source"] == "generated_mouth_open_5"

@@ -6,9 +6,12 @@ is a recipe of ARKit units at their apex weights (:data:`RECIPES`); a sample
 draws an actor (standard-normal identity from a seeded pool, with its own
 deformation-transferred units, :class:`training.serep.expressions.IdentityExpressions`),
 scales every unit's apex by U(0.7, 1.15) (clipped to 1) with a left/right
-imbalance of up to 15 %, mirrors one-sided labels (``mouth_side``) at random,
-and ramps each unit from 0 to its apex with a smoothstep whose onset
-(0-0.3 of the clip) and arrival (0.55-1.0) are drawn per unit.
+imbalance of up to 15 %, and ramps each unit from 0 to its apex with a smoothstep whose onset
+(0-0.3 of the clip) and arrival (0.55-1.0) are drawn per unit.  The one-sided
+label ``mouth_side`` always goes to the subject's left: a generator trained
+on both sides at random blended them (its clips read as a mix of stretch,
+upper-lip raise and a little mouthRight); ``facekey generate --mirror`` gives
+the other side.
 
 Arrays (metres, head frame): ``dense`` (N, T, 478, 3) displacements from
 the actor's neutral, ``landmarks`` (N, T, 68, 3) the same at the 68 iBUG
@@ -22,7 +25,7 @@ import dataclasses
 import numpy as np
 
 from backend.generation.labels import LABELS
-from backend.protocol.arkit import INDEX, MIRROR
+from backend.protocol.arkit import INDEX
 from backend.tracking.ibug68 import MEDIAPIPE_TO_IBUG68
 
 __all__ = ["RECIPES", "Motions", "expression_motions", "TRAIN_SEED", "HELDOUT_SEED"]
@@ -72,7 +75,7 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
 
 
 def apex_weights(rng: np.random.Generator, label: int) -> np.ndarray:
-    """(52,) float32 apex weights of one sample of ``label`` (recipe, jittered, maybe mirrored)."""
+    """(52,) float32 apex weights of one sample of ``label`` (recipe, jittered)."""
     w = np.zeros(52, np.float32)
     for name, value in RECIPES[LABELS[label]].items():
         w[INDEX[name]] = value * rng.uniform(0.7, 1.15)
@@ -82,8 +85,6 @@ def apex_weights(rng: np.random.Generator, label: int) -> np.ndarray:
             w[k] *= 1.0 + side
         elif name.endswith("Right"):
             w[k] *= 1.0 - side
-    if LABELS[label] == "mouth_side" and rng.random() < 0.5:
-        w = w[list(MIRROR)]
     return np.clip(w, 0.0, 1.0)
 
 

@@ -101,8 +101,8 @@ def evaluate(net: Motion3DGAN, seed: int = 0, per_label: int = 20, real: Motions
     Returns:
         dict: ``label_accuracy`` (fraction of generated motions whose apex's
         nearest real apex, L2, has their own label: a 1-nearest-neighbour
-        classifier, so a label made to either side, ``mouth_side``, is scored
-        against both; chance ``chance`` = 1/12), ``per_label_accuracy`` {label: fraction},
+        classifier: a label whose motions vary in kind is scored against
+        all of them, not their average; chance ``chance`` = 1/12), ``per_label_accuracy`` {label: fraction},
         ``diversity`` (mean pairwise apex distance within a label, averaged
         over labels, generated / real), ``size_ratio`` (mean apex norm
         generated / real), ``real_apex_norm`` and ``generated_apex_norm``
