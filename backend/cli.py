@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Annotated, Callable, Optional
 
 import numpy as np
 import typer
@@ -217,23 +217,39 @@ def _name_map_args(name_map: str) -> tuple[str, Optional[str]]:
                        "Use --name-map auto, arkit, livelink or a path to a .json map.")
 
 
+# Parameters ``bake`` and ``batch`` share.
+CharacterArgument = Annotated[Path, typer.Argument(help="Character .blend (or .glb for --mode solve) holding the "
+                                                        "target meshes.")]
+ObjectsOption = Annotated[str, typer.Option("--objects", help="Comma-separated mesh object names with shape keys.")]
+NameMapOption = Annotated[str, typer.Option("--name-map", help="auto | arkit | livelink | FILE.json")]
+StartFrameOption = Annotated[float, typer.Option("--start-frame", help="Scene frame of a take's first frame.")]
+HeadBoneOption = Annotated[Optional[str], typer.Option("--head-bone", help="ARMATURE:BONE that receives head rotation.")]
+HeadObjectOption = Annotated[Optional[str], typer.Option("--head-object", help="Object that receives head rotation.")]
+BlenderOption = Annotated[Optional[str], typer.Option("--blender", help="Blender executable (default: bpy module).")]
+ModeOption = Annotated[str, typer.Option("--mode", help="namemap (keys named like ARKit units) | solve (solve for "
+                                         "the character's own keys; one object; CHARACTER may be a .glb).  The third "
+                                         "mode, mesh-level for meshes without shape keys, is `facekey mesh-retarget`.")]
+KeysOption = Annotated[Optional[list[str]], typer.Option("--keys", help="--mode solve: glob of keys to drive "
+                                                          "(repeatable), e.g. 'Fcl_*'.")]
+ExcludeKeysOption = Annotated[Optional[list[str]], typer.Option("--exclude-keys",
+                                                                 help="--mode solve: glob of keys never driven.")]
+
+
 @app.command()
 @_handle_errors
 def bake(
-    take: Path = typer.Argument(..., help="Take file (.npz)."),
-    character: Path = typer.Argument(..., help="Character .blend holding the target meshes."),
-    output: Path = typer.Option(..., "-o", "--output", help=".blend to write (the input is not modified)."),
-    objects: str = typer.Option(..., "--objects", help="Comma-separated mesh object names with shape keys."),
-    name_map: str = typer.Option("auto", "--name-map", help="auto | arkit | livelink | FILE.json"),
-    start_frame: float = typer.Option(1.0, "--start-frame", help="Scene frame of the take's first frame."),
-    head_bone: Optional[str] = typer.Option(None, "--head-bone", help="ARMATURE:BONE that receives head rotation."),
-    head_object: Optional[str] = typer.Option(None, "--head-object", help="Object that receives head rotation."),
-    blender: Optional[str] = typer.Option(None, "--blender", help="Blender executable (default: bpy module)."),
-    mode: str = typer.Option("namemap", "--mode", help="namemap (keys named like ARKit units) | solve (solve for "
-                             "the character's own keys; one object; CHARACTER may be a .glb).  The third mode, "
-                             "mesh-level for meshes without shape keys, is `facekey mesh-retarget`."),
-    keys: Optional[list[str]] = typer.Option(None, "--keys", help="--mode solve: glob of keys to drive (repeatable), e.g. 'Fcl_*'."),
-    exclude_keys: Optional[list[str]] = typer.Option(None, "--exclude-keys", help="--mode solve: glob of keys never driven."),
+    take: Annotated[Path, typer.Argument(help="Take file (.npz).")],
+    character: CharacterArgument,
+    output: Annotated[Path, typer.Option("-o", "--output", help=".blend to write (the input is not modified).")],
+    objects: ObjectsOption,
+    name_map: NameMapOption = "auto",
+    start_frame: StartFrameOption = 1.0,
+    head_bone: HeadBoneOption = None,
+    head_object: HeadObjectOption = None,
+    blender: BlenderOption = None,
+    mode: ModeOption = "namemap",
+    keys: KeysOption = None,
+    exclude_keys: ExcludeKeysOption = None,
 ) -> None:
     """Bake TAKE onto shape keys of objects in CHARACTER, writing a new .blend."""
     from .blender_runner import bake_take_file
@@ -261,20 +277,19 @@ def bake(
 @app.command()
 @_handle_errors
 def batch(
-    takes: Path = typer.Argument(..., help="Folder of takes: Take .npz files and Live Link Face .csv files."),
-    character: Path = typer.Argument(..., help="Character .blend holding the target meshes."),
-    output: Path = typer.Option(..., "-o", "--output", help=".blend to write, a new action per take (the input is "
-                                "not modified)."),
-    objects: str = typer.Option(..., "--objects", help="Comma-separated mesh object names with shape keys."),
-    name_map: str = typer.Option("auto", "--name-map", help="auto | arkit | livelink | FILE.json"),
-    start_frame: float = typer.Option(1.0, "--start-frame", help="Scene frame of each take's first frame."),
-    head_bone: Optional[str] = typer.Option(None, "--head-bone", help="ARMATURE:BONE that receives head rotation."),
-    head_object: Optional[str] = typer.Option(None, "--head-object", help="Object that receives head rotation."),
-    blender: Optional[str] = typer.Option(None, "--blender", help="Blender executable (default: bpy module)."),
-    mode: str = typer.Option("namemap", "--mode", help="namemap (keys named like ARKit units) | solve (solve for "
-                             "the character's own keys; one object; CHARACTER may be a .glb; measured once)."),
-    keys: Optional[list[str]] = typer.Option(None, "--keys", help="--mode solve: glob of keys to drive (repeatable)."),
-    exclude_keys: Optional[list[str]] = typer.Option(None, "--exclude-keys", help="--mode solve: glob of keys never driven."),
+    takes: Annotated[Path, typer.Argument(help="Folder of takes: Take .npz files and Live Link Face .csv files.")],
+    character: CharacterArgument,
+    output: Annotated[Path, typer.Option("-o", "--output", help=".blend to write, a new action per take (the input "
+                                                               "is not modified).")],
+    objects: ObjectsOption,
+    name_map: NameMapOption = "auto",
+    start_frame: StartFrameOption = 1.0,
+    head_bone: HeadBoneOption = None,
+    head_object: HeadObjectOption = None,
+    blender: BlenderOption = None,
+    mode: ModeOption = "namemap",
+    keys: KeysOption = None,
+    exclude_keys: ExcludeKeysOption = None,
 ) -> None:
     """Bake every take in the folder TAKES onto shape keys of objects in CHARACTER, in one Blender run.
 

@@ -134,3 +134,16 @@ def inspect_blend(blend, obj: str) -> dict:
     proc = subprocess.run([sys.executable, "-c", _INSPECT, "--", str(blend), obj], capture_output=True, text=True,
                           check=True, timeout=120)
     return json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("JSON")][-1][4:])
+
+
+def custom_character_keys() -> dict:
+    """Shape keys of the built-in face as a character's own rig would name and mix them, not one ARKit
+    unit each: Mouth_Open (jawOpen + lower lip), Smile (both corners), the two blinks (their names let
+    the character solve find the eyes) and a nearly inert key named jawOpen that a name map would
+    pick (it also marks the mouth).  Name -> (478, 3) float32 displacement, metres."""
+    from backend.facemodel import load_face_model
+    from backend.protocol.arkit import INDEX
+    d = load_face_model().unit_deltas
+    return {"Mouth_Open": d[INDEX["jawOpen"]] + 0.3 * (d[INDEX["mouthLowerDownLeft"]] + d[INDEX["mouthLowerDownRight"]]),
+            "eyeBlinkLeft": d[INDEX["eyeBlinkLeft"]], "eyeBlinkRight": d[INDEX["eyeBlinkRight"]],
+            "Smile": d[INDEX["mouthSmileLeft"]] + d[INDEX["mouthSmileRight"]], "jawOpen": 0.02 * d[INDEX["jawOpen"]]}

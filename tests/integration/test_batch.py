@@ -3,7 +3,6 @@ Blender run) and by character solve (measured once), in real Blender (bpy module
 the .blend."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from backend.cli import app
-from blender_fixtures import inspect_blend, synthetic_take
+from blender_fixtures import custom_character_keys, inspect_blend, synthetic_take
 
 pytest.importorskip("bpy")
 
@@ -80,18 +79,14 @@ def test_batch_with_no_bakeable_take_saves_nothing(tmp_path):
 
 @pytest.fixture
 def custom_key_character(tmp_path):
-    """A .blend whose head "FaceKeyHead" has its own keys, not one ARKit unit each: Mouth_Open
-    (jawOpen + lower lip), Smile (both corners), the two blinks, a nearly inert key named jawOpen
-    (it marks the mouth for the solve's anchors); plus an existing action."""
+    """A .blend whose head "FaceKeyHead" has :func:`custom_character_keys` (not one ARKit unit each),
+    plus an existing action."""
     from backend.blender_runner import build_head_blend
     from backend.facemodel import load_face_model
     from backend.protocol.arkit import INDEX
     from backend.protocol.take import Take, write_take
     m = load_face_model()
-    d = m.unit_deltas
-    keys = {"Mouth_Open": d[INDEX["jawOpen"]] + 0.3 * (d[INDEX["mouthLowerDownLeft"]] + d[INDEX["mouthLowerDownRight"]]),
-            "eyeBlinkLeft": d[INDEX["eyeBlinkLeft"]], "eyeBlinkRight": d[INDEX["eyeBlinkRight"]],
-            "Smile": d[INDEX["mouthSmileLeft"]] + d[INDEX["mouthSmileRight"]], "jawOpen": 0.02 * d[INDEX["jawOpen"]]}
+    keys = custom_character_keys()
     npz = tmp_path / "head.npz"
     np.savez(npz, vertices=m.neutral, triangles=m.triangles, unit_deltas=np.stack(list(keys.values())),
              names=np.array(list(keys)))

@@ -1,7 +1,6 @@
 """backend.blender_runner with the bpy module: bake_take_file and build_head_blend, checked by reopening the .blend."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 

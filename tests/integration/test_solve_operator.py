@@ -5,23 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blender_fixtures import VENV_PYTHON
+from blender_fixtures import VENV_PYTHON, custom_character_keys
 
 pytest.importorskip("bpy")
 
 
 @pytest.fixture
 def custom_head(tmp_path):
-    """The built-in face with keys that are not one unit each: Mouth_Open (jawOpen + lower lip),
-    Smile (both corners), the two blinks (their names let the solve find the eyes), and a
-    nearly inert key named jawOpen that a name map would have picked."""
+    """The built-in face with :func:`custom_character_keys` (not one ARKit unit each)."""
     from backend.facemodel import load_face_model
-    from backend.protocol.arkit import INDEX
     m = load_face_model()
-    d = m.unit_deltas
-    keys = {"Mouth_Open": d[INDEX["jawOpen"]] + 0.3 * (d[INDEX["mouthLowerDownLeft"]] + d[INDEX["mouthLowerDownRight"]]),
-            "eyeBlinkLeft": d[INDEX["eyeBlinkLeft"]], "eyeBlinkRight": d[INDEX["eyeBlinkRight"]],
-            "Smile": d[INDEX["mouthSmileLeft"]] + d[INDEX["mouthSmileRight"]], "jawOpen": 0.02 * d[INDEX["jawOpen"]]}
+    keys = custom_character_keys()
     path = tmp_path / "head.npz"
     np.savez(path, vertices=m.neutral, triangles=m.triangles, unit_deltas=np.stack(list(keys.values())),
              names=np.array(list(keys)))
