@@ -49,6 +49,23 @@ def _source_args(character: str, tmp: str) -> list[str]:
                        "Pass a .blend, or a .glb (imported into an empty scene).")
 
 
+def _measure(character, object_name: str, tmp: str, run: dict):
+    """Measure ``object_name`` of ``character`` in Blender: (source arguments for the later steps, CharacterKeys).
+    ``run``: blender / timeout / python_paths of :func:`run_retarget_step`."""
+    src = _source_args(os.fspath(character), tmp)
+    char_path = os.path.join(tmp, "character.npz")
+    run_retarget_step(["measure", *src, "--object", object_name, "-o", char_path], **run)
+    return src, read_character_keys(char_path)
+
+
+def _bake_keys(src: list[str], object_name: str, key_takes: list[str], blend_out, start_frame: float, run: dict) -> dict:
+    """One Blender run baking each KeyTake of ``key_takes`` into its own new action; the step's report."""
+    args = ["bake-keys", *src, "--object", object_name, "-o", os.fspath(blend_out), "--start-frame", str(float(start_frame))]
+    for path in key_takes:
+        args += ["--key-take", path]
+    return run_retarget_step(args, **run)
+
+
 def solve_bake(take_path, character, blend_out, object_name: str, *, settings: SolveSettings | None = None,
                start_frame: float = 1.0, key_take_out=None, blender: str | None = None,
                timeout: float | None = None, python_paths: list[str] | None = None) -> dict:
@@ -68,18 +85,14 @@ def solve_bake(take_path, character, blend_out, object_name: str, *, settings: S
     from ..facemodel import load_face_model
 
     take = read_take(take_path)
+    run = dict(blender=blender, timeout=timeout, python_paths=python_paths)
     with tempfile.TemporaryDirectory(prefix="facekey-solve-") as tmp:
-        src = _source_args(os.fspath(character), tmp)
-        char_path = os.path.join(tmp, "character.npz")
-        run_retarget_step(["measure", *src, "--object", object_name, "-o", char_path], blender=blender,
-                          timeout=timeout, python_paths=python_paths)
-        kt, report = retarget_take(take, read_character_keys(char_path), load_face_model(), settings)
+        src, ck = _measure(character, object_name, tmp, run)
+        kt, report = retarget_take(take, ck, load_face_model(), settings)
         kt.header["source_take"] = take.header.get("source") or os.fspath(take_path)
         kt_path = os.fspath(key_take_out or os.path.splitext(os.fspath(blend_out))[0] + "_keys.npz")
         write_key_take(kt_path, kt)
-        baked = run_retarget_step(["bake-keys", *src, "--object", object_name, "--key-take", kt_path,
-                                   "-o", os.fspath(blend_out), "--start-frame", str(float(start_frame))],
-                                  blender=blender, timeout=timeout, python_paths=python_paths)
+        baked = _bake_keys(src, object_name, [kt_path], blend_out, start_frame, run)
     one = baked["baked"][0]
     return {"output": baked["output"], "action": one["action"], "key_take": os.path.abspath(kt_path),
             "frames": one["frames"], "solve": report}
@@ -109,12 +122,10 @@ def solve_bake_folder(takes_dir, character, blend_out, object_name: str, *, sett
     paths = take_files(takes_dir)
     key_dir = os.fspath(key_dir or os.path.splitext(os.fspath(blend_out))[0] + "_keys")
     solved, failed = {}, {}
+    run = dict(blender=blender, timeout=timeout, python_paths=python_paths)
     with tempfile.TemporaryDirectory(prefix="facekey-solve-") as tmp:
-        src = _source_args(os.fspath(character), tmp)
-        char_path = os.path.join(tmp, "character.npz")
-        run_retarget_step(["measure", *src, "--object", object_name, "-o", char_path], blender=blender,
-                          timeout=timeout, python_paths=python_paths)
-        ck, model = read_character_keys(char_path), load_face_model()
+        src, ck = _measure(character, object_name, tmp, run)
+        model = load_face_model()
         rig = build_rig(ck, model, settings)    # a character the solve cannot use stops the batch here
         for path in paths:
             try:
@@ -129,11 +140,8 @@ def solve_bake_folder(takes_dir, character, blend_out, object_name: str, *, sett
             first = failed[paths[0]]
             raise FaceKeyError(first["code"], f"No take in {takes_dir} could be solved; "
                                f"{os.path.basename(paths[0])}: {first['message']}", first["hint"])
-        args = ["bake-keys", *src, "--object", object_name, "-o", os.fspath(blend_out),
-                "--start-frame", str(float(start_frame))]
-        for kt_path, _ in solved.values():
-            args += ["--key-take", kt_path]
-        baked = run_retarget_step(args, blender=blender, timeout=timeout, python_paths=python_paths)
+        baked = _bake_keys(src, object_name, [kt_path for kt_path, _ in solved.values()], blend_out, start_frame,
+                           run)
     takes = {path: {"action": b["action"], "frames": b["frames"], "key_take": b["key_take"], "solve": report}
              for (path, (_, report)), b in zip(solved.items(), baked["baked"])}
     return {"output": baked["output"], "takes": takes, "failed": failed}
