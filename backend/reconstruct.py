@@ -9,7 +9,7 @@ from .protocol.rotations import quat_to_matrix
 from .protocol.take import Take
 from .tracking.ibug68 import ibug68_vertices
 
-__all__ = ["actor_neutral", "take_vertices", "project_take", "project_take_ibug68", "face_edges"]
+__all__ = ["actor_neutral", "head_vertices", "take_vertices", "project_take", "project_take_ibug68", "face_edges"]
 
 
 def _rest_offset(take: Take, model: FaceModel) -> np.ndarray:
@@ -20,7 +20,8 @@ def _rest_offset(take: Take, model: FaceModel) -> np.ndarray:
     return np.asarray(offset, np.float32).reshape(model.num_vertices, 3)
 
 
-def _head_vertices(take: Take, model: FaceModel) -> np.ndarray:
+def head_vertices(take: Take, model: FaceModel) -> np.ndarray:
+    """(T, N, 3) float32 metres, head frame: the solved face of every frame (identity, weights, rest face)."""
     identity = np.asarray(take.header.get("identity") or np.zeros(model.num_identity), np.float32)
     return model.vertices(take.weights, identity) + _rest_offset(take, model)   # (T, N, 3) head frame
 
@@ -45,7 +46,7 @@ def _to_pixels(take: Take, cam: np.ndarray) -> np.ndarray:
 
 def take_vertices(take: Take, model: FaceModel) -> np.ndarray:
     """(T, N, 3) camera-space vertices (metres) of the solved face in every frame."""
-    return _to_camera(take, _head_vertices(take, model))
+    return _to_camera(take, head_vertices(take, model))
 
 
 def project_take(take: Take, model: FaceModel) -> np.ndarray:
@@ -57,7 +58,7 @@ def project_take(take: Take, model: FaceModel) -> np.ndarray:
 def project_take_ibug68(take: Take, model: FaceModel) -> np.ndarray:
     """(T, 68, 2) pixel positions of the solved face's iBUG 68 points (NaN on invalid frames),
     jaw on the mandible line (:func:`backend.tracking.ibug68.ibug68_vertices`)."""
-    return _to_pixels(take, _to_camera(take, ibug68_vertices(_head_vertices(take, model))))
+    return _to_pixels(take, _to_camera(take, ibug68_vertices(head_vertices(take, model))))
 
 
 def face_edges(model: FaceModel) -> np.ndarray:

@@ -181,6 +181,8 @@ def fidelity_table(report: dict) -> Table:
             if key == "aflw2000_3d":
                 row("landmarks", "AFLW2000-3D: NME bbox %, yaw-balanced (CPEM: 3.64)",
                     d["nme_bbox_yaw_balanced"], "aflw_nme", 2)
+                row("landmarks", "AFLW2000-3D: NME bbox %, our fitted shape at the answer's pose (diagnostic)",
+                    d["nme_bbox_best_pose_mean"], digits=2)
     real = report.get("real")
     if real and "skipped" in real:
         row("real", "skipped", real["skipped"])

@@ -35,6 +35,10 @@ def test_undetected_photo_counts_as_failure(realdata, tmp_path):
     assert [i["detected"] for i in aflw["items"]] == [True, False]
     assert 0 < aflw["nme_bbox_mean"] < 10  # the frontal face's landmarks are close to the annotation
     assert 0 < aflw["nme_bbox_inner_mean"] < aflw["nme_bbox_mean"]  # the jaw is where conventions differ
+    found, missed = aflw["items"]
+    # the pose refit to the answer starts at the solver's pose: a floor under our NME, never above it
+    assert 0 < found["nme_bbox_best_pose"] <= found["nme_bbox"] + 1e-6 and missed["nme_bbox_best_pose"] is None
+    assert aflw["nme_bbox_best_pose_mean"] == found["nme_bbox_best_pose"]
 
 
 def test_quick_real_checks(realdata):
