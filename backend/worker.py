@@ -12,6 +12,7 @@ serves requests one at a time:
 * ``retarget_solve`` {take, character, output, keys, exclude, [frames | frame]} -> {key_take, report, frames}
 * ``mesh_retarget`` {take, vertices, output, serep, start_frame, axes, [frames | frame]} -> {pc2, samples,
   points, max_displacement_mm, frames}
+* ``generate`` {label, gan, s2d, output, seed, fps, mirror} -> {take, frames, fps, label, seed, apex}
 
 ``frames`` (a list of take frame indices) or ``frame`` (one index) restricts the
 take to those frames before solving / transferring (a one-frame preview);
@@ -66,7 +67,7 @@ class Worker:
         self._cancelled_ids: set[str] = set()
         self.ops: dict[str, Callable[[dict, Callable, threading.Event], dict]] = {
             "ping": self._op_ping, "capture": _op_capture, "import_csv": _op_import_csv, "export_csv": _op_export_csv,
-            "retarget_solve": _op_retarget_solve, "mesh_retarget": _op_mesh_retarget,
+            "retarget_solve": _op_retarget_solve, "mesh_retarget": _op_mesh_retarget, "generate": _op_generate,
         }
 
     def send(self, msg_type: str, **fields) -> None:
@@ -304,6 +305,29 @@ def _op_mesh_retarget(args: dict, progress, cancel) -> dict:
     progress(Progress(1, 1, "cache written"))
     return {"pc2": os.path.abspath(path), "samples": int(frames.shape[0]), "points": int(frames.shape[1]),
             "max_displacement_mm": moved, "frames": indices}
+
+
+def _op_generate(args: dict, progress, cancel) -> dict:
+    """One labelled expression clip (Motion3DGAN + S2D-Dec): {label, gan, s2d (weights folders or files),
+    output (.npz), seed (int, default 0), fps (default 30), mirror (bool, default false)}
+    -> {take, frames, fps, label, seed, apex: {unit: weight} of the last frame's units above 0.05}."""
+    from .generation.generate import generate_clips
+    from .protocol.arkit import ARKIT_NAMES
+    from .protocol.take import write_take
+
+    seed, fps, mirror = args.get("seed", 0), args.get("fps", 30.0), args.get("mirror", False)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not isinstance(fps, (int, float)) or fps <= 0 \
+            or not isinstance(mirror, bool):
+        raise FaceKeyError("bad_argument", f"seed {seed!r}, fps {fps!r}, mirror {mirror!r}: expected an integer, a "
+                           "positive number and true/false.", "Check the Generate settings in the FaceKey panel.")
+    progress(Progress(0, 1, "generating the expression clip"))
+    take, = generate_clips(_arg(args, "label"), 1, _arg(args, "gan"), _arg(args, "s2d"), seed=seed,
+                           fps=float(fps), mirror=mirror)
+    path = write_take(_arg(args, "output"), take)
+    progress(Progress(1, 1, "clip written"))
+    apex = {ARKIT_NAMES[i]: round(float(w), 3) for i, w in enumerate(take.weights[-1]) if w > 0.05}
+    return {"take": os.path.abspath(path), "frames": take.num_frames, "fps": take.fps, "label": take.header["label"],
+            "seed": take.header["seed"], "apex": apex}
 
 
 def _duration(take) -> float:

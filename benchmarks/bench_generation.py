@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend.generation.generate import generate_clips  # noqa: E402
-from backend.generation.labels import LABELS  # noqa: E402
+from backend.protocol.labels import LABELS  # noqa: E402
 from backend.generation.motion3dgan import load_motion3dgan  # noqa: E402
 from backend.generation.s2d import load_s2d  # noqa: E402
 from backend.protocol.arkit import INDEX, MIRROR  # noqa: E402

@@ -19,7 +19,7 @@ from .jobs import BackendJob, CaptureJob, JobSequence, LocalJob
 from .protocol.errors import FaceKeyError
 from .state import STATE
 
-__all__ = ["make_capture_job", "make_solve_job", "make_mesh_retarget_job", "make_apply_job", "make_preview_job",
+__all__ = ["make_capture_job", "make_generate_job", "make_solve_job", "make_mesh_retarget_job", "make_apply_job", "make_preview_job",
            "merge_target_reports", "import_csv", "export_csv", "takes_dir", "register", "unregister"]
 
 #: The running modal job (capture or setup), for the Cancel button.
@@ -316,9 +316,9 @@ def _head_part(scene_name: str, take_path: str, source: str, state) -> LocalJob:
 
 
 def _add_target_parts(seq: JobSequence, plan: list[tuple[str, str]], scene_name: str, take_path: str, source: str,
-                      client_kwargs: dict | None) -> None:
+                      client_kwargs: dict | None, *, head: bool = True) -> None:
     """Queue one part per planned ``(object name, mode)``: name-map bakes first, then the head rotation
-    (when the panel sets a head target), then the character solves and mesh-level retargets."""
+    (when ``head`` and the panel sets a head target), then the character solves and mesh-level retargets."""
     def backend_part(name: str, make):
         return lambda state: make(bpy.context, client_kwargs, obj=_target_object(name), take_path=take_path,
                                   state=state)
@@ -326,7 +326,7 @@ def _add_target_parts(seq: JobSequence, plan: list[tuple[str, str]], scene_name:
     for name, mode in plan:
         if mode == "NAMEMAP":
             seq.add(name, lambda state, n=name: _namemap_part(n, scene_name, take_path, source, state))
-    if bpy.data.scenes[scene_name].facekey.head_mode != "NONE":
+    if head and bpy.data.scenes[scene_name].facekey.head_mode != "NONE":
         seq.add("head rotation", lambda state: _head_part(scene_name, take_path, source, state))
     for name, mode in plan:
         if mode != "NAMEMAP":
@@ -338,7 +338,8 @@ def merge_target_reports(results: dict, errors: dict, modes: dict[str, str], ski
 
     ``{"modes": {name: mode}, "objects": {name: shape-key bake info}, "meshes": {name: mesh-level info},
     "solves": {name: solve report}, "skipped": {name: reason}, "errors": {name: {code, message, hint}},
-    "frames": valid frame count, "head": action name or None}``; a failed target is listed in
+    "frames": valid frame count, "head": action name or None}``, plus ``"generated"`` (the worker's
+    ``generate`` result) for a generated take; a failed target is listed in
     ``errors`` and, with its message, in ``skipped``.
     """
     out = {"modes": dict(modes), "objects": {}, "meshes": {}, "solves": {}, "skipped": dict(skipped), "errors": {},
@@ -352,8 +353,9 @@ def merge_target_reports(results: dict, errors: dict, modes: dict[str, str], ski
             out["solves"][name] = rep["solve"]
         out["head"] = rep.get("head") or out["head"]
         out["frames"] = max(out["frames"], int(rep.get("frames", 0)))
-        if "unmapped_from_backend" in rep:
-            out["unmapped_from_backend"] = rep["unmapped_from_backend"]
+        for key in ("unmapped_from_backend", "generated"):
+            if key in rep:
+                out[key] = rep[key]
     for name, err in errors.items():
         out["errors"][name] = err.to_dict()
         out["skipped"][name] = f"failed [{err.code}]: {err.message}"
@@ -414,6 +416,50 @@ def make_capture_job(context, client_kwargs: dict | None = None) -> JobSequence:
     args = (python, default_log_path(), footage, _unique_take_path(footage), _capture_settings(s),
             None if s.face_index < 0 else int(s.face_index), queue_targets)
     seq.add("capture", lambda state: CaptureJob(*args, state=state, client_kwargs=client_kwargs), required=True)
+    return seq
+
+
+def _generator_weights(path: str, what: str, module: str) -> str:
+    """A Generate weights field, absolute; ``weights_missing`` naming the training command when empty."""
+    if not path.strip():
+        raise FaceKeyError("weights_missing", f"{what} weights are not set: generating needs trained weights.",
+                           f"Train them with `python -m training.{module}.train --config base --out DIR` and pick "
+                           f"DIR in the {what} weights field.")
+    return bpy.path.abspath(path)
+
+
+def make_generate_job(context, client_kwargs: dict | None = None) -> JobSequence:
+    """A labelled expression clip from the generators (worker op ``generate``), then the take applied to
+    every selected object by its retarget mode (see :func:`make_apply_job`), as one job (not started).
+
+    The clip is written to the takes folder as ``<label>_<seed>[_mirrored].npz`` at the scene's frame
+    rate, so it bakes as action ``FK_<label>_<seed>...`` from Start frame; its head is still, so no head
+    rotation is keyed.  Checks the weights fields (``weights_missing``), targets and backend first.
+    """
+    from .bake.apply import scene_fps
+    s = context.scene.facekey
+    gan = _generator_weights(s.gan_weights, "Motion3DGAN", "motion3dgan")
+    s2d = _generator_weights(s.s2d_weights, "S2D", "s2d")
+    plan, skipped = _plan(context)
+    python = _backend_python(context)
+    scene_name = context.scene.name
+    stem = f"{s.gen_label}_{s.gen_seed}" + ("_mirrored" if s.gen_mirror else "")
+    args = {"label": s.gen_label, "gan": gan, "s2d": s2d, "seed": int(s.gen_seed), "mirror": bool(s.gen_mirror),
+            "fps": float(scene_fps(context.scene)), "output": _unique_take_path(stem)}
+    seq = JobSequence("generate", _apply_summary(plan, skipped))
+
+    def make(state) -> BackendJob:
+        def queue_targets(payload: dict) -> tuple[str, dict]:
+            state.last_take = payload["take"]
+            _add_target_parts(seq, plan, scene_name, payload["take"], payload["take"], client_kwargs, head=False)
+            apex = ", ".join(f"{k} {v:.2f}" for k, v in sorted(payload["apex"].items(), key=lambda kv: -kv[1])[:4])
+            return (f"generated {payload['label']} (seed {payload['seed']}): {apex or 'no unit above 0.05'}",
+                    {"objects": {}, "skipped": {}, "frames": int(payload["frames"]), "generated": payload})
+
+        return BackendJob(python, default_log_path(), "generate", args, queue_targets, label="generate", state=state,
+                          client_kwargs=client_kwargs)
+
+    seq.add("generate", make, required=True)
     return seq
 
 
@@ -569,6 +615,15 @@ class FACEKEY_OT_capture(_BackendJobOperator, bpy.types.Operator):
 
     def make_job(self, context):
         return make_capture_job(context)
+
+
+class FACEKEY_OT_generate(_BackendJobOperator, bpy.types.Operator):
+    """Generate the chosen labelled expression (Motion3DGAN + S2D) and apply it to each selected object by its retarget mode"""
+    bl_idname = "facekey.generate"
+    bl_label = "Generate"
+
+    def make_job(self, context):
+        return make_generate_job(context)
 
 
 class FACEKEY_OT_solve_character(_BackendJobOperator, bpy.types.Operator):
@@ -739,7 +794,7 @@ class FACEKEY_OT_open_log(bpy.types.Operator):
         return {"FINISHED"}
 
 
-_CLASSES = (FACEKEY_OT_capture, FACEKEY_OT_solve_character, FACEKEY_OT_mesh_retarget, FACEKEY_OT_apply_take,
+_CLASSES = (FACEKEY_OT_capture, FACEKEY_OT_generate, FACEKEY_OT_solve_character, FACEKEY_OT_mesh_retarget, FACEKEY_OT_apply_take,
             FACEKEY_OT_preview_frame, FACEKEY_OT_clear_preview, FACEKEY_OT_set_rest_frame, FACEKEY_OT_setup_backend,
             FACEKEY_OT_cancel,
             FACEKEY_OT_check_backend, FACEKEY_OT_import_csv, FACEKEY_OT_export_csv, FACEKEY_OT_open_log)

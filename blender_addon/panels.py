@@ -87,6 +87,18 @@ class FACEKEY_PT_main(bpy.types.Panel):
         row.operator("facekey.import_csv", icon="IMPORT")
         row.operator("facekey.export_csv", icon="EXPORT")
 
+        gen = layout.box()
+        gen.label(text="Generate expression", icon="SHADERFX")
+        row = gen.row(align=True)
+        row.prop(s, "gen_label", text="")
+        row.prop(s, "gen_seed")
+        row.prop(s, "gen_mirror", toggle=True)
+        gen.prop(s, "gan_weights")
+        gen.prop(s, "s2d_weights")
+        row = gen.row()
+        row.enabled = not running
+        row.operator("facekey.generate", icon="SHAPEKEY_DATA")
+
         take = layout.box()
         take.label(text="Take", icon="ACTION")
         take.prop(s, "solve_take")
@@ -144,6 +156,11 @@ def _draw_report(layout, s) -> None:
     meshes = report.get("meshes") or ({"": report["mesh"]} if "mesh" in report else {})
     for name, mesh in meshes.items():
         _draw_mesh(layout, name, mesh)
+    generated = report.get("generated")
+    if generated:
+        top = sorted(generated["apex"].items(), key=lambda kv: -kv[1])[:3]
+        layout.label(text=f"Generated {generated['label']} (seed {generated['seed']}, {generated['frames']} frames): "
+                          + (", ".join(f"{k} {v:.2f}" for k, v in top) or "no unit above 0.05"), icon="SHADERFX")
     preview = report.get("preview")
     if preview:
         layout.label(text=f"Preview: take frame {preview['take_frame']} on {preview['object']}", icon="HIDE_OFF")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
+from .protocol.labels import LABELS
 from .state import STATE
 from .targets import MODE_ITEMS
 
@@ -47,6 +48,10 @@ NAME_MAPS = [("auto", "Auto", "ARKit camelCase, Live Link PascalCase, _L/_R and 
              ("custom", "Custom file", "A JSON file {\"eyeBlinkLeft\": \"Blink_L\", ...}")]
 
 
+#: The generators' expression labels (CoMA's sequence names) as an enum: identifier = the label itself.
+EXPRESSION_LABELS = [(label, label.replace("_", " ").capitalize(), f"Generate a '{label}' clip, neutral to apex")
+                     for label in LABELS]
+
 MESH_OUTPUTS = [("MESH_CACHE", "Mesh Cache", "Write a .pc2 point cache and add a Mesh Cache modifier"),
                 ("SHAPE_KEYS", "Shape keys", "Add per-take corrective shape keys and bake their values as an action")]
 
@@ -84,6 +89,18 @@ class FaceKeySceneSettings(bpy.types.PropertyGroup):
     serep_weights: StringProperty(name="SEREP weights", subtype="FILE_PATH", default="",
                                   description="Trained SEREP weights for mesh-level retarget: serep.safetensors or "
                                               "its folder (config.json beside it); empty = blendshape transfer")
+    gen_label: EnumProperty(name="Expression", items=EXPRESSION_LABELS, default="high_smile",
+                            description="Which labelled expression to generate")
+    gen_seed: IntProperty(name="Seed", default=0, min=0,
+                          description="Generator noise: the same seed gives the same clip, another seed another one")
+    gen_mirror: BoolProperty(name="Mirror", default=False,
+                             description="Swap the face's sides (e.g. Mouth side to the subject's right)")
+    gan_weights: StringProperty(name="Motion3DGAN weights", subtype="FILE_PATH", default="",
+                                description="Trained Motion3DGAN: its weights folder or .safetensors "
+                                            "(python -m training.motion3dgan.train)")
+    s2d_weights: StringProperty(name="S2D weights", subtype="FILE_PATH", default="",
+                                description="Trained Sparse-to-Dense decoder: its weights folder or .safetensors "
+                                            "(python -m training.s2d.train)")
 
 
 def get_prefs(context=None):

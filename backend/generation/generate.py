@@ -20,7 +20,7 @@ import numpy as np
 from backend.facemodel import load_face_model
 from backend.protocol.take import Take
 
-from .labels import LABELS, label_index
+from backend.protocol.labels import LABELS, label_index
 
 __all__ = ["weights_from_dense", "mirror_clip", "generate_clips"]
 
@@ -63,7 +63,7 @@ def mirror_clip(weights: np.ndarray, dense: np.ndarray) -> tuple[np.ndarray, np.
 def generate_clips(label: str, count: int, gan_path: str | os.PathLike, s2d_path: str | os.PathLike, *,
                    seed: int = 0, fps: float = 30.0, mirror: bool = False,
                    progress: Optional[Callable[[int, int], None]] = None) -> list[Take]:
-    """``count`` clips of ``label`` (one of :data:`~backend.generation.labels.LABELS`), neutral to apex.
+    """``count`` clips of ``label`` (one of :data:`~backend.protocol.labels.LABELS`), neutral to apex.
 
     Args:
         gan_path, s2d_path: trained Motion3DGAN and S2D-Dec weights (folder or .safetensors).

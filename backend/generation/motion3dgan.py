@@ -7,7 +7,7 @@ networks work in the tangent space of the sphere at a reference point ``p``,
 the training set's Karcher mean SRVF:
 
 * the generator ``G(z, c)`` maps noise ``z`` (``noise_dim``) and a one-hot
-  label ``c`` (:data:`backend.generation.labels.LABELS`) to a tangent vector
+  label ``c`` (:data:`backend.protocol.labels.LABELS`) to a tangent vector
   at ``p``; ``exp_p`` puts it on the sphere (a unit SRVF, a motion without
   its size);
 * the critic ``D(v, c)`` scores tangent vectors: ``log_p`` of real SRVFs,
@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from backend.generation.labels import LABELS, label_index
+from backend.protocol.labels import LABELS, label_index
 from backend.generation.srvf import srvf_to_motion
 from backend.protocol.errors import FaceKeyError
 from backend.weightsfile import CONFIG_NAME, load_net

@@ -130,8 +130,8 @@ def face_action_report(pkg) -> dict:
 # ----------------------------------------------------------------------------- scenarios
 def sc_install(params) -> dict:
     pkg = install(params)
-    ops = [n for n in ("capture", "cancel", "setup_backend", "check_backend", "import_csv", "export_csv", "open_log",
-                       "apply_take", "preview_frame", "clear_preview", "solve_character", "mesh_retarget",
+    ops = [n for n in ("capture", "generate", "cancel", "setup_backend", "check_backend", "import_csv", "export_csv",
+                       "open_log", "apply_take", "preview_frame", "clear_preview", "solve_character", "mesh_retarget",
                        "set_rest_frame")
            if hasattr(bpy.ops.facekey, n)]
     res = {"module": pkg.__name__, "ops": ops, "panel": hasattr(bpy.types, "FACEKEY_PT_main"),
@@ -193,6 +193,25 @@ def sc_capture(params) -> dict:
         bpy.data.objects["Face"].select_set(False)
     rc = call_op(bpy.ops.facekey.capture, "INVOKE_DEFAULT")
     res = {"rc": rc, "state": state_dict(pkg), "before": before, "after": snapshot(pkg)}
+    if res["state"]["status"] == "done":
+        res.update(face_action_report(pkg))
+    return res
+
+
+def sc_generate(params) -> dict:
+    """"Generate" onto Face (ARKit keys, name map) through the real backend: first with the weights fields
+    empty (must stop before the backend, nothing changed), then with the panel's label, seed and weights."""
+    pkg = install(params)
+    make_character()
+    set_backend(pkg, params["python"])
+    s = bpy.context.scene.facekey
+    s.gen_label, s.gen_seed, s.start_frame = params["label"], params["seed"], params.get("start_frame", 1)
+    before = snapshot(pkg)
+    res = {"missing": {"rc": call_op(bpy.ops.facekey.generate, "INVOKE_DEFAULT"), "state": state_dict(pkg),
+                       "unchanged": snapshot(pkg) == before}}
+    s.gan_weights, s.s2d_weights = params["gan"], params["s2d"]
+    rc = call_op(bpy.ops.facekey.generate, "INVOKE_DEFAULT")
+    res.update(rc=rc, state=state_dict(pkg), before=before, after=snapshot(pkg), panel=draw_panel())
     if res["state"]["status"] == "done":
         res.update(face_action_report(pkg))
     return res

@@ -17,7 +17,7 @@ def test_extension_zip_layout(addon_zips):
 def test_extension_installs_enables_and_disables(run_scenario):
     res = run_scenario("install", {})
     assert res["module"] == "bl_ext.user_default.facekey"
-    assert set(res["ops"]) == {"capture", "cancel", "setup_backend", "check_backend", "import_csv", "export_csv",
+    assert set(res["ops"]) == {"capture", "generate", "cancel", "setup_backend", "check_backend", "import_csv", "export_csv",
                                "open_log", "apply_take", "preview_frame", "clear_preview", "solve_character",
                                "mesh_retarget", "set_rest_frame"}
     assert res["panel"] and res["scene_prop"] and res["object_prop"]

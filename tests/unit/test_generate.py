@@ -1,11 +1,8 @@
 """Generated clips as Takes: dense displacements read back as ARKit weights; the chain and `facekey generate`."""
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from backend.cli import app
@@ -35,19 +32,6 @@ def test_weights_from_dense_boxes_weights_and_reports_what_is_left():
     assert weights.min() >= 0.0 and weights.max() <= 1.0
     assert weights[0, INDEX["jawOpen"]] == 1.0 and residual[0] > 1e-3   # the extra 60 % is left over
     assert weights[1, INDEX["eyeBlinkLeft"]] == 0.0 and residual[1] > 0.0
-
-
-@pytest.fixture(scope="module")
-def tiny_generators(tmp_path_factory):
-    """Motion3DGAN and S2D-Dec from a few training steps: enough to run the chain, not to judge it
-    (quality lives in benchmarks/bench_generation.py)."""
-    from training.motion3dgan.train import CONFIGS as GAN_CONFIGS, train as train_gan
-    from training.s2d.train import CONFIGS as S2D_CONFIGS, train as train_s2d
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("generators")
-    train_gan(dataclasses.replace(GAN_CONFIGS["tiny"], steps=5), root / "gan")
-    train_s2d(dataclasses.replace(S2D_CONFIGS["tiny"], steps=5), root / "s2d")
-    return root / "gan", root / "s2d"
 
 
 def test_generated_clips_are_takes_that_start_neutral(tiny_generators, tmp_path):
@@ -91,3 +75,31 @@ def test_generate_command(tiny_generators, tmp_path):
         assert res.exit_code == 2 and want in res.output and "hint:" in res.output, (args, res.output)
     res = runner.invoke(app, ["generate", "eyebrow", "-o", "x.npz"], env={"FACEKEY_MOTION3DGAN": "", "FACEKEY_S2D": ""})
     assert res.exit_code == 2 and "error[weights_missing]" in res.output and "training.motion3dgan.train" in res.output
+
+
+def test_generate_through_the_worker(tiny_generators, tmp_path, repo):
+    """The add-on's request: one clip per call, the same seed the same clip; bad requests come back coded."""
+    import sys
+
+    from backend.protocol.client import BackendClient
+    from backend.protocol.errors import FaceKeyError
+    gan, s2d = tiny_generators
+    args = {"label": "high_smile", "gan": str(gan), "s2d": str(s2d), "seed": 4, "fps": 25.0, "mirror": False}
+    client = BackendClient(sys.executable, str(tmp_path / "backend.log"), cwd=str(repo))
+    client.start(timeout=120)
+    try:
+        first = client.request("generate", {**args, "output": str(tmp_path / "a.npz")}, timeout=120)
+        again = client.request("generate", {**args, "output": str(tmp_path / "b.npz")}, timeout=120)
+        assert first["label"] == "high_smile" and first["seed"] == 4 and first["frames"] == 30
+        a, b = read_take(first["take"]), read_take(again["take"])
+        assert a.fps == 25.0 and a.header["label"] == "high_smile"
+        np.testing.assert_array_equal(a.weights, b.weights)
+        assert first["apex"] == {k: v for k, v in first["apex"].items() if v > 0.05}
+        for bad, code in (({"label": "grin"}, "bad_argument"), ({"seed": "4"}, "bad_argument"),
+                          ({"fps": 0}, "bad_argument"), ({"gan": str(tmp_path / "none")}, "weights_missing")):
+            with pytest.raises(FaceKeyError) as e:
+                client.request("generate", {**args, **bad, "output": str(tmp_path / "c.npz")}, timeout=120)
+            assert e.value.code == code and e.value.hint, bad
+        assert not (tmp_path / "c.npz").exists() and client.alive
+    finally:
+        client.close()

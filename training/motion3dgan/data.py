@@ -24,7 +24,7 @@ import dataclasses
 
 import numpy as np
 
-from backend.generation.labels import LABELS
+from backend.protocol.labels import LABELS
 from backend.protocol.arkit import INDEX
 from backend.tracking.ibug68 import MEDIAPIPE_TO_IBUG68
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.generation.labels import LABELS
+from backend.protocol.labels import LABELS
 from backend.generation.motion3dgan import (WEIGHTS_NAME, Motion3DGAN, Motion3DGANConfig, exp_map, log_map,
                                             sample_landmark_motions)
 from backend.generation.srvf import motion_to_srvf, sphere_log, sphere_mean
