@@ -1,4 +1,4 @@
-"""The command line every training script shares: ``--config --out --device --steps --threads``, step logs."""
+"""The command line every training script shares: ``--config --out --device --steps --threads [--coma]``, step logs."""
 from __future__ import annotations
 
 import argparse
@@ -10,10 +10,11 @@ import torch
 __all__ = ["training_arguments", "step_printer"]
 
 
-def training_arguments(prog: str, configs: dict, argv: list[str] | None):
+def training_arguments(prog: str, configs: dict, argv: list[str] | None, coma: bool = False):
     """Parse the shared options; returns ``(the chosen config, --steps applied, parsed args)``.
 
-    Sets torch's CPU thread count when ``--threads`` is given.
+    ``coma``: also take ``--coma ROOT`` (train on the user's copy of CoMA, :mod:`training.motion3dgan.coma`;
+    ``args.coma`` is None without it).  Sets torch's CPU thread count when ``--threads`` is given.
     """
     p = argparse.ArgumentParser(prog=prog)
     p.add_argument("--config", choices=sorted(configs), default="base")
@@ -21,6 +22,9 @@ def training_arguments(prog: str, configs: dict, argv: list[str] | None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, default=None, help="override the config's step count")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    if coma:
+        p.add_argument("--coma", default=None, metavar="ROOT",
+                       help="train on CoMA's sequences in ROOT/<subject>/<label>/*.ply instead of synthetic motions")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)

@@ -7,7 +7,7 @@ trained on the public data set and on our own synthetic motions
 """
 from __future__ import annotations
 
-from backend.protocol.errors import FaceKeyError
+from .errors import FaceKeyError
 
 __all__ = ["LABELS", "label_index"]
 

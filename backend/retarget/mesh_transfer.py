@@ -34,8 +34,8 @@ from backend.facemodel import load_face_model
 from backend.facemodel.canonical import NUM_MESH
 from backend.protocol.errors import FaceKeyError
 
-__all__ = ["read_obj", "write_deformed_obj", "FaceFit", "fit_face", "FaceTransfer", "closest_on_triangles", "blendshape_displacements",
-           "take_to_mesh"]
+__all__ = ["read_obj", "write_deformed_obj", "FaceFit", "fit_face", "FaceTransfer", "closest_on_triangles", "umeyama",
+           "blendshape_displacements", "take_to_mesh"]
 
 NOSE_TIP = 4
 #: Plausible bounding-box diagonal of a head mesh in metres (a bust or a full body is still < 3 m).
@@ -162,7 +162,8 @@ def closest_on_triangles(points: np.ndarray, verts: np.ndarray, tris: np.ndarray
     return out_d, out_t, out_b
 
 
-def _umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(s, R, t)``: the similarity ``dst ~ s R src + t`` fitting (P, 3) point sets best (least squares)."""
     cs, cd = src.mean(0), dst.mean(0)
     a, b = src - cs, dst - cd
     u, sig, vt = np.linalg.svd(b.T @ a / len(src))
@@ -196,7 +197,7 @@ def _icp(tv: np.ndarray, m, r: np.ndarray, ident: np.ndarray, s: float, t: np.nd
         dist, j = _nearest(s * src @ r.T + t, tv)
         gate = max(0.004, 0.02 * (1 - it / total))
         keep = dist < max(gate, np.percentile(dist, 50))
-        s, r, t = _umeyama(src[keep], tv[j[keep]])
+        s, r, t = umeyama(src[keep], tv[j[keep]])
         # identity: the matched targets in the model frame, minus the neutral, by ridge least squares
         y = ((tv[j] - t) @ r) / s - m.neutral[:NUM_MESH]
         rows = np.repeat(keep, 3)

@@ -65,7 +65,7 @@ class Motions:
     dense: np.ndarray
     landmarks: np.ndarray
     neutral: np.ndarray
-    weights: np.ndarray
+    weights: np.ndarray | None      # None for data sets without ARKit ground truth (CoMA)
     labels: np.ndarray
 
 

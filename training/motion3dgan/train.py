@@ -1,10 +1,12 @@
 """Motion3DGAN training entry point (CPU or GPU, same code).
 
-    python -m training.motion3dgan.train --config tiny|base --out DIR [--device cuda] [--steps N]
+    python -m training.motion3dgan.train --config tiny|base --out DIR [--device cuda] [--steps N] [--coma ROOT]
 
 Trains :class:`backend.generation.motion3dgan.Motion3DGAN` on the labelled
-synthetic expression motions of :mod:`training.motion3dgan.data` as in the
-paper: a conditional WGAN-GP in the tangent space of the SRVF hypersphere at
+synthetic expression motions of :mod:`training.motion3dgan.data`, or with
+``--coma`` on the clips of the user's copy of CoMA
+(:mod:`training.motion3dgan.coma`; the first clip of each sequence is held
+out for the evaluation, as in the paper), as in the paper: a conditional WGAN-GP in the tangent space of the SRVF hypersphere at
 the training set's mean SRVF p, generator loss
 ``alpha_adv * L_adv + alpha_rec * L_r`` with ``L_r`` the L1 distance (mean
 over elements, in the networks' units: tangent vectors times ``sqrt(3 k)``)
@@ -27,13 +29,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.protocol.labels import LABELS
 from backend.generation.motion3dgan import (WEIGHTS_NAME, Motion3DGAN, Motion3DGANConfig, exp_map, log_map,
                                             sample_landmark_motions)
 from backend.generation.srvf import motion_to_srvf, sphere_log, sphere_mean
+from backend.protocol.errors import FaceKeyError
+from backend.protocol.labels import LABELS
 from backend.weightsfile import save_net
 from training.cli import step_printer, training_arguments
 
+from .coma import coma_motions
 from .data import HELDOUT_SEED, TRAIN_SEED, Motions, expression_motions
 
 __all__ = ["TrainConfig", "CONFIGS", "train", "evaluate", "main"]
@@ -94,7 +98,8 @@ def evaluate(net: Motion3DGAN, seed: int = 0, per_label: int = 20, real: Motions
         net: the model (any device).
         seed: generation seed (label i uses ``seed + i``).
         per_label: generated motions per label.
-        real: held-out real motions (any number per label, >= 2 each); default
+        real: held-out real motions (any number per label; the diversity is over the labels
+            with two or more, NaN when none has); default
             ``real_per_label`` per label from ``HELDOUT_SEED``.
         real_per_label: see ``real``.
 
@@ -115,8 +120,9 @@ def evaluate(net: Motion3DGAN, seed: int = 0, per_label: int = 20, real: Motions
                 for i in range(n)]
     correct = [real.labels[np.linalg.norm(g[:, None] - real_apex[None], axis=-1).argmin(1)] == i
                for i, g in enumerate(gen_apex)]
-    gen_div = np.mean([_pairwise(g) for g in gen_apex])
-    real_div = np.mean([_pairwise(real_apex[real.labels == i]) for i in range(n)])
+    varied = [i for i in range(n) if (real.labels == i).sum() >= 2]     # a diversity needs two real motions
+    gen_div = np.mean([_pairwise(gen_apex[i]) for i in varied]) if varied else np.nan
+    real_div = np.mean([_pairwise(real_apex[real.labels == i]) for i in varied]) if varied else np.nan
     gen_size = float(np.mean([np.linalg.norm(g, axis=1).mean() for g in gen_apex]))
     real_size = float(np.linalg.norm(real_apex, axis=1).mean())
     return {"label_accuracy": float(np.mean(correct)), "chance": 1.0 / n,
@@ -133,14 +139,16 @@ def _gradient_penalty(net: Motion3DGAN, real: torch.Tensor, fake: torch.Tensor, 
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
-def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None) -> dict:
-    """Train Motion3DGAN on synthetic labelled motions; save weights + config in ``out``; evaluate.
+def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None, coma: str | Path | None = None) -> dict:
+    """Train Motion3DGAN on labelled motions; save weights + config in ``out``; evaluate.
 
     Args:
         cfg: run configuration.
         out: output folder (created).
         device: torch device ("cpu", "cuda").
         progress: optional callable(step, total, losses dict).
+        coma: a CoMA folder (:mod:`training.motion3dgan.coma`) to train on its clips (the first
+            clip of each sequence held out for the evaluation) instead of synthetic motions.
 
     Returns:
         dict with ``history`` (per log step: step, mean critic loss, mean
@@ -151,7 +159,13 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None)
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    data = expression_motions(cfg.train_samples, frames=cfg.net.frames, seed=TRAIN_SEED)
+    data = (expression_motions(cfg.train_samples, frames=cfg.net.frames, seed=TRAIN_SEED) if coma is None
+            else coma_motions(coma, cfg.net.frames, "train"))
+    missing = [label for i, label in enumerate(LABELS) if not (data.labels == i).any()]
+    if missing:
+        raise FaceKeyError("bad_argument", f"no training clip of {', '.join(missing)}",
+                           "Motion3DGAN learns every label: the data set needs sequences of all 12 "
+                           "(with two or more apexes each on CoMA, the first being held out).")
     q, scale = motion_to_srvf(data.landmarks)
     p = sphere_mean(q)
     net = Motion3DGAN(cfg.net)
@@ -206,15 +220,20 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None)
                                                "rec": rec.item()})
     net = net.cpu().eval()
     seconds = time.perf_counter() - t0
-    evaluation = evaluate(net, cfg.seed, cfg.eval_samples, real_per_label=cfg.eval_real)
+    if coma is None:
+        evaluation = {**evaluate(net, cfg.seed, cfg.eval_samples, real_per_label=cfg.eval_real), "heldout": "synthetic"}
+    else:
+        evaluation = {**evaluate(net, cfg.seed, cfg.eval_samples, real=coma_motions(coma, cfg.net.frames, "test")),
+                      "heldout": "coma:test"}
     weights, config = save_net(net, out, WEIGHTS_NAME, {**dataclasses.asdict(cfg), "device": device, "history": history,
-                                                        "train_seconds": seconds, "evaluation": evaluation})
+                                                        "train_seconds": seconds, "evaluation": evaluation,
+                                                        "data": "synthetic" if coma is None else f"coma:{coma}"})
     return {"history": history, "train_seconds": seconds, "evaluation": evaluation, "weights": weights, "config": config}
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, a = training_arguments("python -m training.motion3dgan.train", CONFIGS, argv)
-    res = train(cfg, a.out, a.device, step_printer(cfg.log_every))
+    cfg, a = training_arguments("python -m training.motion3dgan.train", CONFIGS, argv, coma=True)
+    res = train(cfg, a.out, a.device, step_printer(cfg.log_every), coma=a.coma)
     ev = res["evaluation"]
     print(f"trained in {res['train_seconds']:.1f} s; label accuracy {ev['label_accuracy']:.3f} "
           f"(chance {ev['chance']:.3f}), diversity {ev['diversity']:.3f}, size ratio {ev['size_ratio']:.3f}")

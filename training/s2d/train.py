@@ -1,11 +1,13 @@
 """S2D-Dec training entry point (CPU or GPU, same code).
 
-    python -m training.s2d.train --config tiny|base --out DIR [--device cuda] [--steps N]
+    python -m training.s2d.train --config tiny|base --out DIR [--device cuda] [--steps N] [--coma ROOT]
 
 Trains :class:`backend.generation.s2d.S2DDecoder` on (landmark displacement,
 dense displacement) pairs: every non-neutral frame of labelled synthetic
 expression motions (:func:`training.motion3dgan.data.expression_motions`,
-actors from the training pool).  Loss, on centimetre displacements, as the
+actors from the training pool), or with ``--coma`` every non-neutral frame
+of the clips of the user's copy of CoMA (:mod:`training.motion3dgan.coma`,
+the first clip of each sequence held out for the evaluation).  Loss, on centimetre displacements, as the
 paper's equations: ``L_dr + 0.1 L_pr`` with ``L_dr`` the plain L1 (eq. 5) and
 ``L_pr`` the L1 weighted per vertex by :func:`backend.generation.s2d.vertex_weights`
 (eq. 6; on a fixed neutral the mesh error is the displacement error).
@@ -27,7 +29,8 @@ from backend.retarget.serep import CM
 from backend.tracking.ibug68 import MEDIAPIPE_TO_IBUG68
 from backend.weightsfile import save_net
 from training.cli import step_printer, training_arguments
-from training.motion3dgan.data import HELDOUT_SEED, TRAIN_SEED, expression_motions
+from training.motion3dgan.coma import coma_motions
+from training.motion3dgan.data import HELDOUT_SEED, TRAIN_SEED, Motions, expression_motions
 
 __all__ = ["TrainConfig", "CONFIGS", "train", "evaluate", "main"]
 
@@ -65,8 +68,9 @@ def _l1(pred: torch.Tensor, truth: torch.Tensor, weights: torch.Tensor | None = 
     return (err * weights).mean() if weights is not None else err.mean()
 
 
-def evaluate(net: S2DDecoder, seed: int = HELDOUT_SEED, count: int = 48) -> dict:
-    """Mean per-vertex Euclidean error (mm) on ``count`` held-out motions (actors never trained on).
+def evaluate(net: S2DDecoder, seed: int = HELDOUT_SEED, count: int = 48, motions: Motions | None = None) -> dict:
+    """Mean per-vertex Euclidean error (mm) on ``count`` held-out motions (actors never trained on), or on
+    ``motions`` when given (CoMA's held-out clips, say).
 
     Scores the decoder, its interpolation baseline and zero displacement (the floor any decoder must
     beat) on every non-neutral frame and on the apex (last) frames, over all 478 vertices and over
@@ -76,7 +80,8 @@ def evaluate(net: S2DDecoder, seed: int = HELDOUT_SEED, count: int = 48) -> dict
         ``{"decoder" | "baseline" | "zero": {"all", "non_landmark", "apex_all", "apex_non_landmark"}}``
         in millimetres, plus ``count``, ``seed`` and ``frames`` (pairs scored).
     """
-    m = expression_motions(count, seed=seed)
+    m = expression_motions(count, seed=seed) if motions is None else motions
+    count = len(m.labels)
     sparse, dense = m.landmarks[:, 1:], m.dense[:, 1:]              # frame 0 is the neutral: all zeros
     was_training = net.training
     net.eval()
@@ -94,14 +99,16 @@ def evaluate(net: S2DDecoder, seed: int = HELDOUT_SEED, count: int = 48) -> dict
     return {**res, "count": count, "seed": seed, "frames": int(np.prod(dense.shape[:2]))}
 
 
-def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None) -> dict:
-    """Train S2D-Dec on synthetic expression motions; save weights + config in ``out``.
+def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None, coma: str | Path | None = None) -> dict:
+    """Train S2D-Dec on expression motions; save weights + config in ``out``.
 
     Args:
         cfg: run configuration.
         out: output folder (created).
         device: torch device ("cpu", "cuda").
         progress: optional callable(step, total, losses dict).
+        coma: a CoMA folder (:mod:`training.motion3dgan.coma`) to train on its clips (the first clip of
+            each sequence held out for the evaluation) instead of synthetic motions.
 
     Returns:
         dict with ``history`` (per-log-step mean total losses), ``evaluation`` (:func:`evaluate`
@@ -109,7 +116,8 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None)
     """
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    m = expression_motions(cfg.motions, frames=cfg.frames, seed=TRAIN_SEED, identities=cfg.identities)
+    m = (expression_motions(cfg.motions, frames=cfg.frames, seed=TRAIN_SEED, identities=cfg.identities)
+         if coma is None else coma_motions(coma, cfg.frames, "train"))
     sparse = torch.from_numpy(m.landmarks[:, 1:].reshape(-1, m.landmarks.shape[2], 3)).to(device) / CM
     dense = torch.from_numpy(m.dense[:, 1:].reshape(-1, m.dense.shape[2], 3)).to(device) / CM
     w = torch.from_numpy(vertex_weights()).to(device)
@@ -134,15 +142,19 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None)
             if progress:
                 progress(step + 1, cfg.steps, {k: v.item() for k, v in losses.items()})
     seconds = time.perf_counter() - start
-    evaluation = evaluate(net, HELDOUT_SEED, cfg.eval_count)
+    if coma is None:
+        evaluation = {**evaluate(net, HELDOUT_SEED, cfg.eval_count), "heldout": "synthetic"}
+    else:
+        evaluation = {**evaluate(net, motions=coma_motions(coma, cfg.frames, "test")), "heldout": "coma:test"}
     weights, config = save_net(net, out, WEIGHTS_NAME, {**dataclasses.asdict(cfg), "device": device, "seconds": seconds,
-                                                        "history": history, "evaluation": evaluation})
+                                                        "history": history, "evaluation": evaluation,
+                                                        "data": "synthetic" if coma is None else f"coma:{coma}"})
     return {"history": history, "evaluation": evaluation, "seconds": seconds, "weights": weights, "config": config}
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, a = training_arguments("python -m training.s2d.train", CONFIGS, argv)
-    res = train(cfg, a.out, a.device, step_printer(cfg.log_every))
+    cfg, a = training_arguments("python -m training.s2d.train", CONFIGS, argv, coma=True)
+    res = train(cfg, a.out, a.device, step_printer(cfg.log_every), coma=a.coma)
     print(f"trained in {res['seconds']:.1f} s")
     ev = res["evaluation"]
     for name in ("decoder", "baseline", "zero"):
