@@ -1,11 +1,12 @@
-"""The FaceKey sidebar panel (3D View > Sidebar > FaceKey)."""
+"""The FaceKey sidebar (3D View > Sidebar > FaceKey): the main panel (footage, targets, Capture, status) and
+its sub-panels Take, Retarget onto active and Generate expression (closed until opened)."""
 from __future__ import annotations
 
 import bpy
 
 from .state import STATE
 
-__all__ = ["register", "unregister", "target_rows"]
+__all__ = ["PANELS", "register", "unregister", "target_rows"]
 
 
 def _panel_name_map(settings):
@@ -42,12 +43,20 @@ def _draw_targets(layout, context, s) -> None:
             row.label(text=f"-> {MODE_LABELS[mode]}")
 
 
-class FACEKEY_PT_main(bpy.types.Panel):
-    bl_label = "FaceKey"
-    bl_idname = "FACEKEY_PT_main"
+class _FaceKeyPanel:
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "FaceKey"
+
+
+def _running() -> bool:
+    return STATE.status == "running"
+
+
+class FACEKEY_PT_main(_FaceKeyPanel, bpy.types.Panel):
+    """Footage, targets and capture settings, the Capture button, and the status of the last job."""
+    bl_label = "FaceKey"
+    bl_idname = "FACEKEY_PT_main"
 
     def draw(self, context):
         s = context.scene.facekey
@@ -76,52 +85,15 @@ class FACEKEY_PT_main(bpy.types.Panel):
             if s.head_mode == "BONE" and s.head_object is not None and s.head_object.type == "ARMATURE":
                 layout.prop_search(s, "head_bone", s.head_object.pose, "bones")
 
-        running = STATE.status == "running"
         row = layout.row(align=True)
-        row.enabled = not running
+        row.enabled = not _running()
         row.operator("facekey.capture", icon="REC")
-        if running:
+        if _running():
             _draw_progress(layout)
             layout.operator("facekey.cancel", icon="CANCEL")
         row = layout.row(align=True)
         row.operator("facekey.import_csv", icon="IMPORT")
         row.operator("facekey.export_csv", icon="EXPORT")
-
-        gen = layout.box()
-        gen.label(text="Generate expression", icon="SHADERFX")
-        row = gen.row(align=True)
-        row.prop(s, "gen_label", text="")
-        row.prop(s, "gen_seed")
-        row.prop(s, "gen_mirror", toggle=True)
-        gen.prop(s, "gan_weights")
-        gen.prop(s, "s2d_weights")
-        row = gen.row()
-        row.enabled = not running
-        row.operator("facekey.generate", icon="SHAPEKEY_DATA")
-
-        take = layout.box()
-        take.label(text="Take", icon="ACTION")
-        take.prop(s, "solve_take")
-        row = take.row()
-        row.enabled = not running
-        row.operator("facekey.apply_take", icon="PLAY")
-        row = take.row(align=True)
-        row.enabled = not running and context.active_object is not None
-        row.operator("facekey.preview_frame", icon="HIDE_OFF")
-        row.operator("facekey.clear_preview", icon="TRASH")
-
-        solve = layout.box()
-        solve.label(text="Retarget onto active", icon="MOD_MESHDEFORM")
-        solve.prop(s, "solve_keys")
-        solve.prop(s, "solve_exclude")
-        row = solve.row()
-        row.enabled = not running and context.active_object is not None
-        row.operator("facekey.solve_character", icon="SHAPEKEY_DATA")
-        solve.prop(s, "mesh_output")
-        solve.prop(s, "serep_weights")
-        row = solve.row()
-        row.enabled = not running and context.active_object is not None
-        row.operator("facekey.mesh_retarget", icon="MOD_MESHDEFORM")
 
         if STATE.status in ("error", "cancelled"):
             err = layout.box()
@@ -132,6 +104,67 @@ class FACEKEY_PT_main(bpy.types.Panel):
         elif STATE.status == "done":
             layout.label(text=STATE.message, icon="CHECKMARK")
             _draw_report(layout, s)
+
+
+class FACEKEY_PT_take(_FaceKeyPanel, bpy.types.Panel):
+    """The take to apply (the Take field, or the last take) and the one-frame preview."""
+    bl_label = "Take"
+    bl_idname = "FACEKEY_PT_take"
+    bl_parent_id = "FACEKEY_PT_main"
+
+    def draw(self, context):
+        s = context.scene.facekey
+        layout = self.layout
+        layout.prop(s, "solve_take")
+        row = layout.row()
+        row.enabled = not _running()
+        row.operator("facekey.apply_take", icon="PLAY")
+        row = layout.row(align=True)
+        row.enabled = not _running() and context.active_object is not None
+        row.operator("facekey.preview_frame", icon="HIDE_OFF")
+        row.operator("facekey.clear_preview", icon="TRASH")
+
+
+class FACEKEY_PT_retarget(_FaceKeyPanel, bpy.types.Panel):
+    """Character solve and mesh-level retarget onto the active object."""
+    bl_label = "Retarget onto active"
+    bl_idname = "FACEKEY_PT_retarget"
+    bl_parent_id = "FACEKEY_PT_main"
+
+    def draw(self, context):
+        s = context.scene.facekey
+        layout = self.layout
+        layout.prop(s, "solve_keys")
+        layout.prop(s, "solve_exclude")
+        row = layout.row()
+        row.enabled = not _running() and context.active_object is not None
+        row.operator("facekey.solve_character", icon="SHAPEKEY_DATA")
+        layout.prop(s, "mesh_output")
+        layout.prop(s, "serep_weights")
+        row = layout.row()
+        row.enabled = not _running() and context.active_object is not None
+        row.operator("facekey.mesh_retarget", icon="MOD_MESHDEFORM")
+
+
+class FACEKEY_PT_generate(_FaceKeyPanel, bpy.types.Panel):
+    """A labelled expression clip from the trained generators, applied to the selected objects."""
+    bl_label = "Generate expression"
+    bl_idname = "FACEKEY_PT_generate"
+    bl_parent_id = "FACEKEY_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        s = context.scene.facekey
+        layout = self.layout
+        row = layout.row(align=True)
+        row.prop(s, "gen_label", text="")
+        row.prop(s, "gen_seed")
+        row.prop(s, "gen_mirror", toggle=True)
+        layout.prop(s, "gan_weights")
+        layout.prop(s, "s2d_weights")
+        row = layout.row()
+        row.enabled = not _running()
+        row.operator("facekey.generate", icon="SHADERFX")
 
 
 def _draw_progress(layout) -> None:
@@ -191,6 +224,8 @@ def _draw_objects(layout, objects: dict) -> None:
                       + (" ..." if len(info["unused_keys"]) > 6 else ""))
 
 
-_CLASSES = (FACEKEY_PT_main,)
+#: Parents before children (the registration order Blender needs).
+PANELS = (FACEKEY_PT_main, FACEKEY_PT_take, FACEKEY_PT_retarget, FACEKEY_PT_generate)
+_CLASSES = PANELS
 
 register, unregister = bpy.utils.register_classes_factory(_CLASSES)

@@ -134,13 +134,14 @@ def sc_install(params) -> dict:
                        "open_log", "apply_take", "preview_frame", "clear_preview", "solve_character", "mesh_retarget",
                        "set_rest_frame")
            if hasattr(bpy.ops.facekey, n)]
-    res = {"module": pkg.__name__, "ops": ops, "panel": hasattr(bpy.types, "FACEKEY_PT_main"),
+    panels = ("FACEKEY_PT_main", "FACEKEY_PT_take", "FACEKEY_PT_retarget", "FACEKEY_PT_generate")
+    res = {"module": pkg.__name__, "ops": ops, "panel": all(hasattr(bpy.types, n) for n in panels),
            "scene_prop": hasattr(bpy.context.scene, "facekey"), "version": list(bpy.app.version),
            "object_prop": "facekey_retarget_mode" in bpy.types.Object.bl_rna.properties}
     addon_dir = os.path.dirname(pkg.__file__)
     res["wheel"] = os.path.basename(sub(pkg, "backend_setup").bundled_wheel(addon_dir))
     bpy.ops.preferences.addon_disable(module=pkg.__name__)
-    res["panel_after_disable"] = hasattr(bpy.types, "FACEKEY_PT_main")
+    res["panel_after_disable"] = any(hasattr(bpy.types, n) for n in panels)
     res["object_prop_after_disable"] = "facekey_retarget_mode" in bpy.types.Object.bl_rna.properties
     return res
 
@@ -452,10 +453,16 @@ class RecordingLayout:
 
 
 def draw_panel() -> list:
-    """What the FaceKey sidebar panel draws now: [[kind, text or name], ...]."""
+    """What the FaceKey sidebar draws now, the main panel then each sub-panel (opened):
+    [[kind, text or name], ...], each sub-panel announced by ["panel", its label]."""
     import types
     log: list = []
-    bpy.types.FACEKEY_PT_main.draw(types.SimpleNamespace(layout=RecordingLayout(log)), bpy.context)
+    for name in ("FACEKEY_PT_main", "FACEKEY_PT_take", "FACEKEY_PT_retarget", "FACEKEY_PT_generate"):
+        panel = getattr(bpy.types, name)
+        if name != "FACEKEY_PT_main":
+            assert panel.bl_parent_id == "FACEKEY_PT_main", name
+            log.append(["panel", panel.bl_label])
+        panel.draw(types.SimpleNamespace(layout=RecordingLayout(log)), bpy.context)
     return log
 
 

@@ -38,4 +38,5 @@ def test_generate_operator_bakes_a_labelled_clip_as_a_new_action(run_scenario, t
     assert static_key_data(res["after"]) == static_key_data(res["before"])
     labels = [text for kind, text in res["panel"] if kind == "label"]
     assert any(t.startswith("Generated mouth_open (seed 3, 30 frames)") for t in labels), labels
-    assert ["operator", "facekey.generate"] in res["panel"] and ["prop", "gen_label"] in res["panel"]
+    gen = res["panel"].index(["panel", "Generate expression"])     # its own sub-panel, after the others
+    assert ["operator", "facekey.generate"] in res["panel"][gen:] and ["prop", "gen_label"] in res["panel"][gen:]
