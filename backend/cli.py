@@ -412,9 +412,11 @@ def generate(
     output: Path = typer.Option(..., "-o", "--output", help="Take file to write (.npz); with --count > 1 a folder "
                                 "receiving <label>_<seed>.npz each."),
     gan: Optional[Path] = typer.Option(None, "--gan", envvar="FACEKEY_MOTION3DGAN",
-                                       help="Motion3DGAN weights (python -m training.motion3dgan.train)."),
+                                       help="Motion3DGAN weights (python -m training.motion3dgan.train); "
+                                       "default: the bundled generator."),
     s2d: Optional[Path] = typer.Option(None, "--s2d", envvar="FACEKEY_S2D",
-                                       help="S2D-Dec weights (python -m training.s2d.train)."),
+                                       help="S2D-Dec weights (python -m training.s2d.train); default: the bundled "
+                                       "decoder."),
     count: int = typer.Option(1, "-n", "--count", help="Clips to generate (seeds seed, seed + 1, ...)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the first clip."),
     fps: float = typer.Option(30.0, "--fps", help="Frame rate written into the takes."),
@@ -425,11 +427,6 @@ def generate(
     from .generation.generate import generate_clips
     from .protocol.take import write_take
 
-    for name, path, train in (("--gan", gan, "motion3dgan"), ("--s2d", s2d, "s2d")):
-        if path is None:
-            raise FaceKeyError("weights_missing", f"{name} is not set: generation needs trained weights.",
-                               f"Train them with `python -m training.{train}.train --config base --out DIR` and pass "
-                               f"{name} DIR (or set ${'FACEKEY_MOTION3DGAN' if train == 'motion3dgan' else 'FACEKEY_S2D'}).")
     if count > 1 and (output.suffix.lower() == ".npz" or output.is_file()):
         raise FaceKeyError("bad_argument", f"-o {output} is a file name; --count {count} needs a folder.",
                            "Pass a folder for the takes, e.g. -o clips/.")

@@ -21,18 +21,27 @@ __all__ = ["CONFIG_NAME", "save_net", "load_net"]
 CONFIG_NAME = "config.json"
 
 
-def save_net(net: nn.Module, out: str | Path, weights_name: str, config: dict) -> tuple[str, str]:
+def save_net(net: nn.Module, out: str | Path, weights_name: str, config: dict, *, leave_out: tuple[str, ...] = (),
+             half: bool = False) -> tuple[str, str]:
     """Write ``net``'s state dict to ``out/weights_name`` and ``config`` (JSON, with a ``net`` entry) to
-    ``out/config.json``; return both paths."""
+    ``out/config.json``; return both paths.
+
+    ``leave_out``: name prefixes of tensors not written (a part inference never runs, e.g. a GAN's
+    critic; :func:`load_net` must be told they may be absent); ``half``: floating-point tensors
+    stored as float16 (half the size; loaded back as the network's float32)."""
     from safetensors.torch import save_file
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(out / weights_name))
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items() if not k.startswith(leave_out)}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    save_file(state, str(out / weights_name))
     (out / CONFIG_NAME).write_text(json.dumps(config, indent=1))
     return str(out / weights_name), str(out / CONFIG_NAME)
 
 
-def load_net(path: str | Path, weights_name: str, what: str, hint: str, build: Callable[[dict], nn.Module]) -> nn.Module:
+def load_net(path: str | Path, weights_name: str, what: str, hint: str, build: Callable[[dict], nn.Module], *,
+             may_lack: tuple[str, ...] = ()) -> nn.Module:
     """Load a trained network (eval mode, CPU) with a name and shape check.
 
     Args:
@@ -42,6 +51,8 @@ def load_net(path: str | Path, weights_name: str, what: str, hint: str, build: C
         hint: how to train it.
         build: ``config.json``'s ``net`` dict -> an untrained network of that configuration
             (KeyError / TypeError / ValueError for a malformed config).
+        may_lack: name prefixes of tensors the file may leave out (``save_net``'s ``leave_out``):
+            those keep their untrained values.
 
     Raises:
         FaceKeyError ``weights_missing`` (no file) or ``weights_invalid`` (unreadable,
@@ -62,7 +73,7 @@ def load_net(path: str | Path, weights_name: str, what: str, hint: str, build: C
         raise FaceKeyError("weights_invalid", f"Cannot read {what} weights {weights}: {e}", hint) from e
     expected = {k: tuple(t.shape) for k, t in net.state_dict().items()}
     got = {k: tuple(t.shape) for k, t in state.items()}
-    missing = sorted(set(expected) - set(got))
+    missing = sorted(k for k in set(expected) - set(got) if not k.startswith(may_lack))
     extra = sorted(set(got) - set(expected))
     wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
     if missing or extra or wrong:
@@ -70,5 +81,5 @@ def load_net(path: str | Path, weights_name: str, what: str, hint: str, build: C
                                        f"unexpected {extra[:5]}" if extra else "",
                                        ", ".join(f"{k} {got[k]} != {expected[k]}" for k in wrong[:5])) if s)
         raise FaceKeyError("weights_invalid", f"{what} weights {weights} do not match config.json: {detail}", hint)
-    net.load_state_dict(state)
+    net.load_state_dict(state, strict=False)           # names checked above; float16 files widen here
     return net.eval()

@@ -308,20 +308,24 @@ def _op_mesh_retarget(args: dict, progress, cancel) -> dict:
 
 
 def _op_generate(args: dict, progress, cancel) -> dict:
-    """One labelled expression clip (Motion3DGAN + S2D-Dec): {label, gan, s2d (weights folders or files),
-    output (.npz), seed (int, default 0), fps (default 30), mirror (bool, default false)}
+    """One labelled expression clip (Motion3DGAN + S2D-Dec): {label, gan, s2d (weights folders or files;
+    null = the bundled ones), output (.npz), seed (int, default 0), fps (default 30), mirror (bool, default false)}
     -> {take, frames, fps, label, seed, apex: {unit: weight} of the last frame's units above 0.05}."""
     from .generation.generate import generate_clips
     from .protocol.arkit import ARKIT_NAMES
     from .protocol.take import write_take
 
     seed, fps, mirror = args.get("seed", 0), args.get("fps", 30.0), args.get("mirror", False)
+    weights = {name: args.get(name) for name in ("gan", "s2d")}
+    if any(w is not None and not isinstance(w, str) for w in weights.values()):
+        raise FaceKeyError("bad_argument", f"gan / s2d must be paths or null, got {weights}.",
+                           "Leave the weights fields empty for the bundled generators.")
     if not isinstance(seed, int) or isinstance(seed, bool) or not isinstance(fps, (int, float)) or fps <= 0 \
             or not isinstance(mirror, bool):
         raise FaceKeyError("bad_argument", f"seed {seed!r}, fps {fps!r}, mirror {mirror!r}: expected an integer, a "
                            "positive number and true/false.", "Check the Generate settings in the FaceKey panel.")
     progress(Progress(0, 1, "generating the expression clip"))
-    take, = generate_clips(_arg(args, "label"), 1, _arg(args, "gan"), _arg(args, "s2d"), seed=seed,
+    take, = generate_clips(_arg(args, "label"), 1, weights["gan"], weights["s2d"], seed=seed,
                            fps=float(fps), mirror=mirror)
     path = write_take(_arg(args, "output"), take)
     progress(Progress(1, 1, "clip written"))

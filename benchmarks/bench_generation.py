@@ -1,6 +1,8 @@
 """Expression generation: Motion3DGAN, S2D-Dec and the whole label -> Take chain, on held-out actors.
 
-    python benchmarks/bench_generation.py --gan DIR --s2d DIR [--clips 8] [--json out.json]
+    python benchmarks/bench_generation.py [--gan DIR --s2d DIR] [--clips 8] [--json out.json]
+
+(without ``--gan`` / ``--s2d``: the bundled generators, ``backend/assets/generators``).
 
 Three parts, each measured side by side with its reference in one run:
 
@@ -26,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend.generation.generate import generate_clips  # noqa: E402
+from backend.generation.generate import BUNDLED_GENERATORS, generate_clips  # noqa: E402
 from backend.protocol.labels import LABELS  # noqa: E402
 from backend.generation.motion3dgan import load_motion3dgan  # noqa: E402
 from backend.generation.s2d import load_s2d  # noqa: E402
@@ -68,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     from training.s2d.train import evaluate as evaluate_s2d
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--gan", required=True)
-    ap.add_argument("--s2d", required=True)
+    ap.add_argument("--gan", default=str(BUNDLED_GENERATORS / "motion3dgan"))
+    ap.add_argument("--s2d", default=str(BUNDLED_GENERATORS / "s2d"))
     ap.add_argument("--clips", type=int, default=8)
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)

@@ -419,13 +419,9 @@ def make_capture_job(context, client_kwargs: dict | None = None) -> JobSequence:
     return seq
 
 
-def _generator_weights(path: str, what: str, module: str) -> str:
-    """A Generate weights field, absolute; ``weights_missing`` naming the training command when empty."""
-    if not path.strip():
-        raise FaceKeyError("weights_missing", f"{what} weights are not set: generating needs trained weights.",
-                           f"Train them with `python -m training.{module}.train --config base --out DIR` and pick "
-                           f"DIR in the {what} weights field.")
-    return bpy.path.abspath(path)
+def _generator_weights(path: str) -> str | None:
+    """A Generate weights field, absolute; None when empty (the backend's bundled generators)."""
+    return bpy.path.abspath(path) if path.strip() else None
 
 
 def make_generate_job(context, client_kwargs: dict | None = None) -> JobSequence:
@@ -434,12 +430,12 @@ def make_generate_job(context, client_kwargs: dict | None = None) -> JobSequence
 
     The clip is written to the takes folder as ``<label>_<seed>[_mirrored].npz`` at the scene's frame
     rate, so it bakes as action ``FK_<label>_<seed>...`` from Start frame; its head is still, so no head
-    rotation is keyed.  Checks the weights fields (``weights_missing``), targets and backend first.
+    rotation is keyed.  Empty weights fields use the backend's bundled generators.  Checks the targets
+    and the backend first; a weights path that does not exist is the backend's ``weights_missing``.
     """
     from .bake.apply import scene_fps
     s = context.scene.facekey
-    gan = _generator_weights(s.gan_weights, "Motion3DGAN", "motion3dgan")
-    s2d = _generator_weights(s.s2d_weights, "S2D", "s2d")
+    gan, s2d = _generator_weights(s.gan_weights), _generator_weights(s.s2d_weights)
     plan, skipped = _plan(context)
     python = _backend_python(context)
     scene_name = context.scene.name

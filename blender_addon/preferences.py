@@ -96,11 +96,11 @@ class FaceKeySceneSettings(bpy.types.PropertyGroup):
     gen_mirror: BoolProperty(name="Mirror", default=False,
                              description="Swap the face's sides (e.g. Mouth side to the subject's right)")
     gan_weights: StringProperty(name="Motion3DGAN weights", subtype="FILE_PATH", default="",
-                                description="Trained Motion3DGAN: its weights folder or .safetensors "
-                                            "(python -m training.motion3dgan.train)")
+                                description="Your own trained Motion3DGAN: its weights folder or .safetensors "
+                                            "(python -m training.motion3dgan.train); empty = the bundled one")
     s2d_weights: StringProperty(name="S2D weights", subtype="FILE_PATH", default="",
-                                description="Trained Sparse-to-Dense decoder: its weights folder or .safetensors "
-                                            "(python -m training.s2d.train)")
+                                description="Your own trained Sparse-to-Dense decoder: its weights folder or "
+                                            ".safetensors (python -m training.s2d.train); empty = the bundled one")
 
 
 def get_prefs(context=None):

@@ -9,10 +9,17 @@ squares on its unit displacements, :func:`weights_from_dense`), so a clip
 animates any character the way a capture does.  The Take keeps the dense
 displacements (``dense_offsets``, metres) for mesh-level use and data sets,
 and its header names the label, the seed and the weights used.
+
+Bundled generators (:data:`BUNDLED_GENERATORS`, float16, 5 MB): a
+Motion3DGAN (generator only) and an S2D-Dec trained by ``training/`` on the synthetic
+motions of :mod:`training.motion3dgan.data` (base configurations; their
+``config.json`` keeps the training configuration and evaluation), used when
+no weights are given, so generation works from a fresh install.
 """
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -22,7 +29,10 @@ from backend.protocol.take import Take
 
 from backend.protocol.labels import LABELS, label_index
 
-__all__ = ["weights_from_dense", "mirror_clip", "generate_clips"]
+__all__ = ["weights_from_dense", "mirror_clip", "generate_clips", "BUNDLED_GENERATORS"]
+
+#: Folder of the bundled generators: ``motion3dgan/`` and ``s2d/``, each weights + ``config.json``.
+BUNDLED_GENERATORS = Path(__file__).resolve().parents[1] / "assets" / "generators"
 
 
 def weights_from_dense(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,13 +70,15 @@ def mirror_clip(weights: np.ndarray, dense: np.ndarray) -> tuple[np.ndarray, np.
     return weights[:, list(MIRROR)], dense[:, mirror] * np.array([-1.0, 1.0, 1.0], dense.dtype)
 
 
-def generate_clips(label: str, count: int, gan_path: str | os.PathLike, s2d_path: str | os.PathLike, *,
+def generate_clips(label: str, count: int, gan_path: str | os.PathLike | None = None,
+                   s2d_path: str | os.PathLike | None = None, *,
                    seed: int = 0, fps: float = 30.0, mirror: bool = False,
                    progress: Optional[Callable[[int, int], None]] = None) -> list[Take]:
     """``count`` clips of ``label`` (one of :data:`~backend.protocol.labels.LABELS`), neutral to apex.
 
     Args:
-        gan_path, s2d_path: trained Motion3DGAN and S2D-Dec weights (folder or .safetensors).
+        gan_path, s2d_path: trained Motion3DGAN and S2D-Dec weights (folder or .safetensors);
+            None = the bundled one (:data:`BUNDLED_GENERATORS`).
         seed: sample ``k`` uses the generator noise of seed ``seed + k`` (reproducible).
         fps: frame rate written into the Takes (the generator's clips have a fixed frame count).
         mirror: swap the face's sides (:func:`mirror_clip`), e.g. ``mouth_side`` to the subject's right.
@@ -89,6 +101,8 @@ def generate_clips(label: str, count: int, gan_path: str | os.PathLike, s2d_path
     index = label_index(label)
     if count < 1:
         raise FaceKeyError("bad_argument", f"count {count} is below 1.", "Ask for at least one clip.")
+    gan_path = BUNDLED_GENERATORS / "motion3dgan" if gan_path is None else gan_path
+    s2d_path = BUNDLED_GENERATORS / "s2d" if s2d_path is None else s2d_path
     gan, s2d = load_motion3dgan(gan_path), load_s2d(s2d_path)
     takes = []
     for k in range(count):

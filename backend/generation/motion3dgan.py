@@ -232,6 +232,9 @@ def load_motion3dgan(path: str | Path) -> Motion3DGAN:
         path: a folder holding ``motion3dgan.safetensors`` + ``config.json``, or the
             ``.safetensors`` file itself (its ``config.json`` beside it).
 
+    The critic may be left out of the file (inference never runs it: the bundled generators,
+    ``training.motion3dgan.export``).
+
     Raises:
         FaceKeyError ``weights_missing`` (no file) or ``weights_invalid``
         (unreadable, missing/extra tensors or wrong shapes).
@@ -239,4 +242,4 @@ def load_motion3dgan(path: str | Path) -> Motion3DGAN:
     def build(c: dict) -> Motion3DGAN:
         return Motion3DGAN(Motion3DGANConfig(frames=int(c["frames"]), landmarks=int(c["landmarks"]),
                                              noise_dim=int(c["noise_dim"]), hidden=tuple(int(h) for h in c["hidden"])))
-    return load_net(path, WEIGHTS_NAME, "Motion3DGAN", _TRAIN_HINT, build)
+    return load_net(path, WEIGHTS_NAME, "Motion3DGAN", _TRAIN_HINT, build, may_lack=("critic.",))

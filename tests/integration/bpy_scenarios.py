@@ -200,21 +200,29 @@ def sc_capture(params) -> dict:
 
 
 def sc_generate(params) -> dict:
-    """"Generate" onto Face (ARKit keys, name map) through the real backend: first with the weights fields
-    empty (must stop before the backend, nothing changed), then with the panel's label, seed and weights."""
+    """"Generate" onto Face (ARKit keys, name map) through the real backend: first with a Motion3DGAN
+    weights path that does not exist (the backend's coded error, nothing changed), then with the panel's
+    label, seed and weights, then with the weights fields empty (the bundled generators)."""
     pkg = install(params)
     make_character()
     set_backend(pkg, params["python"])
     s = bpy.context.scene.facekey
     s.gen_label, s.gen_seed, s.start_frame = params["label"], params["seed"], params.get("start_frame", 1)
+    s.gan_weights, s.s2d_weights = params["gan"] + "_missing", params["s2d"]
     before = snapshot(pkg)
     res = {"missing": {"rc": call_op(bpy.ops.facekey.generate, "INVOKE_DEFAULT"), "state": state_dict(pkg),
                        "unchanged": snapshot(pkg) == before}}
-    s.gan_weights, s.s2d_weights = params["gan"], params["s2d"]
+    s.gan_weights = params["gan"]
     rc = call_op(bpy.ops.facekey.generate, "INVOKE_DEFAULT")
     res.update(rc=rc, state=state_dict(pkg), before=before, after=snapshot(pkg), panel=draw_panel())
     if res["state"]["status"] == "done":
         res.update(face_action_report(pkg))
+    s.gan_weights = s.s2d_weights = ""
+    s.gen_seed += 1
+    res["bundled"] = {"rc": call_op(bpy.ops.facekey.generate, "INVOKE_DEFAULT"), "state": state_dict(pkg)}
+    if res["bundled"]["state"]["status"] == "done":
+        take = importlib.import_module(pkg.__name__ + ".protocol.take").read_take(res["bundled"]["state"]["last_take"])
+        res["bundled"].update(face_action_report(pkg), generator=take.header["generator"])
     return res
 
 

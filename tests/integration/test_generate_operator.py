@@ -14,7 +14,7 @@ def test_generate_operator_bakes_a_labelled_clip_as_a_new_action(run_scenario, t
     res = run_scenario("generate", {"python": VENV_PYTHON, "gan": str(gan), "s2d": str(s2d),
                                     "label": "mouth_open", "seed": 3, "start_frame": 10})
 
-    missing = res["missing"]     # weights fields empty: stopped before the backend, nothing changed
+    missing = res["missing"]     # a weights folder that does not exist: the coded error, nothing changed
     assert missing["rc"] == ["CANCELLED"] and missing["unchanged"]
     assert missing["state"]["error_code"] == "weights_missing"
     assert "training.motion3dgan.train" in missing["state"]["error_hint"]
@@ -40,3 +40,10 @@ def test_generate_operator_bakes_a_labelled_clip_as_a_new_action(run_scenario, t
     assert any(t.startswith("Generated mouth_open (seed 3, 30 frames)") for t in labels), labels
     gen = res["panel"].index(["panel", "Generate expression"])     # its own sub-panel, after the others
     assert ["operator", "facekey.generate"] in res["panel"][gen:] and ["prop", "gen_label"] in res["panel"][gen:]
+
+    bundled = res["bundled"]     # weights fields empty: the generators that ship with the backend
+    assert bundled["rc"] == ["FINISHED"], bundled["state"]
+    assert bundled["action"] == "FK_mouth_open_4" and len(bundled["curves"]) == 5
+    assert bundled["generator"]["motion3dgan"].replace("\\", "/").endswith("backend/assets/generators/motion3dgan")
+    jaw = next(c for c in bundled["curves"] if c["path"] == 'key_blocks["jawOpen"].value')
+    assert max(np.array(jaw["co"]).reshape(-1, 2)[:, 1]) > 0.3        # mouth_open opens the jaw

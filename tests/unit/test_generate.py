@@ -7,8 +7,8 @@ from typer.testing import CliRunner
 
 from backend.cli import app
 from backend.facemodel import load_face_model
-from backend.generation.generate import generate_clips, weights_from_dense
-from backend.protocol.arkit import INDEX, MIRROR
+from backend.generation.generate import BUNDLED_GENERATORS, generate_clips, weights_from_dense
+from backend.protocol.arkit import ARKIT_NAMES, INDEX, MIRROR
 from backend.protocol.take import read_take, write_take
 
 
@@ -73,8 +73,40 @@ def test_generate_command(tiny_generators, tmp_path):
                         "error[weights_missing]")):
         res = runner.invoke(app, ["generate", *args], env={"FACEKEY_MOTION3DGAN": "", "FACEKEY_S2D": ""})
         assert res.exit_code == 2 and want in res.output and "hint:" in res.output, (args, res.output)
-    res = runner.invoke(app, ["generate", "eyebrow", "-o", "x.npz"], env={"FACEKEY_MOTION3DGAN": "", "FACEKEY_S2D": ""})
-    assert res.exit_code == 2 and "error[weights_missing]" in res.output and "training.motion3dgan.train" in res.output
+    res = runner.invoke(app, ["generate", "eyebrow", "-o", str(tmp_path / "bundled.npz")],
+                        env={"FACEKEY_MOTION3DGAN": "", "FACEKEY_S2D": ""})
+    assert res.exit_code == 0, res.output                              # no weights given: the bundled ones
+    assert read_take(tmp_path / "bundled.npz").header["generator"]["motion3dgan"] == str(
+        BUNDLED_GENERATORS / "motion3dgan")
+
+
+@pytest.mark.parametrize("label, units", [("mouth_open", {"jawOpen"}), ("eyebrow", {"browInnerUp", "browOuterUpLeft",
+                                                                                   "browOuterUpRight"}),
+                                          ("high_smile", {"mouthSmileLeft", "mouthSmileRight"}),
+                                          ("mouth_side", {"mouthLeft"})])
+def test_bundled_generators_make_the_labelled_expression(label, units):
+    """The shipped weights: each clip's apex is led by its label's own units (all 12 in bench_generation.py)."""
+    for take in generate_clips(label, 3, seed=0):
+        apex = take.weights[-1]
+        top = {ARKIT_NAMES[i] for i in np.argsort(-apex)[:3]}
+        assert top & units and max(apex[INDEX[u]] for u in units) > 0.3, (label, sorted(top))
+        assert take.header["weights_residual_mm"] < 0.5
+
+
+def test_exported_generators_are_small_and_generate_the_same_clips(tiny_generators, tmp_path):
+    from safetensors import safe_open
+
+    from training.motion3dgan.export import export_generators
+    gan, s2d = tiny_generators
+    files = export_generators(gan, s2d, tmp_path / "shipped")
+    for path in files.values():
+        with safe_open(path, "pt") as f:
+            names = list(f.keys())
+            assert names and not any(n.startswith("critic.") for n in names)  # inference never runs the critic
+            assert {str(f.get_tensor(n).dtype) for n in names} == {"torch.float16"}
+    a = generate_clips("lips_up", 1, gan, s2d, seed=2)[0]
+    b = generate_clips("lips_up", 1, tmp_path / "shipped" / "motion3dgan", tmp_path / "shipped" / "s2d", seed=2)[0]
+    np.testing.assert_allclose(b.dense_offsets, a.dense_offsets, atol=2e-4)      # float16: far below a millimetre
 
 
 def test_generate_through_the_worker(tiny_generators, tmp_path, repo):
