@@ -58,7 +58,7 @@ from backend.tracking.ibug68 import MEDIAPIPE_TO_IBUG68
 from .data import Motions
 
 __all__ = ["FlameMap", "flame_map", "read_ply_vertices", "coma_sequences", "onset_apex_segments", "coma_motions",
-           "MIN_APEX_GAP"]
+           "MotionSets", "motion_sets", "MIN_APEX_GAP"]
 
 #: Frames between two apexes of one sequence (CoMA is captured at 60 fps: a quarter second).
 MIN_APEX_GAP = 15
@@ -215,3 +215,24 @@ def coma_motions(root: str | Path, frames: int = 30, part: str = "train",
     dense_arr = np.stack(dense).astype(np.float32)
     return Motions(dense=dense_arr, landmarks=dense_arr[:, :, list(MEDIAPIPE_TO_IBUG68)].copy(),
                    neutral=np.stack(neutral).astype(np.float32), weights=None, labels=np.asarray(labels, np.int64))
+
+
+@dataclasses.dataclass
+class MotionSets:
+    """What a generator trains and is evaluated on: ``train`` motions, ``heldout`` motions (None: the
+    trainer's own synthetic held-out set), and their names for the saved config (``data``: "synthetic"
+    or "coma:<root>"; ``heldout_name``: "synthetic" or "coma:test")."""
+
+    train: Motions
+    heldout: Optional[Motions]
+    data: str
+    heldout_name: str
+
+
+def motion_sets(coma: str | Path | None, frames: int, synthetic: Callable[[], Motions]) -> MotionSets:
+    """CoMA's train / test clips of ``frames`` frames when ``coma`` names a folder, else ``synthetic()``
+    to train on (and no held-out set: the trainer's synthetic one)."""
+    if coma is None:
+        return MotionSets(synthetic(), None, "synthetic", "synthetic")
+    return MotionSets(coma_motions(coma, frames, "train"), coma_motions(coma, frames, "test"), f"coma:{coma}",
+                      "coma:test")

@@ -37,7 +37,7 @@ from backend.protocol.labels import LABELS
 from backend.weightsfile import save_net
 from training.cli import step_printer, training_arguments
 
-from .coma import coma_motions
+from .coma import motion_sets
 from .data import HELDOUT_SEED, TRAIN_SEED, Motions, expression_motions
 
 __all__ = ["TrainConfig", "CONFIGS", "train", "evaluate", "main"]
@@ -159,8 +159,9 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None,
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    data = (expression_motions(cfg.train_samples, frames=cfg.net.frames, seed=TRAIN_SEED) if coma is None
-            else coma_motions(coma, cfg.net.frames, "train"))
+    sets = motion_sets(coma, cfg.net.frames,
+                       lambda: expression_motions(cfg.train_samples, frames=cfg.net.frames, seed=TRAIN_SEED))
+    data = sets.train
     missing = [label for i, label in enumerate(LABELS) if not (data.labels == i).any()]
     if missing:
         raise FaceKeyError("bad_argument", f"no training clip of {', '.join(missing)}",
@@ -220,14 +221,11 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None,
                                                "rec": rec.item()})
     net = net.cpu().eval()
     seconds = time.perf_counter() - t0
-    if coma is None:
-        evaluation = {**evaluate(net, cfg.seed, cfg.eval_samples, real_per_label=cfg.eval_real), "heldout": "synthetic"}
-    else:
-        evaluation = {**evaluate(net, cfg.seed, cfg.eval_samples, real=coma_motions(coma, cfg.net.frames, "test")),
-                      "heldout": "coma:test"}
+    evaluation = {**evaluate(net, cfg.seed, cfg.eval_samples, real=sets.heldout, real_per_label=cfg.eval_real),
+                  "heldout": sets.heldout_name}
     weights, config = save_net(net, out, WEIGHTS_NAME, {**dataclasses.asdict(cfg), "device": device, "history": history,
                                                         "train_seconds": seconds, "evaluation": evaluation,
-                                                        "data": "synthetic" if coma is None else f"coma:{coma}"})
+                                                        "data": sets.data})
     return {"history": history, "train_seconds": seconds, "evaluation": evaluation, "weights": weights, "config": config}
 
 

@@ -29,7 +29,7 @@ from backend.retarget.serep import CM
 from backend.tracking.ibug68 import MEDIAPIPE_TO_IBUG68
 from backend.weightsfile import save_net
 from training.cli import step_printer, training_arguments
-from training.motion3dgan.coma import coma_motions
+from training.motion3dgan.coma import motion_sets
 from training.motion3dgan.data import HELDOUT_SEED, TRAIN_SEED, Motions, expression_motions
 
 __all__ = ["TrainConfig", "CONFIGS", "train", "evaluate", "main"]
@@ -116,8 +116,9 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None,
     """
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    m = (expression_motions(cfg.motions, frames=cfg.frames, seed=TRAIN_SEED, identities=cfg.identities)
-         if coma is None else coma_motions(coma, cfg.frames, "train"))
+    sets = motion_sets(coma, cfg.frames, lambda: expression_motions(cfg.motions, frames=cfg.frames, seed=TRAIN_SEED,
+                                                                    identities=cfg.identities))
+    m = sets.train
     sparse = torch.from_numpy(m.landmarks[:, 1:].reshape(-1, m.landmarks.shape[2], 3)).to(device) / CM
     dense = torch.from_numpy(m.dense[:, 1:].reshape(-1, m.dense.shape[2], 3)).to(device) / CM
     w = torch.from_numpy(vertex_weights()).to(device)
@@ -142,13 +143,10 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None,
             if progress:
                 progress(step + 1, cfg.steps, {k: v.item() for k, v in losses.items()})
     seconds = time.perf_counter() - start
-    if coma is None:
-        evaluation = {**evaluate(net, HELDOUT_SEED, cfg.eval_count), "heldout": "synthetic"}
-    else:
-        evaluation = {**evaluate(net, motions=coma_motions(coma, cfg.frames, "test")), "heldout": "coma:test"}
+    evaluation = {**evaluate(net, HELDOUT_SEED, cfg.eval_count, motions=sets.heldout), "heldout": sets.heldout_name}
     weights, config = save_net(net, out, WEIGHTS_NAME, {**dataclasses.asdict(cfg), "device": device, "seconds": seconds,
                                                         "history": history, "evaluation": evaluation,
-                                                        "data": "synthetic" if coma is None else f"coma:{coma}"})
+                                                        "data": sets.data})
     return {"history": history, "evaluation": evaluation, "seconds": seconds, "weights": weights, "config": config}
 
 
