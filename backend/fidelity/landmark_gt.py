@@ -157,11 +157,8 @@ def photo_landmarks68(path: str | Path, fan=None, convention: str = "2d") -> Opt
     if convention not in ("2d", "3d"):
         raise ValueError(f"convention must be '2d' or '3d', not {convention!r}")
     if fan is None and convention == "3d":
-        from backend.facemodel import load_face_model
-        from backend.reconstruct import project_take_ibug68
-
-        take = fitted_photo_face(path)
-        return None if take is None else project_take_ibug68(take, load_face_model())[0].astype(np.float64)
+        fitted = fitted_photo_face(path)
+        return None if fitted is None else fitted[1]
     try:
         track = track_footage(open_footage(path))
     except FaceKeyError as e:
@@ -175,15 +172,19 @@ def photo_landmarks68(path: str | Path, fan=None, convention: str = "2d") -> Opt
 
 
 def fitted_photo_face(path: str | Path):
-    """The photo captured as a one-frame clip (tracker + solver): its Take, or None when no face is found."""
+    """The photo captured as a one-frame clip (tracker + solver): ``(its Take, (68, 2) float64 pixels of the
+    fitted face's iBUG 68 points, jaw on the mandible)``, or None when no face is found."""
     from backend.capture import capture
+    from backend.facemodel import load_face_model
+    from backend.reconstruct import project_take_ibug68
 
     try:
-        return capture(path)
+        take = capture(path)
     except FaceKeyError as e:
         if e.code == "no_face":
             return None
         raise
+    return take, project_take_ibug68(take, load_face_model())[0].astype(np.float64)
 
 
 def best_pose_nme(take, model, gt: np.ndarray) -> float:
@@ -236,7 +237,6 @@ def _summary(faces: list[dict]) -> dict:
 
 def _aflw(folder: Path, progress, fan=None) -> dict:
     from backend.facemodel import load_face_model
-    from backend.reconstruct import project_take_ibug68
 
     model = load_face_model()
     faces = []
@@ -249,10 +249,9 @@ def _aflw(folder: Path, progress, fan=None) -> dict:
         if image is None:
             raise FaceKeyError("file_missing", f"no image next to {mat}", "Keep each .jpg beside its .mat file.")
         if fan is None:
-            take = fitted_photo_face(image)
-            pred = None if take is None else project_take_ibug68(take, model)[0].astype(np.float64)
-            face = {"image": image.name, "yaw_deg": yaw, **_face_scores(pred, gt),
-                    "nme_bbox_best_pose": None if take is None else best_pose_nme(take, model, gt)}
+            fitted = fitted_photo_face(image)
+            face = {"image": image.name, "yaw_deg": yaw, **_face_scores(None if fitted is None else fitted[1], gt),
+                    "nme_bbox_best_pose": None if fitted is None else best_pose_nme(fitted[0], model, gt)}
         else:
             face = {"image": image.name, "yaw_deg": yaw, **_face_scores(photo_landmarks68(image, fan, "3d"), gt)}
         faces.append(face)
