@@ -19,8 +19,9 @@ from .jobs import BackendJob, CaptureJob, JobSequence, LocalJob
 from .protocol.errors import FaceKeyError
 from .state import STATE
 
-__all__ = ["make_capture_job", "make_generate_job", "make_solve_job", "make_mesh_retarget_job", "make_apply_job", "make_preview_job",
-           "merge_target_reports", "import_csv", "export_csv", "takes_dir", "register", "unregister"]
+__all__ = ["make_capture_job", "make_generate_job", "make_solve_job", "make_mesh_retarget_job", "make_apply_job",
+           "make_preview_job", "merge_target_reports", "import_csv", "export_csv", "takes_dir", "register",
+           "unregister"]
 
 #: The running modal job (capture or setup), for the Cancel button.
 ACTIVE: dict = {"job": None}
@@ -614,7 +615,7 @@ class FACEKEY_OT_capture(_BackendJobOperator, bpy.types.Operator):
 
 
 class FACEKEY_OT_generate(_BackendJobOperator, bpy.types.Operator):
-    """Generate the chosen labelled expression (Motion3DGAN + S2D) and apply it to each selected object by its retarget mode"""
+    """Generate the chosen labelled expression and apply it to each selected object by its retarget mode"""
     bl_idname = "facekey.generate"
     bl_label = "Generate"
 
@@ -790,7 +791,8 @@ class FACEKEY_OT_open_log(bpy.types.Operator):
         return {"FINISHED"}
 
 
-_CLASSES = (FACEKEY_OT_capture, FACEKEY_OT_generate, FACEKEY_OT_solve_character, FACEKEY_OT_mesh_retarget, FACEKEY_OT_apply_take,
+_CLASSES = (FACEKEY_OT_capture, FACEKEY_OT_generate, FACEKEY_OT_solve_character, FACEKEY_OT_mesh_retarget,
+            FACEKEY_OT_apply_take,
             FACEKEY_OT_preview_frame, FACEKEY_OT_clear_preview, FACEKEY_OT_set_rest_frame, FACEKEY_OT_setup_backend,
             FACEKEY_OT_cancel,
             FACEKEY_OT_check_backend, FACEKEY_OT_import_csv, FACEKEY_OT_export_csv, FACEKEY_OT_open_log)

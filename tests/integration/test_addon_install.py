@@ -17,9 +17,9 @@ def test_extension_zip_layout(addon_zips):
 def test_extension_installs_enables_and_disables(run_scenario):
     res = run_scenario("install", {})
     assert res["module"] == "bl_ext.user_default.facekey"
-    assert set(res["ops"]) == {"capture", "generate", "cancel", "setup_backend", "check_backend", "import_csv", "export_csv",
-                               "open_log", "apply_take", "preview_frame", "clear_preview", "solve_character",
-                               "mesh_retarget", "set_rest_frame"}
+    assert set(res["ops"]) == {"capture", "generate", "cancel", "setup_backend", "check_backend", "import_csv",
+                               "export_csv", "open_log", "apply_take", "preview_frame", "clear_preview",
+                               "solve_character", "mesh_retarget", "set_rest_frame"}
     assert res["panel"] and res["scene_prop"] and res["object_prop"]
     assert res["wheel"].startswith("facekey-0.1.0-")
     assert res["panel_after_disable"] is False and res["object_prop_after_disable"] is False

@@ -6,7 +6,8 @@ Trains :class:`backend.generation.motion3dgan.Motion3DGAN` on the labelled
 synthetic expression motions of :mod:`training.motion3dgan.data`, or with
 ``--coma`` on the clips of the user's copy of CoMA
 (:mod:`training.motion3dgan.coma`; the first clip of each sequence is held
-out for the evaluation, as in the paper), as in the paper: a conditional WGAN-GP in the tangent space of the SRVF hypersphere at
+out for the evaluation, as in the paper).  As in the paper: a conditional
+WGAN-GP in the tangent space of the SRVF hypersphere at
 the training set's mean SRVF p, generator loss
 ``alpha_adv * L_adv + alpha_rec * L_r`` with ``L_r`` the L1 distance (mean
 over elements, in the networks' units: tangent vectors times ``sqrt(3 k)``)
@@ -139,7 +140,8 @@ def _gradient_penalty(net: Motion3DGAN, real: torch.Tensor, fake: torch.Tensor, 
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
-def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None, coma: str | Path | None = None) -> dict:
+def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None,
+          coma: str | Path | None = None) -> dict:
     """Train Motion3DGAN on labelled motions; save weights + config in ``out``; evaluate.
 
     Args:

@@ -99,7 +99,8 @@ def evaluate(net: S2DDecoder, seed: int = HELDOUT_SEED, count: int = 48, motions
     return {**res, "count": count, "seed": seed, "frames": int(np.prod(dense.shape[:2]))}
 
 
-def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None, coma: str | Path | None = None) -> dict:
+def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None,
+          coma: str | Path | None = None) -> dict:
     """Train S2D-Dec on expression motions; save weights + config in ``out``.
 
     Args:
