@@ -129,7 +129,7 @@ def test_coma_clips_on_a_real_flame_head(realdata, tmp_path):
     from backend.retarget.mesh_transfer import read_obj, take_to_mesh
     verts, faces = read_obj(realdata / "meshes" / "flame_topology" / "smirk_flame_head_template.obj")
     level = _ramp(1)
-    for label in ("mouth_open", "high_smile"):
+    for label in ("mouth_open", "eyebrow"):
         w = np.zeros((len(level), 52), np.float32)
         for name, value in RECIPES[label].items():
             w[:, INDEX[name]] = value * level
@@ -138,9 +138,12 @@ def test_coma_clips_on_a_real_flame_head(realdata, tmp_path):
         for t, v in enumerate(take_to_mesh(w, verts)):
             trimesh.Trimesh(v, faces, process=False).export(folder / f"{label}.{t + 1:06d}.ply")
     clips = coma_motions(tmp_path, frames=10, part="all")
-    assert clips.labels.tolist() == [LABELS.index("high_smile"), LABELS.index("mouth_open")]
-    for k, label in enumerate(("high_smile", "mouth_open")):
+    assert clips.labels.tolist() == [LABELS.index("eyebrow"), LABELS.index("mouth_open")]
+    assert np.abs(clips.dense[:, :, NUM_MESH:]).max() < 1e-9         # CoMA's eyes do not turn: irises hold still
+    for k, label in enumerate(("eyebrow", "mouth_open")):
         apex = weights_from_dense(clips.dense[k, -1:])[0][0]
+        assert max(apex[INDEX[u]] for u in ("eyeLookUpLeft", "eyeLookUpRight", "eyeLookDownLeft",
+                                            "eyeLookDownRight")) < 0.1, label
         main = max(RECIPES[label], key=RECIPES[label].get)
         assert apex[INDEX[main]] > 0.6 * RECIPES[label][main], (label, main, apex[INDEX[main]])
         top = {ARKIT_NAMES[i] for i in np.argsort(-apex)[:4]}

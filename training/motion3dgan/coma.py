@@ -17,7 +17,10 @@ few millimetres of slop along the surface: maps built on the FLAME template
 and fitted afresh to three MultiREX FLAME neutrals agree within 2.8-3.6 mm
 (mean over the 468 skin points), and a face far from the model's prior
 (identity coefficients of 0.8 standard deviations on every component) is
-matched 6-8 mm off.  Each subject's own frame comes
+matched 6-8 mm off.  The 10 iris points hold their neutral place: CoMA's eyes do not turn (no
+gaze in the data, as in the built-in model's expression units), and tied to
+the closest FLAME triangle they would follow the lids (an eyebrow raise read
+back as eyeLookUp 0.4).  Each subject's own frame comes
 from a similarity fit (Umeyama) of the canonical neutral to its mapped
 neutral; motions are rotated and scaled into the model frame with it, so a
 larger head's motion is not a larger expression.
@@ -200,6 +203,7 @@ def coma_motions(root: str | Path, frames: int = 30, part: str = "train",
             subject_frame[subject] = umeyama(canonical, pts[0, :NUM_MESH])
         s, r, t = subject_frame[subject]
         model_pts = (pts - t) @ r / s                                           # model frame
+        model_pts[:, NUM_MESH:] = model_pts[:1, NUM_MESH:]                      # irises: see the module doc
         size = np.linalg.norm(model_pts - model_pts[:1], axis=-1).mean(-1)
         segments = onset_apex_segments(size)
         keep = {"train": segments[1:], "test": segments[:1], "all": segments}[part]
