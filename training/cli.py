@@ -1,13 +1,15 @@
-"""The command line every training script shares: ``--config --out --device --steps --threads [--coma]``, step logs."""
+"""What every training script shares: the command line (``--config --out --device --steps --threads [--coma]``),
+step logs and the loss history."""
 from __future__ import annotations
 
 import argparse
 import dataclasses
 from typing import Callable
 
+import numpy as np
 import torch
 
-__all__ = ["training_arguments", "step_printer"]
+__all__ = ["training_arguments", "step_printer", "LossHistory"]
 
 
 def training_arguments(prog: str, configs: dict, argv: list[str] | None, coma: bool = False):
@@ -38,3 +40,23 @@ def step_printer(log_every: int) -> Callable[[int, int, dict], None]:
         if step % (log_every * 10) == 0 or step == total:
             print(f"step {step}/{total} " + " ".join(f"{k}={v:.4f}" for k, v in losses.items()), flush=True)
     return report
+
+
+class LossHistory:
+    """A training run's loss history: ``values`` gets the mean total loss of every ``log_every`` steps
+    (and of the last, shorter window); ``progress(step, total, losses)`` is called at those steps with
+    that step's losses."""
+
+    def __init__(self, steps: int, log_every: int, progress: Callable[[int, int, dict], None] | None = None):
+        self.steps, self.log_every, self.progress = steps, log_every, progress
+        self.values: list[float] = []
+        self._window: list[float] = []
+
+    def add(self, step: int, total: torch.Tensor, losses: dict[str, torch.Tensor]) -> None:
+        """Record the 0-based ``step``'s total loss (a scalar tensor) and its named ``losses``."""
+        self._window.append(total.item())
+        if (step + 1) % self.log_every == 0 or step + 1 == self.steps:
+            self.values.append(float(np.mean(self._window)))
+            self._window = []
+            if self.progress:
+                self.progress(step + 1, self.steps, {k: v.item() for k, v in losses.items()})

@@ -28,7 +28,7 @@ from backend.generation.s2d import WEIGHTS_NAME, S2DConfig, S2DDecoder, decode_d
 from backend.retarget.serep import CM
 from backend.tracking.ibug68 import MEDIAPIPE_TO_IBUG68
 from backend.weightsfile import save_net
-from training.cli import step_printer, training_arguments
+from training.cli import LossHistory, step_printer, training_arguments
 from training.motion3dgan.coma import motion_sets
 from training.motion3dgan.data import HELDOUT_SEED, TRAIN_SEED, Motions, expression_motions
 
@@ -127,7 +127,7 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None,
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.05)
     gen = torch.Generator().manual_seed(cfg.seed)
-    history, window = [], []
+    history = LossHistory(cfg.steps, cfg.log_every, progress)
     for step in range(cfg.steps):
         idx = torch.randint(0, len(sparse), (cfg.batch,), generator=gen).to(device)
         pred = net(sparse[idx])
@@ -137,18 +137,14 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None,
         total.backward()
         opt.step()
         sched.step()
-        window.append(total.item())
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            history.append(float(np.mean(window)))
-            window = []
-            if progress:
-                progress(step + 1, cfg.steps, {k: v.item() for k, v in losses.items()})
+        history.add(step, total, losses)
     seconds = time.perf_counter() - start
     evaluation = {**evaluate(net, HELDOUT_SEED, cfg.eval_count, motions=sets.heldout), "heldout": sets.heldout_name}
     weights, config = save_net(net, out, WEIGHTS_NAME, {**dataclasses.asdict(cfg), "device": device, "seconds": seconds,
-                                                        "history": history, "evaluation": evaluation,
+                                                        "history": history.values, "evaluation": evaluation,
                                                         "data": sets.data})
-    return {"history": history, "evaluation": evaluation, "seconds": seconds, "weights": weights, "config": config}
+    return {"history": history.values, "evaluation": evaluation, "seconds": seconds, "weights": weights,
+            "config": config}
 
 
 def main(argv: list[str] | None = None) -> int:

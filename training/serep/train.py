@@ -17,7 +17,7 @@ import torch
 from backend.facemodel import load_face_model
 from backend.retarget.serep import CM, WEIGHTS_NAME, SerepConfig, SerepNet
 from backend.weightsfile import save_net
-from training.cli import step_printer, training_arguments
+from training.cli import LossHistory, step_printer, training_arguments
 
 from .data import TRAIN_SEED, MeshSampler, identity_pool
 from .losses import cycle_loss, delta_loss, edge_loss, mesh_edges, reconstruction_loss
@@ -75,7 +75,7 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.05)
     sampler = MeshSampler(identity_pool(cfg.train_identities, TRAIN_SEED), seed=cfg.seed)
-    history, window = [], []
+    history = LossHistory(cfg.steps, cfg.log_every, progress)
     for step in range(cfg.steps):
         b = sampler.sample(cfg.batch)
         na, nb, src, tgt, other, c1, c2 = (_t(x, canon0, device) for x in (
@@ -98,15 +98,10 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None)
         total.backward()
         opt.step()
         sched.step()
-        window.append(total.item())
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            history.append(float(np.mean(window)))
-            window = []
-            if progress:
-                progress(step + 1, cfg.steps, {k: v.item() for k, v in losses.items()})
+        history.add(step, total, losses)
     weights, config = save_net(net, out, WEIGHTS_NAME, {**dataclasses.asdict(cfg), "device": device,
-                                                        "history": history})
-    return {"history": history, "weights": weights, "config": config}
+                                                        "history": history.values})
+    return {"history": history.values, "weights": weights, "config": config}
 
 
 def main(argv: list[str] | None = None) -> int:
