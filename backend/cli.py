@@ -111,7 +111,8 @@ def _print_take_summary(console: Console, take, path: str) -> None:
 @_handle_errors
 def capture(
     footage: list[Path] = typer.Argument(..., help="Video file, image-sequence folder/pattern, or photo; several "
-                                         "(e.g. clips/*.mp4) capture one take each into the -o folder."),
+                                         "(e.g. clips/*.mp4), or a folder of video clips, capture one take "
+                                         "each into the -o folder."),
     output: Path = typer.Option(..., "-o", "--output", help="Take file to write (.npz); with several FOOTAGE a "
                                 "folder, receiving <footage name>.npz each."),
     face_index: Optional[int] = typer.Option(None, "--face-index", help="Face to follow (default: the largest)."),
@@ -133,8 +134,9 @@ def capture(
                                          help="A take of the same actor (best captured with --rest-frame): reuse "
                                               "its face instead of solving it again, so every take shares one neutral."),
 ) -> None:
-    """Capture FOOTAGE into a Take file (several FOOTAGE: one take each, into the -o folder)."""
+    """Capture FOOTAGE into a Take file (several FOOTAGE, or a folder of clips: one take each, into the -o folder)."""
     from .capture import CaptureSettings, capture as run_capture
+    from .footage import clip_files
     from .protocol.take import write_take
 
     settings = CaptureSettings(face_index=face_index, max_side=max_side or None, smoothing=smoothing,
@@ -142,8 +144,9 @@ def capture(
                                landmarks=landmarks, fan_weights=fan_weights, rest_frame=rest_frame,
                                actor_take=None if actor is None else str(actor)).validate()
     console = Console()
-    if len(footage) > 1:
-        _capture_many(console, footage, output, settings)
+    clips = [(clip_files(f), f) for f in footage]
+    if len(footage) > 1 or clips[0][0] is not None:
+        _capture_many(console, [Path(c) for found, f in clips for c in (found or [f])], output, settings)
         return
     with _Bar(console) as bar:
         take = run_capture(footage[0], settings, progress=bar)

@@ -7,8 +7,9 @@ the rules (timestamps, rotation, truncated files, errors).
 """
 from .hashing import sha256_file, sha256_files  # noqa: F401
 from .orientation import Orientation, apply_orientation  # noqa: F401
-from .reader import (IMAGE_EXTENSIONS, Footage, FootageInfo, Frame, iter_frames,  # noqa: F401
-                     natural_sort_key, open_footage, scaled_size)
+from .reader import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Footage, FootageInfo, Frame, clip_files,  # noqa: F401
+                     iter_frames, natural_sort_key, open_footage, scaled_size)
 
-__all__ = ["open_footage", "iter_frames", "Footage", "FootageInfo", "Frame", "IMAGE_EXTENSIONS",
+__all__ = ["open_footage", "iter_frames", "Footage", "FootageInfo", "Frame", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS",
+           "clip_files",
            "Orientation", "apply_orientation", "sha256_file", "sha256_files", "natural_sort_key", "scaled_size"]

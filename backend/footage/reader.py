@@ -14,6 +14,10 @@ presentation timestamps.
   ``fps`` frames per second (default 30); all images must share one size.
 * Photos: one image file (see :data:`IMAGE_EXTENSIONS`), EXIF orientation
   applied, a single frame at time 0.
+* A folder of video files (:data:`VIDEO_EXTENSIONS`) and no images is not
+  one footage: :func:`clip_files` lists its clips for callers that capture
+  each one (``facekey capture FOLDER -o takes/``), and ``open_footage``
+  refuses it with an error that names them.
 
 ``max_side`` downscales frames (area averaging) so that the longer side is at
 most that many pixels; :attr:`FootageInfo.scale` says by how much.
@@ -38,12 +42,16 @@ from .orientation import (Orientation, apply_orientation, orientation_from_degre
                           orientation_from_display_matrix, orientation_from_rotate_tag)
 
 __all__ = ["Frame", "FootageInfo", "Footage", "open_footage", "iter_frames", "IMAGE_EXTENSIONS",
-           "natural_sort_key", "scaled_size"]
+           "VIDEO_EXTENSIONS", "clip_files", "natural_sort_key", "scaled_size"]
 
 log = logging.getLogger(__name__)
 
 #: File name endings read as still images (case-insensitive).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".webp", ".tif", ".tiff")
+#: File name endings of video clips in a folder of clips (case-insensitive); a single video file
+#: is opened whatever its name, by what FFmpeg finds in it.
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".mts", ".m2ts", ".wmv",
+                    ".mxf")
 
 #: Consecutive undecodable packets after which a damaged video is given up on.
 MAX_CONSECUTIVE_DECODE_ERRORS = 25
@@ -144,6 +152,29 @@ def _resize_area(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def _is_image_file(path: str) -> bool:
     return path.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _folder_files(folder: str, suffixes: tuple[str, ...]) -> list[str]:
+    """Files directly in ``folder`` whose names end in ``suffixes`` (hidden ones left out), naturally sorted."""
+    return sorted((e.path for e in os.scandir(folder)
+                   if e.is_file() and not e.name.startswith(".") and e.name.lower().endswith(suffixes)),
+                  key=lambda p: natural_sort_key(os.path.basename(p)))
+
+
+def clip_files(folder: str | os.PathLike) -> Optional[list[str]]:
+    """The video clips of a folder of clips, or None when ``folder`` is not one.
+
+    A folder of clips is a directory that holds video files (:data:`VIDEO_EXTENSIONS`, directly in
+    it, not hidden) and no image files; a folder with images is an image sequence and gives None, as
+    does a path that is not a directory.
+
+    Returns:
+        Absolute paths of the clips, naturally sorted (``take2`` before ``take10``), or None.
+    """
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder) or _folder_files(folder, IMAGE_EXTENSIONS):
+        return None
+    return [os.path.abspath(p) for p in _folder_files(folder, VIDEO_EXTENSIONS)] or None
 
 
 def _read_image(path: str) -> np.ndarray:
@@ -501,8 +532,14 @@ def open_footage(path: str | os.PathLike, *, max_side: Optional[int] = None, fps
                                "Check the folder and the pattern (e.g. frames/*.png or frames/frame_%04d.png).")
         return _sequence(path, files, max_side, fps)
     if os.path.isdir(path):
-        files = sorted((e.path for e in os.scandir(path) if e.is_file() and _is_image_file(e.name)),
-                       key=lambda p: natural_sort_key(os.path.basename(p)))
+        files = _folder_files(path, IMAGE_EXTENSIONS)
+        clips = None if files else clip_files(path)
+        if clips:
+            names = ", ".join(os.path.basename(c) for c in clips[:3]) + (", ..." if len(clips) > 3 else "")
+            raise FaceKeyError("bad_argument", f"Folder {path} holds {len(clips)} video clip(s) ({names}), not the "
+                               "frames of one image sequence.",
+                               "Pick one clip as the footage, or capture every clip of the folder into its own take "
+                               f"with `facekey capture {path} -o takes/` (then `facekey batch takes/ ...`).")
         if not files:
             raise FaceKeyError("video_empty", f"Folder {path} holds no image files ({', '.join(IMAGE_EXTENSIONS)}).",
                                "Pick a folder of numbered frames (e.g. frame_0001.png ...) or a video file.")

@@ -162,6 +162,26 @@ def test_capture_several_clips_into_a_folder(tmp_path):
     assert res.exit_code == 2 and "would both be written as a.npz" in res.output
 
 
+def test_capture_a_folder_of_clips(tmp_path):
+    """A folder of video clips as FOOTAGE: every clip of it becomes its own take in the -o folder, even
+    when it holds one clip; -o must then be a folder."""
+    from test_worker_capture import short_clip
+
+    clips = tmp_path / "day1"
+    clips.mkdir()
+    short_clip(clips / "shot10.mp4", frames=3)
+    short_clip(clips / "shot2.mov", frames=4)
+    out = tmp_path / "takes"
+    res = runner.invoke(app, ["capture", str(clips), "-o", str(out), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["shot10.npz", "shot2.npz"]
+    assert read_take(out / "shot2.npz").num_frames == 4 and read_take(out / "shot10.npz").num_frames == 3
+    assert res.output.index("shot2.mov") < res.output.index("shot10.mp4")     # natural order
+    (clips / "shot10.mp4").unlink()
+    res = runner.invoke(app, ["capture", str(clips), "-o", str(tmp_path / "t.npz"), "--device", "cpu"])
+    assert res.exit_code == 2 and "error[bad_argument]" in res.output and "folder" in res.output
+
+
 @pytest.mark.skipif(not _HAS_PIPELINE, reason="footage/tracking/estimators not available")
 def test_capture_missing_footage(tmp_path):
     res = runner.invoke(app, ["capture", str(tmp_path / "none.mp4"), "-o", str(tmp_path / "t.npz"), "--device", "cpu"])

@@ -12,8 +12,8 @@ import pytest
 av = pytest.importorskip("av")
 cv2 = pytest.importorskip("cv2")
 
-from backend.footage import (Orientation, apply_orientation, iter_frames, natural_sort_key,  # noqa: E402
-                             open_footage, scaled_size, sha256_file, sha256_files)
+from backend.footage import (Orientation, apply_orientation, clip_files, iter_frames,  # noqa: E402
+                             natural_sort_key, open_footage, scaled_size, sha256_file, sha256_files)
 from backend.footage.orientation import (orientation_from_degrees,  # noqa: E402
                                          orientation_from_display_matrix, orientation_from_rotate_tag)
 from backend.protocol.errors import FaceKeyError  # noqa: E402
@@ -355,6 +355,27 @@ def test_empty_folder(tmp_path):
     with pytest.raises(FaceKeyError) as e:
         open_footage(tmp_path / "frames")
     assert e.value.code == "video_empty"
+
+
+def test_folder_of_clips_is_listed_and_not_opened_as_one_footage(tmp_path):
+    """A folder holding videos and no images is a folder of clips: ``clip_files`` lists them in natural
+    order (hidden files left out), and ``open_footage`` refuses it, naming the clips and both fixes."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in ("take10.mp4", "take2.MOV", ".take3.mp4"):
+        make_clip(clips / name, n=2)
+    (clips / "notes.txt").write_text("shot list")
+    assert clip_files(clips) == [str(clips / "take2.MOV"), str(clips / "take10.mp4")]
+    with pytest.raises(FaceKeyError) as e:
+        open_footage(clips)
+    assert e.value.code == "bad_argument"
+    assert "2 video clip(s) (take2.MOV, take10.mp4)" in e.value.message
+    assert "Pick one clip" in e.value.hint and f"facekey capture {clips} -o takes/" in e.value.hint
+    # images beside the videos make it an image sequence again; a file or an empty folder is no clip folder
+    cv2.imwrite(str(clips / "frame_0001.png"), np.zeros((8, 8, 3), np.uint8))
+    assert clip_files(clips) is None and open_footage(clips).info.kind == "image_sequence"
+    (tmp_path / "empty").mkdir()
+    assert clip_files(tmp_path / "empty") is None and clip_files(clips / "take2.MOV") is None
 
 
 def test_undecodable_photo(tmp_path):
