@@ -196,7 +196,9 @@ class JobSequence:
     left it.  A part's error (raised by ``make`` or ended with) is kept under the
     part's name and the next part runs; a ``required`` part's error (a failed
     capture) or a cancel ends the whole sequence.  Parts may add parts while they
-    run (e.g. the capture adds the targets once the take exists).
+    run (e.g. the capture adds the targets once the take exists): those run next,
+    before the parts queued earlier (a folder of clips bakes each take before the
+    next clip is captured).
 
     Args:
         label: the job's name in the UI state.
@@ -213,6 +215,7 @@ class JobSequence:
         self.errors: dict[str, FaceKeyError] = {}
         self.finished = False
         self._job = self._part = None
+        self._added: list = []      # parts added by the running part, queued next when it ends
 
     @property
     def client(self):
@@ -220,8 +223,9 @@ class JobSequence:
         return getattr(self._job, "client", None)
 
     def add(self, name: str, make, *, required: bool = False) -> None:
-        """Queue a part: ``make(state) -> job``; ``required``: its error ends the sequence."""
-        self.parts.append((name, make, required))
+        """Queue a part: ``make(state) -> job``; ``required``: its error ends the sequence.  Called
+        while a part runs, the part goes after that one and the parts it added before, ahead of the rest."""
+        (self._added if self._part is not None else self.parts).append((name, make, required))
 
     def start(self) -> None:
         self.state.begin(self.label, f"{self.label}: starting")
@@ -262,6 +266,8 @@ class JobSequence:
         name, required, part_state = self._part
         self._mirror()
         self._part = None
+        self.parts.extendleft(reversed(self._added))
+        self._added = []
         self.state.last_take = part_state.last_take or self.state.last_take
         if part_state.status == "done":
             self.results[name] = part_state.report

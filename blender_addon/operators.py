@@ -317,21 +317,22 @@ def _head_part(scene_name: str, take_path: str, source: str, state) -> LocalJob:
 
 
 def _add_target_parts(seq: JobSequence, plan: list[tuple[str, str]], scene_name: str, take_path: str, source: str,
-                      client_kwargs: dict | None, *, head: bool = True) -> None:
+                      client_kwargs: dict | None, *, head: bool = True, prefix: str = "") -> None:
     """Queue one part per planned ``(object name, mode)``: name-map bakes first, then the head rotation
-    (when ``head`` and the panel sets a head target), then the character solves and mesh-level retargets."""
+    (when ``head`` and the panel sets a head target), then the character solves and mesh-level retargets.
+    Part names are the object names (and ``head rotation``) after ``prefix`` (a clip's, in a folder capture)."""
     def backend_part(name: str, make):
         return lambda state: make(bpy.context, client_kwargs, obj=_target_object(name), take_path=take_path,
                                   state=state)
 
     for name, mode in plan:
         if mode == "NAMEMAP":
-            seq.add(name, lambda state, n=name: _namemap_part(n, scene_name, take_path, source, state))
+            seq.add(prefix + name, lambda state, n=name: _namemap_part(n, scene_name, take_path, source, state))
     if head and bpy.data.scenes[scene_name].facekey.head_mode != "NONE":
-        seq.add("head rotation", lambda state: _head_part(scene_name, take_path, source, state))
+        seq.add(prefix + "head rotation", lambda state: _head_part(scene_name, take_path, source, state))
     for name, mode in plan:
         if mode != "NAMEMAP":
-            seq.add(name, backend_part(name, make_solve_job if mode == "SOLVE" else make_mesh_retarget_job))
+            seq.add(prefix + name, backend_part(name, make_solve_job if mode == "SOLVE" else make_mesh_retarget_job))
 
 
 def merge_target_reports(results: dict, errors: dict, modes: dict[str, str], skipped: dict[str, str]) -> dict:
@@ -394,30 +395,86 @@ def make_capture_job(context, client_kwargs: dict | None = None) -> JobSequence:
     """A capture of the footage, then the take applied to every selected object by its retarget mode
     (see :func:`make_apply_job`), as one job (not started).
 
-    Checks everything that can fail before the backend starts: targets
+    Footage that is a folder of clips (``protocol.clipfolder``: videos, no images) captures every
+    clip into its own take, each applied to the targets before the next clip is captured, so every
+    object gets one new action per clip (see :func:`_takes_summary`); a clip that fails is listed
+    and the others go on.  Checks everything that can fail before the backend starts: targets
     (``no_targets``/``no_shape_keys``), name map, head target, backend Python
-    (``backend_missing``), footage (``file_missing``).  A failed capture
-    ends the job; a failed target is reported under its name.
+    (``backend_missing``), footage (``file_missing``; a rest frame with a folder of clips is
+    ``bad_argument``).  A failed capture of single footage ends the job; a failed target is
+    reported under its name.
     """
+    from .protocol.clipfolder import clip_files
+
     s = context.scene.facekey
     footage = bpy.path.abspath(s.footage)
     if not s.footage or not os.path.exists(footage):
         raise FaceKeyError("file_missing", f"Footage not found: {footage or '(none)'}",
                            "Pick a video file, an image folder or a photo in the FaceKey panel.")
+    clips = clip_files(footage)
+    if clips and s.use_rest_frame:
+        raise FaceKeyError("bad_argument", f"Rest frame names a frame of one clip, and {footage} is a folder of "
+                           f"{len(clips)} clips.",
+                           "Capture the actor's calibration clip alone with Rest frame on, then set Actor to its "
+                           "take and capture the folder with Rest frame off.")
     plan, skipped = _plan(context)
     _head_args(s)
     python = _backend_python(context)
     scene_name = context.scene.name
-    seq = JobSequence("capture", _apply_summary(plan, skipped))
+    settings = _capture_settings(s)
+    face_index = None if s.face_index < 0 else int(s.face_index)
+    sources = clips or [footage]
+    prefixes = [f"{_clip_name(c)}: " if clips else "" for c in sources]
+    seq = JobSequence("capture", _takes_summary(prefixes, plan, skipped) if clips else _apply_summary(plan, skipped))
+    for source, prefix in zip(sources, prefixes):
+        def queue_targets(take, take_path, source=source, prefix=prefix) -> dict:
+            _add_target_parts(seq, plan, scene_name, take_path, source, client_kwargs, prefix=prefix)
+            return {"objects": {}, "skipped": {}, "frames": int(take.valid.sum())}
 
-    def queue_targets(take, take_path) -> dict:
-        _add_target_parts(seq, plan, scene_name, take_path, footage, client_kwargs)
-        return {"objects": {}, "skipped": {}, "frames": int(take.valid.sum())}
-
-    args = (python, default_log_path(), footage, _unique_take_path(footage), _capture_settings(s),
-            None if s.face_index < 0 else int(s.face_index), queue_targets)
-    seq.add("capture", lambda state: CaptureJob(*args, state=state, client_kwargs=client_kwargs), required=True)
+        args = (python, default_log_path(), source, _unique_take_path(source), settings, face_index, queue_targets)
+        seq.add(prefix + "capture", lambda state, args=args: CaptureJob(*args, state=state, client_kwargs=client_kwargs),
+                required=not clips)
     return seq
+
+
+def _clip_name(path: str) -> str:
+    """A clip's file name, the name its parts and report entries go under in a folder capture."""
+    return os.path.basename(path)
+
+
+def _takes_summary(prefixes: list[str], plan: list[tuple[str, str]], skipped: dict[str, str]):
+    """``summarize`` for a folder of clips: ``{"takes": {clip: report}, "frames": valid frames of all
+    takes}``, each clip's report that of :func:`_apply_summary` (plus ``"message"``) or, for a clip
+    that failed, ``{"error": {code, message, hint}}``; the job's error when no clip reached a target."""
+    single = _apply_summary(plan, skipped)
+
+    def summarize(results: dict, errors: dict) -> tuple[str, dict]:
+        takes, applied = {}, 0
+        last_error = None
+        for prefix in prefixes:
+            def mine(d):
+                return {k[len(prefix):]: v for k, v in d.items() if k.startswith(prefix)}
+            clip_errors = mine(errors)
+            if "capture" in clip_errors:
+                takes[prefix[:-2]] = {"error": clip_errors["capture"].to_dict()}
+                last_error = clip_errors["capture"]
+                continue
+            try:
+                message, report = single(mine(results), clip_errors)
+            except FaceKeyError as e:
+                takes[prefix[:-2]], last_error = {"error": e.to_dict()}, e
+                continue
+            takes[prefix[:-2]] = dict(report, message=message)
+            applied += 1
+        if not applied:
+            raise FaceKeyError(last_error.code, f"No clip of the folder reached a target. Last: {last_error.message}",
+                               last_error.hint)
+        failed = len(prefixes) - applied
+        return (f"captured and applied {applied} of {len(prefixes)} clips" + (f"; {failed} failed (see below)"
+                                                                               if failed else ""),
+                {"takes": takes, "frames": sum(t.get("frames", 0) for t in takes.values())})
+
+    return summarize
 
 
 def _generator_weights(path: str) -> str | None:

@@ -184,8 +184,18 @@ def _draw_mesh(layout, name: str, mesh: dict) -> None:
         layout.label(text=f"{prefix}Mesh Cache, up to {mesh['max_displacement_mm']:.1f} mm of motion")
 
 
-def _draw_report(layout, s) -> None:
-    report = STATE.report
+def _draw_report(layout, s, report: dict | None = None) -> None:
+    """The finished job's report; a folder capture's (``"takes"``) as one block per clip."""
+    report = STATE.report if report is None else report
+    for clip, take in report.get("takes", {}).items():
+        box = layout.box()
+        if "error" in take:
+            box.label(text=f"{clip}: not captured, {take['error']['code']}: {take['error']['message']}", icon="ERROR")
+            if take["error"].get("hint"):
+                box.label(text=f"  {take['error']['hint']}")
+            continue
+        box.label(text=f"{clip}: {take['frames']} frames, {take['message']}", icon="FILE_MOVIE")
+        _draw_report(box, s, take)
     meshes = report.get("meshes") or ({"": report["mesh"]} if "mesh" in report else {})
     for name, mesh in meshes.items():
         _draw_mesh(layout, name, mesh)

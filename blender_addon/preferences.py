@@ -57,7 +57,9 @@ MESH_OUTPUTS = [("MESH_CACHE", "Mesh Cache", "Write a .pc2 point cache and add a
 
 
 class FaceKeySceneSettings(bpy.types.PropertyGroup):
-    footage: StringProperty(name="Footage", subtype="FILE_PATH", description="Video file, image folder or photo")
+    footage: StringProperty(name="Footage", subtype="FILE_PATH",
+                            description="Video file, image folder or photo; or a folder of video clips, "
+                                        "captured into one take (and one new action) per clip")
     name_map: EnumProperty(name="Name map", items=NAME_MAPS, default="auto")
     map_path: StringProperty(name="Map file", subtype="FILE_PATH")
     start_frame: IntProperty(name="Start frame", default=1, description="Scene frame of the footage's first frame")

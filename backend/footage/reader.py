@@ -14,10 +14,10 @@ presentation timestamps.
   ``fps`` frames per second (default 30); all images must share one size.
 * Photos: one image file (see :data:`IMAGE_EXTENSIONS`), EXIF orientation
   applied, a single frame at time 0.
-* A folder of video files (:data:`VIDEO_EXTENSIONS`) and no images is not
-  one footage: :func:`clip_files` lists its clips for callers that capture
-  each one (``facekey capture FOLDER -o takes/``), and ``open_footage``
-  refuses it with an error that names them.
+* A folder of video files and no images is not one footage but a folder of
+  clips (``backend.protocol.clipfolder``): callers capture each clip
+  (``facekey capture FOLDER -o takes/``), and ``open_footage`` refuses it
+  with an error that names them.
 
 ``max_side`` downscales frames (area averaging) so that the longer side is at
 most that many pixels; :attr:`FootageInfo.scale` says by how much.
@@ -35,6 +35,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from backend.protocol.clipfolder import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, clip_files, folder_files, natural_sort_key
 from backend.protocol.errors import FaceKeyError
 
 from .hashing import sha256_file, sha256_files
@@ -45,13 +46,6 @@ __all__ = ["Frame", "FootageInfo", "Footage", "open_footage", "iter_frames", "IM
            "VIDEO_EXTENSIONS", "clip_files", "natural_sort_key", "scaled_size"]
 
 log = logging.getLogger(__name__)
-
-#: File name endings read as still images (case-insensitive).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".bmp", ".webp", ".tif", ".tiff")
-#: File name endings of video clips in a folder of clips (case-insensitive); a single video file
-#: is opened whatever its name, by what FFmpeg finds in it.
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".mts", ".m2ts", ".wmv",
-                    ".mxf")
 
 #: Consecutive undecodable packets after which a damaged video is given up on.
 MAX_CONSECUTIVE_DECODE_ERRORS = 25
@@ -128,12 +122,6 @@ class FootageInfo:
         }
 
 
-def natural_sort_key(name: str) -> tuple:
-    """Sort key that orders embedded numbers by value: ``f2.png`` < ``f10.png``."""
-    parts = re.split(r"(\d+)", name)
-    return tuple((0, int(p), p) if p.isdigit() else (1, p.lower(), p) for p in parts)
-
-
 def scaled_size(width: int, height: int, max_side: Optional[int]) -> tuple[int, int]:
     """(width, height) shrunk so the longer side is at most ``max_side`` (never enlarged)."""
     if not max_side or max(width, height) <= max_side:
@@ -152,29 +140,6 @@ def _resize_area(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def _is_image_file(path: str) -> bool:
     return path.lower().endswith(IMAGE_EXTENSIONS)
-
-
-def _folder_files(folder: str, suffixes: tuple[str, ...]) -> list[str]:
-    """Files directly in ``folder`` whose names end in ``suffixes`` (hidden ones left out), naturally sorted."""
-    return sorted((e.path for e in os.scandir(folder)
-                   if e.is_file() and not e.name.startswith(".") and e.name.lower().endswith(suffixes)),
-                  key=lambda p: natural_sort_key(os.path.basename(p)))
-
-
-def clip_files(folder: str | os.PathLike) -> Optional[list[str]]:
-    """The video clips of a folder of clips, or None when ``folder`` is not one.
-
-    A folder of clips is a directory that holds video files (:data:`VIDEO_EXTENSIONS`, directly in
-    it, not hidden) and no image files; a folder with images is an image sequence and gives None, as
-    does a path that is not a directory.
-
-    Returns:
-        Absolute paths of the clips, naturally sorted (``take2`` before ``take10``), or None.
-    """
-    folder = os.fspath(folder)
-    if not os.path.isdir(folder) or _folder_files(folder, IMAGE_EXTENSIONS):
-        return None
-    return [os.path.abspath(p) for p in _folder_files(folder, VIDEO_EXTENSIONS)] or None
 
 
 def _read_image(path: str) -> np.ndarray:
@@ -532,7 +497,7 @@ def open_footage(path: str | os.PathLike, *, max_side: Optional[int] = None, fps
                                "Check the folder and the pattern (e.g. frames/*.png or frames/frame_%04d.png).")
         return _sequence(path, files, max_side, fps)
     if os.path.isdir(path):
-        files = _folder_files(path, IMAGE_EXTENSIONS)
+        files = folder_files(path, IMAGE_EXTENSIONS)
         clips = None if files else clip_files(path)
         if clips:
             names = ", ".join(os.path.basename(c) for c in clips[:3]) + (", ..." if len(clips) > 3 else "")

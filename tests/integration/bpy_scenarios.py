@@ -199,6 +199,36 @@ def sc_capture(params) -> dict:
     return res
 
 
+def sc_capture_folder(params) -> dict:
+    """Capture with a folder of clips as the footage: first with Rest frame on (refused, nothing changed),
+    then for real; records the order the job's parts start in and what the panel shows."""
+    pkg = install(params)
+    make_character()
+    set_backend(pkg, params["python"])
+    s = bpy.context.scene.facekey
+    s.footage = params["footage"]
+    before = snapshot(pkg)
+    s.use_rest_frame = True
+    res = {"rest": {"rc": call_op(bpy.ops.facekey.capture, "INVOKE_DEFAULT"), "state": state_dict(pkg),
+                    "unchanged": snapshot(pkg) == before}}
+    s.use_rest_frame = False
+    seq_cls = sub(pkg, "jobs").JobSequence
+    started, start_next = [], seq_cls._start_next
+
+    def logged(self):
+        if self.parts:
+            started.append(self.parts[0][0])
+        start_next(self)
+
+    seq_cls._start_next = logged
+    try:
+        rc = call_op(bpy.ops.facekey.capture, "INVOKE_DEFAULT")
+    finally:
+        seq_cls._start_next = start_next
+    res.update(rc=rc, state=state_dict(pkg), before=before, after=snapshot(pkg), started=started, panel=draw_panel())
+    return res
+
+
 def sc_generate(params) -> dict:
     """"Generate" onto Face (ARKit keys, name map) through the real backend: first with a Motion3DGAN
     weights path that does not exist (the backend's coded error, nothing changed), then with the panel's

@@ -38,6 +38,49 @@ def test_capture_operator_bakes_a_real_clip(run_scenario, tmp_path):
     assert static_key_data(res["after"]) == static_key_data(res["before"])
 
 
+@pytest.mark.slow
+def test_capture_a_folder_of_clips_gives_one_action_per_clip(run_scenario, tmp_path):
+    """A folder of clips as the footage: each clip is captured and baked before the next one starts,
+    every clip becomes its own new action on the target, a clip without a face is listed with its
+    error and the others still land; a rest frame (one clip's frame) is refused first, changing nothing."""
+    from clips import write_video
+
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    cut_clip(folder / "shot2.mp4", seconds=0.5)
+    cut_clip(folder / "shot10.mp4", seconds=1.0)
+    write_video(folder / "shot3_empty.mp4", [np.full((120, 160, 3), 90, np.uint8)] * 5)
+    res = run_scenario("capture_folder", {"python": VENV_PYTHON, "footage": str(folder)})
+    rest = res["rest"]
+    assert rest["unchanged"] and rest["state"]["error_code"] == "bad_argument"
+    assert "folder of 3 clips" in rest["state"]["error_message"] and "Actor" in rest["state"]["error_hint"]
+
+    assert res["rc"] == ["FINISHED"] and res["state"]["status"] == "done", res["state"]
+    assert res["started"] == ["shot2.mp4: capture", "shot2.mp4: Face", "shot2.mp4: Plain", "shot3_empty.mp4: capture",
+                              "shot10.mp4: capture", "shot10.mp4: Face", "shot10.mp4: Plain"]
+    takes = res["state"]["report"]["takes"]
+    assert list(takes) == ["shot2.mp4", "shot3_empty.mp4", "shot10.mp4"]
+    assert takes["shot3_empty.mp4"]["error"]["code"] == "no_face" and takes["shot3_empty.mp4"]["error"]["hint"]
+    assert "2 of 3 clips" in res["state"]["message"]
+    new = sorted(set(res["after"]["actions"]) - set(res["before"]["actions"]))
+    assert new == ["FK_shot10", "FK_shot2"]
+    assert takes["shot2.mp4"]["objects"]["Face"]["action"] == "FK_shot2"
+    assert takes["shot10.mp4"]["objects"]["Face"]["action"] == "FK_shot10"
+    # the 3-vertex mesh without shape keys is a mesh-level target that fails: listed under each take
+    for clip in ("shot2.mp4", "shot10.mp4"):
+        assert takes[clip]["modes"] == {"Face": "NAMEMAP", "Plain": "MESH"}
+        assert takes[clip]["errors"]["Plain"]["code"] == "bad_argument" and "1 of 2" in takes[clip]["message"]
+    frames = {name: np.array(res["after"]["actions"][name][0]["co"]).reshape(-1, 2).shape[0] for name in new}
+    assert frames == {"FK_shot2": takes["shot2.mp4"]["frames"], "FK_shot10": takes["shot10.mp4"]["frames"]}
+    assert takes["shot2.mp4"]["frames"] == 12 and takes["shot10.mp4"]["frames"] == 24
+    for name, curves in res["before"]["actions"].items():
+        assert res["after"]["actions"][name] == curves
+    assert static_key_data(res["after"]) == static_key_data(res["before"])
+    shown = [text for kind, text in res["panel"] if kind == "label"]
+    assert any(t.startswith("shot3_empty.mp4: not captured, no_face") for t in shown)
+    assert any(t.startswith("shot10.mp4: 24 frames") for t in shown)
+
+
 def test_rest_frame_and_actor_take_reach_the_backend_settings(run_scenario):
     res = run_scenario("capture_settings", {})
     assert ["prop", "use_rest_frame"] in res["panel"] and ["prop", "rest_frame"] in res["panel"]
