@@ -5,7 +5,8 @@ backend's messages without blocking, ``cancel()`` stops the job, and
 ``run_blocking()`` is the same loop for ``blender -b`` (where timers never
 fire and modal operators get no events).  ``LocalJob`` is the same interface
 for work done in this process; ``JobSequence`` runs several jobs (one per
-target) as one job the UI shows.
+target) as one job the UI shows, its backend parts on one shared worker
+(:class:`SharedWorker`).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .protocol.errors import FaceKeyError
 from .protocol.take import read_take
 from .state import STATE, JobState
 
-__all__ = ["BackendJob", "CaptureJob", "LocalJob", "JobSequence", "CLOSE_TIMEOUT_S"]
+__all__ = ["BackendJob", "CaptureJob", "LocalJob", "JobSequence", "SharedWorker", "CLOSE_TIMEOUT_S"]
 
 #: Seconds the worker gets to exit after ``shutdown`` before it is killed.
 CLOSE_TIMEOUT_S = 0.3
@@ -31,6 +32,39 @@ def _settle(state: JobState, produce) -> None:
         state.fail(e)
         return
     state.finish(message, report)
+
+
+class SharedWorker:
+    """The backend worker that the backend parts of one :class:`JobSequence` take turns on.
+
+    Started by the first part that needs it; started again for a part when it
+    is not running (it died, or a cancel killed it) or that part names another
+    Python, log or client arguments; closed when the sequence ends.  A worker
+    start costs ~2.5 s (Python, torch, MediaPipe), paid once per sequence
+    instead of once per target (and per clip of a folder capture).
+    """
+
+    def __init__(self):
+        self.client = None
+        self._key = None
+
+    def client_for(self, python: str, log_path: str, client_kwargs: dict):
+        """A started :class:`~.protocol.client.BackendClient` for these arguments (its start errors propagate)."""
+        from .protocol.client import BackendClient
+        key = (python, log_path, repr(sorted(client_kwargs.items())))
+        if self.client is not None and (key != self._key or not self.client.alive):
+            self.close()
+        if self.client is None:
+            client = BackendClient(python, log_path, **client_kwargs)
+            client.start()
+            self.client, self._key = client, key
+        return self.client
+
+    def close(self) -> None:
+        """Shut the worker down (killed if it has not exited within ``CLOSE_TIMEOUT_S``)."""
+        if self.client is not None:
+            self.client.close(timeout=CLOSE_TIMEOUT_S)
+            self.client = None
 
 
 class BackendJob:
@@ -56,6 +90,7 @@ class BackendJob:
         self.finish, self.label, self.check, self.state = finish, label, check, state
         self.client_kwargs = client_kwargs or {}
         self.client = None
+        self.worker: SharedWorker | None = None     # set by a JobSequence: run on its worker, leave it running
         self.request_id = None
         self.finished = False
 
@@ -67,8 +102,12 @@ class BackendJob:
         try:
             if self.check is not None:
                 self.check()
-            self.client = BackendClient(self.python, self.log_path, **self.client_kwargs)
-            hello = self.client.start()
+            if self.worker is not None:
+                self.client = self.worker.client_for(self.python, self.log_path, self.client_kwargs)
+                hello = self.client.hello
+            else:
+                self.client = BackendClient(self.python, self.log_path, **self.client_kwargs)
+                hello = self.client.start()
             self.state.message = f"backend {hello.get('version', '?')} on {hello.get('device', '?')}: {self.label}"
             self.request_id = self.client.submit(self.op, self.args)
         except FaceKeyError as e:
@@ -85,7 +124,7 @@ class BackendJob:
             elif kind == "result" and msg.get("id") == self.request_id:
                 self._on_result(msg["payload"])
                 return True
-            elif kind == "error":
+            elif kind == "error" and msg.get("id") in (None, self.request_id):
                 self._end(FaceKeyError.from_dict(msg))
                 return True
         return False
@@ -115,7 +154,7 @@ class BackendJob:
 
     def _end(self, err: FaceKeyError | None) -> None:
         self.finished = True
-        if self.client is not None:
+        if self.client is not None and self.worker is None:
             # Nothing is lost by not waiting for the worker's slow interpreter teardown (~1 s with
             # MediaPipe loaded): Takes are written atomically before the result is sent.
             self.client.close(timeout=CLOSE_TIMEOUT_S)
@@ -216,6 +255,7 @@ class JobSequence:
         self.finished = False
         self._job = self._part = None
         self._added: list = []      # parts added by the running part, queued next when it ends
+        self.worker = SharedWorker()
 
     @property
     def client(self):
@@ -252,6 +292,8 @@ class JobSequence:
         self._part = (name, required, JobState())
         try:
             self._job = make(self._part[2])
+            if isinstance(self._job, BackendJob):
+                self._job.worker = self.worker
             self._job.start()
         except FaceKeyError as e:
             self._part[2].fail(e)
@@ -276,12 +318,14 @@ class JobSequence:
         if required or err.code == "cancelled":
             self.finished = True
             self.parts.clear()
+            self.worker.close()
             self.state.fail(err)
             return
         self.errors[name] = err
 
     def _finish(self) -> None:
         self.finished = True
+        self.worker.close()
         _settle(self.state, lambda: self.summarize(self.results, self.errors))
 
     def cancel(self) -> None:
@@ -292,6 +336,7 @@ class JobSequence:
             self._job.cancel()
         self.finished = True
         self.parts.clear()
+        self.worker.close()
         self.state.fail(FaceKeyError("cancelled", f"{self.label.capitalize()} cancelled; targets already done "
                                      "keep their new animation, the others were not changed.", ""))
 

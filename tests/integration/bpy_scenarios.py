@@ -201,7 +201,8 @@ def sc_capture(params) -> dict:
 
 def sc_capture_folder(params) -> dict:
     """Capture with a folder of clips as the footage: first with Rest frame on (refused, nothing changed),
-    then for real; records the order the job's parts start in and what the panel shows."""
+    then for real; records the order the job's parts start in, the backend workers they ran on and what
+    the panel shows."""
     pkg = install(params)
     make_character()
     set_backend(pkg, params["python"])
@@ -212,20 +213,29 @@ def sc_capture_folder(params) -> dict:
     res = {"rest": {"rc": call_op(bpy.ops.facekey.capture, "INVOKE_DEFAULT"), "state": state_dict(pkg),
                     "unchanged": snapshot(pkg) == before}}
     s.use_rest_frame = False
-    seq_cls = sub(pkg, "jobs").JobSequence
-    started, start_next = [], seq_cls._start_next
+    jobs = sub(pkg, "jobs")
+    seq_cls, worker_cls = jobs.JobSequence, jobs.SharedWorker
+    started, clients = [], []
+    start_next, client_for = seq_cls._start_next, worker_cls.client_for
 
     def logged(self):
         if self.parts:
             started.append(self.parts[0][0])
         start_next(self)
 
-    seq_cls._start_next = logged
+    def recorded(self, *args):
+        client = client_for(self, *args)
+        if client not in clients:
+            clients.append(client)
+        return client
+
+    seq_cls._start_next, worker_cls.client_for = logged, recorded
     try:
         rc = call_op(bpy.ops.facekey.capture, "INVOKE_DEFAULT")
     finally:
-        seq_cls._start_next = start_next
-    res.update(rc=rc, state=state_dict(pkg), before=before, after=snapshot(pkg), started=started, panel=draw_panel())
+        seq_cls._start_next, worker_cls.client_for = start_next, client_for
+    res.update(rc=rc, state=state_dict(pkg), before=before, after=snapshot(pkg), started=started, panel=draw_panel(),
+               workers=len(clients), worker_alive=any(c.alive for c in clients))
     return res
 
 

@@ -76,6 +76,8 @@ def test_capture_a_folder_of_clips_gives_one_action_per_clip(run_scenario, tmp_p
     for name, curves in res["before"]["actions"].items():
         assert res["after"]["actions"][name] == curves
     assert static_key_data(res["after"]) == static_key_data(res["before"])
+    # the three captures ran on one backend worker (a start costs seconds), closed at the end
+    assert res["workers"] == 1 and not res["worker_alive"]
     shown = [text for kind, text in res["panel"] if kind == "label"]
     assert any(t.startswith("shot3_empty.mp4: not captured, no_face") for t in shown)
     assert any(t.startswith("shot10.mp4: 24 frames") for t in shown)
