@@ -426,15 +426,20 @@ def make_capture_job(context, client_kwargs: dict | None = None) -> JobSequence:
     sources = clips or [footage]
     prefixes = [f"{_clip_name(c)}: " if clips else "" for c in sources]
     seq = JobSequence("capture", _takes_summary(prefixes, plan, skipped) if clips else _apply_summary(plan, skipped))
-    for source, prefix in zip(sources, prefixes):
+    for k, (source, prefix) in enumerate(zip(sources, prefixes)):
         def queue_targets(take, take_path, source=source, prefix=prefix) -> dict:
             _add_target_parts(seq, plan, scene_name, take_path, source, client_kwargs, prefix=prefix)
             return {"objects": {}, "skipped": {}, "frames": int(take.valid.sum())}
 
         args = (python, default_log_path(), source, _unique_take_path(source), settings, face_index, queue_targets)
-        seq.add(prefix + "capture", lambda state, args=args: CaptureJob(*args, state=state, client_kwargs=client_kwargs),
+        name = f"{prefix}{_CAPTURE_PART} {k + 1} of {len(sources)}" if clips else _CAPTURE_PART
+        seq.add(name, lambda state, args=args: CaptureJob(*args, state=state, client_kwargs=client_kwargs),
                 required=not clips)
     return seq
+
+
+#: Name of a capture's part in its JobSequence (a folder capture's: "<clip>: capture <k> of <n>").
+_CAPTURE_PART = "capture"
 
 
 def _clip_name(path: str) -> str:
@@ -448,16 +453,20 @@ def _takes_summary(prefixes: list[str], plan: list[tuple[str, str]], skipped: di
     that failed, ``{"error": {code, message, hint}}``; the job's error when no clip reached a target."""
     single = _apply_summary(plan, skipped)
 
+    def owner(name: str) -> str:
+        # the longest matching prefix, so a clip named "a.mp4: b.mp4" does not pass for "a.mp4"
+        return max((p for p in prefixes if name.startswith(p)), key=len, default="")
+
     def summarize(results: dict, errors: dict) -> tuple[str, dict]:
         takes, applied = {}, 0
         last_error = None
         for prefix in prefixes:
             def mine(d):
-                return {k[len(prefix):]: v for k, v in d.items() if k.startswith(prefix)}
+                return {k[len(prefix):]: v for k, v in d.items() if owner(k) == prefix}
             clip_errors = mine(errors)
-            if "capture" in clip_errors:
-                takes[prefix[:-2]] = {"error": clip_errors["capture"].to_dict()}
-                last_error = clip_errors["capture"]
+            capture_error = next((e for name, e in clip_errors.items() if name.startswith(_CAPTURE_PART)), None)
+            if capture_error is not None:
+                takes[prefix[:-2]], last_error = {"error": capture_error.to_dict()}, capture_error
                 continue
             try:
                 message, report = single(mine(results), clip_errors)

@@ -56,8 +56,9 @@ def test_capture_a_folder_of_clips_gives_one_action_per_clip(run_scenario, tmp_p
     assert "folder of 3 clips" in rest["state"]["error_message"] and "Actor" in rest["state"]["error_hint"]
 
     assert res["rc"] == ["FINISHED"] and res["state"]["status"] == "done", res["state"]
-    assert res["started"] == ["shot2.mp4: capture", "shot2.mp4: Face", "shot2.mp4: Plain", "shot3_empty.mp4: capture",
-                              "shot10.mp4: capture", "shot10.mp4: Face", "shot10.mp4: Plain"]
+    assert res["started"] == ["shot2.mp4: capture 1 of 3", "shot2.mp4: Face", "shot2.mp4: Plain",
+                              "shot3_empty.mp4: capture 2 of 3", "shot10.mp4: capture 3 of 3", "shot10.mp4: Face",
+                              "shot10.mp4: Plain"]
     takes = res["state"]["report"]["takes"]
     assert list(takes) == ["shot2.mp4", "shot3_empty.mp4", "shot10.mp4"]
     assert takes["shot3_empty.mp4"]["error"]["code"] == "no_face" and takes["shot3_empty.mp4"]["error"]["hint"]
