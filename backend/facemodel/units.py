@@ -100,7 +100,6 @@ def _left_units(v: np.ndarray, lower: np.ndarray) -> dict[str, np.ndarray]:
     """Fields of the units that have a Left/Right pair, built on the left side."""
     gu, gl, prof = lid_gaps(v)
     pu, pl = prof[0][:, None], prof[1][:, None]
-    zeros7 = np.zeros((7, 3))
     u = {}
 
     def dy(g):

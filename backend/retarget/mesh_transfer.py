@@ -141,7 +141,6 @@ def closest_on_triangles(points: np.ndarray, verts: np.ndarray, tris: np.ndarray
         w_a = 1 - w_b - w_c
         cands = [np.stack([w_a, w_b, w_c], -1)]
         inside = (cands[0] >= 0).all(-1)
-        best_b = np.where(inside[..., None], cands[0], np.nan)
         for (u, v, iu, iv) in ((a, b, 0, 1), (b, c, 1, 2), (c, a, 2, 0)):
             e = v - u
             t = np.clip(((p - u) * e).sum(-1) / np.maximum((e ** 2).sum(-1), 1e-30), 0.0, 1.0)

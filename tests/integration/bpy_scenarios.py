@@ -269,7 +269,7 @@ def sc_generate(params) -> dict:
 def sc_capture_settings(params) -> dict:
     """What the Capture operator sends the backend from the panel: the rest frame goes from scene to footage frames."""
     pkg = install(params)
-    ops = sub(pkg, "operators")
+    ops = sub(pkg, "scene_jobs")
     errors = importlib.import_module(pkg.__name__ + ".protocol.errors")
     s = bpy.context.scene.facekey
     out = {"default": ops._capture_settings(s), "panel": draw_panel()}
@@ -299,7 +299,7 @@ def sc_cancel(params) -> dict:
     set_backend(pkg, params["python"])
     s = bpy.context.scene.facekey
     s.footage = params["footage"]
-    job = sub(pkg, "operators").make_capture_job(bpy.context)
+    job = sub(pkg, "scene_jobs").make_capture_job(bpy.context)
     job.start()
     busy_since = None
     t_end = time.monotonic() + 120

@@ -1,7 +1,6 @@
 """SEREP: spiral sequences, tiny training end to end, weights check, MultiREX regions."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
