@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from backend.protocol.arkit import INDEX, LIVELINK_CSV_BLENDSHAPES
 from backend.protocol.errors import FaceKeyError
@@ -147,3 +149,31 @@ def test_missing_and_empty_files(tmp_path):
     with pytest.raises(FaceKeyError) as e:
         read_livelink_csv(tmp_path / "empty.csv")
     assert e.value.code == "csv_invalid"
+
+
+_CELLS = st.one_of(st.sampled_from(["", " ", "nan", "inf", "-inf", "1e309", "-0", "0x10", "1,5", "\"", "\n", "NaN",
+                                    "00:00:00:00.000", "99:99:99:99.999", "1.0000001", "-1", "𝟙"]),
+                   st.text(max_size=8), st.floats(allow_nan=True, allow_infinity=True).map(repr))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.integers(0, 7), st.integers(0, 62), _CELLS), min_size=1, max_size=6),
+       drop_rows=st.lists(st.integers(1, 7), max_size=3), truncate=st.one_of(st.none(), st.integers(0, 4000)))
+def test_any_damaged_csv_reads_or_names_the_problem(tmp_path, edits, drop_rows, truncate):
+    """Fuzz: cells replaced by junk (NaN, inf, text, quotes, newlines, other timecodes), rows dropped, the
+    file cut anywhere: the reader returns a valid Take or raises csv_invalid with a hint, nothing else."""
+    src = _synthetic_csv(tmp_path / "fuzz.csv", rows=7)
+    rows = [line.split(",") for line in src.read_text().splitlines()]
+    for r, c, value in edits:
+        rows[r][c] = value
+    rows = [row for k, row in enumerate(rows) if k not in drop_rows]
+    data = ("\n".join(",".join(r) for r in rows) + "\n").encode()
+    src.write_bytes(data if truncate is None else data[:truncate])
+    try:
+        take = read_livelink_csv(src)
+    except FaceKeyError as e:
+        assert e.code == "csv_invalid" and e.message and e.hint
+        return
+    take.validate()
+    assert np.isfinite(take.weights).all() and 0.0 <= take.weights.min() and take.weights.max() <= 1.0
+    assert np.all(np.diff(take.timestamps) > 0)
