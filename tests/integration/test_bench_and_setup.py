@@ -1,4 +1,5 @@
-"""The bake benchmark's two paths agree (the loop is the naive reference); the Set up backend job works."""
+"""The bake benchmark's two paths agree (the loop is the naive reference); the job benchmark's parts run
+on one worker; the Set up backend job works."""
 from __future__ import annotations
 
 import json
@@ -20,6 +21,17 @@ def test_bulk_bake_matches_the_keyframe_insert_reference():
     assert report["paths_agree_max_abs_diff"] <= 1e-6
     assert report["slow_frames"] == 40 and report["frames"] == 300 and report["keys"] == 6
     assert set(report["seconds"]) == {"bulk_at_slow_frames", "insert_loop_at_slow_frames", "bulk_at_frames"}
+
+
+def test_job_benchmark_runs_a_sequence_on_one_worker():
+    """bench_jobs: every ping and photo capture part succeeds both ways; the add-on's way starts one
+    worker per job, the old way one per part."""
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_jobs.py"), "--json", "--parts", "2"],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["workers_started"] == {"ping": {"own": 2, "shared": 1}, "capture": {"own": 2, "shared": 1}}
+    assert set(report["seconds_per_part"]) == {"ping", "capture"}
 
 
 def test_setup_job_creates_a_venv_with_the_bundled_wheel(run_scenario, tmp_path):
