@@ -498,7 +498,7 @@ def open_footage(path: str | os.PathLike, *, max_side: Optional[int] = None, fps
         return _sequence(path, files, max_side, fps)
     if os.path.isdir(path):
         files = folder_files(path, IMAGE_EXTENSIONS)
-        clips = None if files else clip_files(path)
+        clips = [] if files else folder_files(path, VIDEO_EXTENSIONS)     # a folder of clips (clip_files)
         if clips:
             names = ", ".join(os.path.basename(c) for c in clips[:3]) + (", ..." if len(clips) > 3 else "")
             raise FaceKeyError("bad_argument", f"Folder {path} holds {len(clips)} video clip(s) ({names}), not the "
