@@ -49,8 +49,19 @@ class _FaceKeyPanel:
     bl_category = "FaceKey"
 
 
+class _SubPanel(_FaceKeyPanel):
+    bl_parent_id = "FACEKEY_PT_main"
+
+
 def _running() -> bool:
     return STATE.status == "running"
+
+
+def _job_row(layout, context=None, align: bool = False):
+    """A row for job buttons: greyed out while a job runs, and with ``context`` also without an active object."""
+    row = layout.row(align=align)
+    row.enabled = not _running() and (context is None or context.active_object is not None)
+    return row
 
 
 class FACEKEY_PT_main(_FaceKeyPanel, bpy.types.Panel):
@@ -85,9 +96,7 @@ class FACEKEY_PT_main(_FaceKeyPanel, bpy.types.Panel):
             if s.head_mode == "BONE" and s.head_object is not None and s.head_object.type == "ARMATURE":
                 layout.prop_search(s, "head_bone", s.head_object.pose, "bones")
 
-        row = layout.row(align=True)
-        row.enabled = not _running()
-        row.operator("facekey.capture", icon="REC")
+        _job_row(layout, align=True).operator("facekey.capture", icon="REC")
         if _running():
             _draw_progress(layout)
             layout.operator("facekey.cancel", icon="CANCEL")
@@ -106,51 +115,41 @@ class FACEKEY_PT_main(_FaceKeyPanel, bpy.types.Panel):
             _draw_report(layout, s)
 
 
-class FACEKEY_PT_take(_FaceKeyPanel, bpy.types.Panel):
+class FACEKEY_PT_take(_SubPanel, bpy.types.Panel):
     """The take to apply (the Take field, or the last take) and the one-frame preview."""
     bl_label = "Take"
     bl_idname = "FACEKEY_PT_take"
-    bl_parent_id = "FACEKEY_PT_main"
 
     def draw(self, context):
         s = context.scene.facekey
         layout = self.layout
         layout.prop(s, "solve_take")
-        row = layout.row()
-        row.enabled = not _running()
-        row.operator("facekey.apply_take", icon="PLAY")
-        row = layout.row(align=True)
-        row.enabled = not _running() and context.active_object is not None
+        _job_row(layout).operator("facekey.apply_take", icon="PLAY")
+        row = _job_row(layout, context, align=True)
         row.operator("facekey.preview_frame", icon="HIDE_OFF")
         row.operator("facekey.clear_preview", icon="TRASH")
 
 
-class FACEKEY_PT_retarget(_FaceKeyPanel, bpy.types.Panel):
+class FACEKEY_PT_retarget(_SubPanel, bpy.types.Panel):
     """Character solve and mesh-level retarget onto the active object."""
     bl_label = "Retarget onto active"
     bl_idname = "FACEKEY_PT_retarget"
-    bl_parent_id = "FACEKEY_PT_main"
 
     def draw(self, context):
         s = context.scene.facekey
         layout = self.layout
         layout.prop(s, "solve_keys")
         layout.prop(s, "solve_exclude")
-        row = layout.row()
-        row.enabled = not _running() and context.active_object is not None
-        row.operator("facekey.solve_character", icon="SHAPEKEY_DATA")
+        _job_row(layout, context).operator("facekey.solve_character", icon="SHAPEKEY_DATA")
         layout.prop(s, "mesh_output")
         layout.prop(s, "serep_weights")
-        row = layout.row()
-        row.enabled = not _running() and context.active_object is not None
-        row.operator("facekey.mesh_retarget", icon="MOD_MESHDEFORM")
+        _job_row(layout, context).operator("facekey.mesh_retarget", icon="MOD_MESHDEFORM")
 
 
-class FACEKEY_PT_generate(_FaceKeyPanel, bpy.types.Panel):
+class FACEKEY_PT_generate(_SubPanel, bpy.types.Panel):
     """A labelled expression clip from the trained generators, applied to the selected objects."""
     bl_label = "Generate expression"
     bl_idname = "FACEKEY_PT_generate"
-    bl_parent_id = "FACEKEY_PT_main"
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
@@ -162,9 +161,7 @@ class FACEKEY_PT_generate(_FaceKeyPanel, bpy.types.Panel):
         row.prop(s, "gen_mirror", toggle=True)
         layout.prop(s, "gan_weights")
         layout.prop(s, "s2d_weights")
-        row = layout.row()
-        row.enabled = not _running()
-        row.operator("facekey.generate", icon="SHADERFX")
+        _job_row(layout).operator("facekey.generate", icon="SHADERFX")
 
 
 def _draw_progress(layout) -> None:
