@@ -1,7 +1,8 @@
 """Benchmarks behind `facekey bench`: each reports ratios measured side by side in one run.
 
-* ``capture_speed``: decode only, decode + landmarks, full capture (landmarks +
-  solver) on one clip; fps of each, full/landmark ratio and real-time factor.
+* ``capture_speed``: decode only, decode + landmarks, decode + landmarks +
+  hands (``TrackSettings.hands``), full capture (landmarks + solver) on one
+  clip; fps of each, full/landmark and hands/landmark ratios, real-time factor.
 * ``bake_speed``: runs ``benchmarks/bench_bake.py`` in Blender (bpy module):
   bulk ``foreach_set`` bake vs a ``keyframe_insert`` loop.
 """
@@ -39,10 +40,11 @@ def capture_speed(path: Optional[str | os.PathLike] = None, *, max_side: Optiona
     """Measure the three capture stages on one clip in one run.
 
     Returns a dict: clip, frames, clip_fps, cores, torch_threads, and for each of
-    ``decode``, ``landmarks`` (decode + tracking), ``capture`` (decode + tracking
-    + solver) the seconds and frames per second; ``capture_vs_landmarks`` =
-    capture fps / landmark fps (goal >= 0.8) and ``realtime_factor`` = capture
-    fps / clip fps (goal > 1 on 2 cores).
+    ``decode``, ``landmarks`` (decode + tracking), ``hands`` (decode + tracking
+    with hands), ``capture`` (decode + tracking + solver) the seconds and frames
+    per second; ``capture_vs_landmarks`` = capture fps / landmark fps (goal >= 0.8),
+    ``hands_vs_landmarks`` = hands fps / landmark fps (the cost of turning hands
+    on) and ``realtime_factor`` = capture fps / clip fps (goal > 1 on 2 cores).
     """
     import torch
 
@@ -54,15 +56,18 @@ def capture_speed(path: Optional[str | os.PathLike] = None, *, max_side: Optiona
     footage = open_footage(clip, max_side=max_side)
     frames, t_decode = _timed(lambda: sum(1 for _ in footage.frames()))
     track, t_track = _timed(lambda: track_footage(open_footage(clip, max_side=max_side)))
+    with_hands, t_hands = _timed(lambda: track_footage(open_footage(clip, max_side=max_side), hands=True))
     take, t_capture = _timed(lambda: capture(clip, CaptureSettings(max_side=max_side)))
     clip_fps = float(footage.info.fps)
-    fps = {name: frames / t for name, t in (("decode", t_decode), ("landmarks", t_track), ("capture", t_capture))}
+    seconds = {"decode": t_decode, "landmarks": t_track, "hands": t_hands, "capture": t_capture}
+    fps = {name: frames / t for name, t in seconds.items()}
     return {
         "clip": str(clip), "frames": frames, "valid_frames": int(take.valid.sum()), "clip_fps": clip_fps,
         "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "seconds": {"decode": t_decode, "landmarks": t_track, "capture": t_capture},
-        "fps": fps,
+        "seconds": seconds, "fps": fps,
+        "frames_with_face_covered": int(with_hands.occluded.any(1).sum()),
         "capture_vs_landmarks": fps["capture"] / fps["landmarks"],
+        "hands_vs_landmarks": fps["hands"] / fps["landmarks"],
         "realtime_factor": fps["capture"] / clip_fps,
     }
 

@@ -48,6 +48,10 @@ class CaptureSettings:
             rest frame): its identity and rest face are reused instead of
             solved again (:class:`~backend.estimators.actor.ActorProfile`);
             None = solve the actor from this footage.
+        hands: look for hands over the face (MediaPipe Hands): the landmarks
+            a hand covers get no weight and the units they carry are held
+            (``backend.tracking.hands``, ``backend.estimators.fit.Fitter``);
+            about 4x the tracking time, so off by default.
     """
 
     face_index: Optional[int] = None
@@ -61,6 +65,7 @@ class CaptureSettings:
     fan_weights: Optional[str] = None
     rest_frame: Optional[int] = None
     actor_take: Optional[str] = None
+    hands: bool = False
 
     def validate(self) -> "CaptureSettings":
         """Raise ``bad_argument`` naming the first invalid field."""
@@ -70,8 +75,9 @@ class CaptureSettings:
             _bad("max_side", self.max_side, "a pixel size >= 64, or None for full resolution")
         if not _is_number(self.smoothing) or self.smoothing < 0:
             _bad("smoothing", self.smoothing, "a number >= 0 (0 = no smoothing)")
-        if not isinstance(self.exclusive, bool):
-            _bad("exclusive", self.exclusive, "true or false")
+        for flag in ("exclusive", "hands"):
+            if not isinstance(getattr(self, flag), bool):
+                _bad(flag, getattr(self, flag), "true or false")
         if self.sparsity is not None and (not _is_number(self.sparsity) or self.sparsity < 0):
             _bad("sparsity", self.sparsity, "a number >= 0, or None for the solver default")
         if self.device not in DEVICES:
@@ -170,8 +176,8 @@ def capture(footage_path: str | os.PathLike, settings: Optional[CaptureSettings]
     actor = None if settings.actor_take is None else ActorProfile.read(settings.actor_take, load_face_model())
     footage = open_footage(footage_path, max_side=settings.max_side)
     _check_cancel(cancel)
-    track = track_footage(footage, face_index=settings.face_index, progress=_stage(progress, "tracking"),
-                          cancel=cancel)
+    track = track_footage(footage, face_index=settings.face_index, hands=settings.hands,
+                          progress=_stage(progress, "tracking"), cancel=cancel)
     _check_cancel(cancel)
     if not track.valid.any():
         raise FaceKeyError("no_face", f"No face was found in any of the {track.num_frames} frame(s) of "

@@ -105,6 +105,11 @@ def _print_take_summary(console: Console, take, path: str) -> None:
     for name, peak, mean in _top_units(take):
         table.add_row(name, f"{peak:.3f}", f"{mean:.3f}")
     console.print(table)
+    occlusion = take.header.get("occlusion")
+    if occlusion:
+        console.print(f"a hand covers part of the face on {occlusion['frames_with_face_covered']} frame(s): "
+                      "what it covers was not read as expression, and those frames' confidence is lowered",
+                      soft_wrap=True)
 
 
 @app.command()
@@ -133,6 +138,9 @@ def capture(
     actor: Optional[Path] = typer.Option(None, "--actor",
                                          help="A take of the same actor (best captured with --rest-frame): reuse "
                                               "its face instead of solving it again, so every take shares one neutral."),
+    hands: bool = typer.Option(False, "--hands",
+                               help="Look for hands over the face: what a hand covers is not read as expression "
+                                    "(tracking takes about 4x longer)."),
 ) -> None:
     """Capture FOOTAGE into a Take file (several FOOTAGE, or a folder of clips: one take each, into the -o folder)."""
     from .capture import CaptureSettings, capture as run_capture
@@ -142,7 +150,7 @@ def capture(
     settings = CaptureSettings(face_index=face_index, max_side=max_side or None, smoothing=smoothing,
                                exclusive=exclusive, sparsity=sparsity, device=device, estimator=estimator,
                                landmarks=landmarks, fan_weights=fan_weights, rest_frame=rest_frame,
-                               actor_take=None if actor is None else str(actor)).validate()
+                               actor_take=None if actor is None else str(actor), hands=hands).validate()
     console = Console()
     clips = [(clip_files(f), f) for f in footage]
     if len(footage) > 1 or clips[0][0] is not None:
@@ -585,12 +593,15 @@ def bench_capture(
                         f"{r['cores']} cores")
     for col in ("stage", "seconds", "frames / s"):
         table.add_column(col, justify="right" if col != "stage" else "left")
-    for stage, label in (("decode", "decode only"), ("landmarks", "decode + landmarks"), ("capture", "full capture")):
+    for stage, label in (("decode", "decode only"), ("landmarks", "decode + landmarks"),
+                         ("hands", "decode + landmarks + hands"), ("capture", "full capture")):
         table.add_row(label, f"{r['seconds'][stage]:.2f}", f"{r['fps'][stage]:.1f}")
     console = Console()
     console.print(table)
     console.print(f"full capture / landmarks only: [bold]{r['capture_vs_landmarks']:.2f}[/] (goal >= 0.8); "
-                  f"real-time factor [bold]{r['realtime_factor']:.2f}[/] (goal > 1)")
+                  f"real-time factor [bold]{r['realtime_factor']:.2f}[/] (goal > 1); landmarks with hands / "
+                  f"without: [bold]{r['hands_vs_landmarks']:.2f}[/] (a hand over the face on "
+                  f"{r['frames_with_face_covered']} frames)")
     console.print_json(json.dumps(r))
 
 

@@ -16,6 +16,13 @@ and never exceeds it, about half of the Left/Right events are mirrored
 (symmetric expressions) and the rest are one-sided.  ``tongueOut`` is left
 out by default: the tongue is invisible to landmarks (see
 ``backend.facemodel.units``).
+
+A hand over the mouth (``hand_frames``): on those frames the lower face on
+the subject's right and centre (below the nose base, x < 12 mm, lips and
+chin) is hidden, and the tracker invents it the way MediaPipe does under a
+hand: those landmarks are the face's with an invented mouth (a 0.8 pucker,
+a 0.5 funnel, the jaw closed) instead of the truth.  ``track.occluded``
+marks them, as ``backend.tracking.hands`` would; the truth is unchanged.
 """
 from __future__ import annotations
 
@@ -31,7 +38,7 @@ from backend.protocol.arkit import ARKIT_NAMES, EXCLUSIVE_PAIRS, INDEX, MIRROR
 from backend.protocol.rotations import quat_to_matrix, ypr_to_quat
 from backend.tracking.track import FaceTrack
 
-__all__ = ["SyntheticConfig", "make_clip"]
+__all__ = ["SyntheticConfig", "make_clip", "INVENTED_MOUTH"]
 
 
 @dataclasses.dataclass
@@ -55,6 +62,7 @@ class SyntheticConfig:
     units: tuple[str, ...] = ()     # ARKit names the events draw from (empty = every unit)
     rest_frames: int = 0            # the first frames hold the actor's neutral face (every weight 0)
     actor_seed: Optional[int] = None  # seed of the actor's face alone (None = from ``seed``): one actor, many takes
+    hand_frames: tuple[int, ...] = ()  # (start, stop): a hand over the mouth on frames start..stop-1
 
 
 def _events(cfg: SyntheticConfig, rng: np.random.Generator) -> np.ndarray:
@@ -135,6 +143,9 @@ def make_clip(cfg: Optional[SyntheticConfig] = None, **overrides) -> tuple[FaceT
     verts = model.vertices(weights, np.broadcast_to(identity, (t, model.num_identity))).astype(np.float64)
     cam = np.einsum("tij,tnj->tni", rot, verts) + trans[:, None, :]
     lm = project(cam, focal, cfg.image_size)
+    occluded = None
+    if cfg.hand_frames:
+        lm, occluded = _hand_over_mouth(model, lm, weights, identity, rot, trans, focal, cfg)
     lm += rng.normal(0.0, cfg.noise_px, lm.shape)
     valid = np.ones(t, bool)
     valid[list(cfg.invalid_frames)] = False
@@ -143,8 +154,32 @@ def make_clip(cfg: Optional[SyntheticConfig] = None, **overrides) -> tuple[FaceT
                       confidence=np.where(valid, 1.0, 0.0).astype(np.float32),
                       timestamps=frames.astype(np.float64), fps=float(cfg.fps), image_size=(w, h),
                       source=f"synthetic:seed={cfg.seed}", source_sha256="", focal_px=None,
-                      info={"synthetic": dataclasses.asdict(cfg)})
+                      info={"synthetic": dataclasses.asdict(cfg)},
+                      occluded=None if occluded is None else occluded & valid[:, None])
     truth = {"weights": weights.astype(np.float32), "identity": identity.astype(np.float32),
              "head_rotation": quats.astype(np.float32), "head_translation": trans.astype(np.float32),
              "ypr": ypr, "focal_px": focal, "vertices": cam.astype(np.float32)}
     return track, truth
+
+
+#: What the tracker invents under a hand over the mouth (unit weights), whatever the mouth really does.
+INVENTED_MOUTH = {"mouthPucker": 0.8, "mouthFunnel": 0.5, "jawOpen": 0.0, "mouthClose": 0.0}
+
+
+def _hand_over_mouth(model, lm, weights, identity, rot, trans, focal, cfg):
+    """(landmarks with the covered ones invented, (T, N) bool covered) for ``cfg.hand_frames``."""
+    start, stop = cfg.hand_frames
+    if not 0 <= start < stop <= cfg.num_frames:
+        raise ValueError(f"hand_frames must be (start, stop) within the {cfg.num_frames} frames, got {cfg.hand_frames}")
+    v = model.neutral
+    region = (v[:, 1] < v[2, 1] + 0.005) & (v[:, 0] < 0.012)
+    fake = weights[start:stop].copy()
+    for name, value in INVENTED_MOUTH.items():
+        fake[:, INDEX[name]] = value
+    verts = model.vertices(fake, np.broadcast_to(identity, (stop - start, model.num_identity))).astype(np.float64)
+    cam = np.einsum("tij,tnj->tni", rot[start:stop], verts) + trans[start:stop, None, :]
+    out = lm.copy()
+    out[start:stop, region] = project(cam, focal, cfg.image_size)[:, region]
+    occluded = np.zeros(lm.shape[:2], bool)
+    occluded[start:stop, region] = True
+    return out, occluded

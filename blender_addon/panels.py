@@ -90,6 +90,7 @@ class FACEKEY_PT_main(_FaceKeyPanel, bpy.types.Panel):
         sub.prop(s, "rest_frame")
         row.operator("facekey.set_rest_frame", text="", icon="TIME")
         layout.prop(s, "actor_take")
+        layout.prop(s, "hands")
         layout.prop(s, "head_mode")
         if s.head_mode != "NONE":
             layout.prop(s, "head_object")

@@ -76,6 +76,9 @@ class FaceKeySceneSettings(bpy.types.PropertyGroup):
     actor_take: StringProperty(name="Actor", subtype="FILE_PATH", default="",
                                description="A take of the same actor (best captured with a rest frame): reuse its "
                                            "face so every take shares one neutral (empty = solve it from this footage)")
+    hands: BoolProperty(name="Hands over face", default=False,
+                        description="Look for hands over the face: what a hand covers is not read as expression "
+                                    "(tracking takes about 4x longer)")
     head_mode: EnumProperty(name="Head rotation", items=HEAD_MODES, default="NONE")
     head_object: PointerProperty(name="Head target", type=bpy.types.Object)
     head_bone: StringProperty(name="Bone", description="Pose bone of the head target armature")

@@ -52,7 +52,7 @@ def _head_args(settings):
 def _capture_settings(settings) -> dict:
     """The panel's capture settings for the backend; the rest frame goes from scene to footage frames
     (the footage's first frame lands on Start frame), the actor take to an absolute path."""
-    out = {"smoothing": float(settings.smoothing)}
+    out = {"smoothing": float(settings.smoothing), "hands": bool(settings.hands)}
     if settings.use_rest_frame:
         frame = settings.rest_frame - settings.start_frame
         if frame < 0:

@@ -227,6 +227,15 @@ class Fitter:
         observed: (M,) int model vertices the tracker reports (e.g. the 68 of
             ``MEDIAPIPE_TO_IBUG68``), or None for all 478; the fit uses
             :func:`solve_landmarks` for a full track, else exactly ``observed``.
+        occluded: (T, N) bool per model vertex, True where the landmark is
+            hidden (a hand over the face), or None.  Hidden landmarks get no
+            weight in any stage, so the shape the tracker invents under a hand
+            is not read as expression: the units are told by what is still
+            seen, the sparsity and the temporal smoothing.  (Holding units
+            whose landmarks are mostly hidden on the value interpolated from
+            the frames around was measured and left out: on synthetic clips
+            with the lower face hidden for 1.5 s it scored weight MAE 0.035
+            on those frames against 0.026 with the mask alone, 0.024 clean.)
 
     State after fitting (valid frames only, V of them): ``weights`` (V, 52),
     ``rmat`` (V, 3, 3) head-to-camera rotations, ``trans`` (V, 3) metres,
@@ -238,7 +247,7 @@ class Fitter:
 
     def __init__(self, model: FaceModel, obs: np.ndarray, valid: np.ndarray, focal: float,
                  size: tuple[int, int], terms: FitTerms, device: str, cancel: Callable[[], None],
-                 observed: Optional[np.ndarray] = None):
+                 observed: Optional[np.ndarray] = None, occluded: Optional[np.ndarray] = None):
         self.dev = torch.device(device)
         f32 = dict(dtype=torch.float32, device=self.dev)
         self.model = model
@@ -279,6 +288,9 @@ class Fitter:
         self.weights = torch.zeros(v, 52, **f32)
         self.rmat = torch.eye(3, **f32).repeat(v, 1, 1)
         self.trans = torch.zeros(v, 3, **f32)
+        self.visible = None         # (V, N) landmark weight multipliers: 0 where occluded
+        if occluded is not None and np.asarray(occluded)[self.vidx].any():
+            self.visible = torch.as_tensor(~np.asarray(occluded, bool)[self.vidx], **f32)
         self._init_translation()
 
     def full_identity(self) -> np.ndarray:
@@ -338,6 +350,8 @@ class Fitter:
             w = self.lw[idx] / (1.0 + r2 / c2) ** 2
         else:
             w = self.lw[idx] / torch.sqrt(1.0 + r2 / ROBUST_MM ** 2)
+        if self.visible is not None:
+            w = w * self.visible[sel][:, idx]
         return rotated, resid, proj, w
 
     def _frame_system(self, sel, weights, identity, rmat, trans, with_identity: bool = False):

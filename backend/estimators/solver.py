@@ -35,6 +35,8 @@ import numpy as np
 import torch
 
 from backend.facemodel import load_face_model
+from backend.facemodel.canonical import LEFT_EYE, LEFT_IRIS, RIGHT_EYE, RIGHT_IRIS
+from backend.facemodel.regions import LIPS
 from backend.facemodel.units import GAZE_PITCH_PER_UNIT, GAZE_YAW_PER_UNIT
 from backend.protocol.arkit import INDEX
 from backend.protocol.errors import FaceKeyError
@@ -210,6 +212,43 @@ def _fill_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.stack([np.interp(t, vi, values[vi, d]) for d in range(values.shape[1])], 1)
 
 
+#: Face parts the tracker predicts as one shape: the lips, each eye with its iris.  With a hand over
+#: part of one, the rest is pulled toward the invented part (on a real clip with fingers over half the
+#: mouth, the visible half alone read mouthFunnel 0.94), so the part counts as covered whole.
+WHOLE_PARTS = (LIPS, tuple(LEFT_EYE["upper"]) + tuple(LEFT_EYE["lower"]) + (LEFT_EYE["outer"], LEFT_EYE["inner"])
+               + LEFT_IRIS,
+               tuple(RIGHT_EYE["upper"]) + tuple(RIGHT_EYE["lower"]) + (RIGHT_EYE["outer"], RIGHT_EYE["inner"])
+               + RIGHT_IRIS)
+#: Share of a part's points a hand must cover for the whole part to count as covered.
+PART_SHARE = 0.2
+
+
+def _model_occlusion(track: FaceTrack, observed: Optional[np.ndarray], num_vertices: int) -> Optional[np.ndarray]:
+    """The track's occlusion mask per model vertex, (T, N) bool (observed columns filled), or None; a
+    part (:data:`WHOLE_PARTS`) with at least :data:`PART_SHARE` of its observed points covered counts
+    as covered whole."""
+    if track.occluded is None:
+        return None
+    occ = np.array(track.occluded, bool)
+    if observed is not None:
+        out = np.zeros((occ.shape[0], num_vertices), bool)
+        out[:, observed] = occ
+        occ = out
+    seen = _observed_mask(observed, num_vertices)[0]
+    for part in WHOLE_PARTS:
+        ids = [i for i in part if i < num_vertices and seen[i]]
+        if ids:
+            occ[np.ix_(occ[:, ids].mean(1) >= PART_SHARE, ids)] = True
+    return occ
+
+
+def _observed_mask(observed: Optional[np.ndarray], num_vertices: int) -> np.ndarray:
+    """(1, N) bool: the model vertices the track observes."""
+    mask = np.zeros((1, num_vertices), bool)
+    mask[0, slice(None) if observed is None else observed] = True
+    return mask
+
+
 def _spread(n_valid: int, k: int) -> np.ndarray:
     """Up to ``k`` indices evenly spread over range(n_valid)."""
     if n_valid <= k:
@@ -236,6 +275,7 @@ class SolverEstimator:
         model = load_face_model()
         lm = np.asarray(track.landmarks, np.float32)
         obs, observed = _model_observations(lm, track.scheme, model.num_vertices)
+        occluded = _model_occlusion(track, observed, model.num_vertices)
         valid = np.asarray(track.valid, bool) & np.all(np.isfinite(lm[..., :2]), axis=(1, 2))
         if not valid.any():
             raise FaceKeyError("no_face", f"no valid face in any of the {len(valid)} frames of {track.source or 'the track'}",
@@ -271,8 +311,8 @@ class SolverEstimator:
             torch.set_num_threads(1)
         try:
             weights, rotvec, trans, identity, rest_offset = self._fit(
-                model, obs, observed, valid, focal, (w_img, h_img), terms, device, check_cancel, report, s,
-                n_valid, total, rest, actor)
+                model, obs, observed, occluded, valid, focal, (w_img, h_img), terms, device, check_cancel, report,
+                s, n_valid, total, rest, actor)
         finally:
             torch.set_num_threads(threads)
         t = len(valid)
@@ -288,6 +328,8 @@ class SolverEstimator:
         weights_out = np.clip(full_w, 0.0, 1.0).astype(np.float32)
         report(total, total, "done")
         conf = np.where(valid, np.clip(np.asarray(track.confidence, np.float32), 0, 1), 0).astype(np.float32)
+        if occluded is not None:     # the share of the face a hand leaves visible
+            conf *= 1.0 - occluded.mean(1, where=_observed_mask(observed, model.num_vertices)).astype(np.float32)
         header = {"estimator": self.name, "settings": s.to_dict(), "source": track.source,
                   "source_sha256": track.source_sha256, "image_size": [int(w_img), int(h_img)],
                   "focal_px": focal, "identity": [float(a) for a in identity],
@@ -296,6 +338,9 @@ class SolverEstimator:
             header["rest_offset"] = np.round(rest_offset, 6).tolist()
         if actor is not None:
             header["actor_source"] = actor.source
+        if occluded is not None:
+            header["occlusion"] = {"source": track.info.get("hands", "track"),
+                                   "frames_with_face_covered": int(occluded[valid].any(1).sum())}
         take = Take(weights=weights_out, head_rotation=quats.astype(np.float32),
                     head_translation=full_t.astype(np.float32), eye_gaze=gaze_from_weights(weights_out),
                     valid=valid, confidence=conf, timestamps=np.asarray(track.timestamps, np.float64),
@@ -303,14 +348,16 @@ class SolverEstimator:
         return take.validate()
 
     @staticmethod
-    def _fit(model, obs, observed, valid, focal, size, terms, device, check_cancel, report, s, n_valid, total,
-             rest, actor):
-        """Run the fit stages on ``obs`` (T, N, 2) pixels at model vertices ``observed`` (None = all): the
-        identity from ``actor`` or stage (b), then the rest-face stage on ``rest`` (indices into the valid
-        frames) unless None; return (weights (V, 52), rotvec (V, 3), trans (V, 3), identity (K,),
+    def _fit(model, obs, observed, occluded, valid, focal, size, terms, device, check_cancel, report, s, n_valid,
+             total, rest, actor):
+        """Run the fit stages on ``obs`` (T, N, 2) pixels at model vertices ``observed`` (None = all), hidden
+        where ``occluded`` (T, N) bool says (None = nothing hidden): the identity from ``actor`` or stage (b),
+        then the rest-face stage on ``rest`` (indices into the
+        valid frames) unless None; return (weights (V, 52), rotvec (V, 3), trans (V, 3), identity (K,),
         rest offset (N, 3) metres or None) as numpy."""
         with torch.no_grad():
-            fitter = Fitter(model, obs, valid, focal, size, terms, device, check_cancel, observed=observed)
+            fitter = Fitter(model, obs, valid, focal, size, terms, device, check_cancel, observed=observed,
+                            occluded=occluded)
             if actor is not None:
                 fitter.use_actor(actor.identity, actor.rest_offset)
             report(0, total, "rigid head pose")

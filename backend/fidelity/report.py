@@ -4,14 +4,15 @@ Sizes:
 
 * ``quick`` (the test suite): 4 synthetic clips of 40 frames (yaw up to 20
   and 60 degrees, an 80-degree lens, a held pose) with one halves solve,
-  5 single photos of one actor,
+  5 single photos of one actor, one clip with a hand over the mouth,
   all annotated landmark photos, two expression photos, the left/right
   check and the halves of one short clip.
 * ``default``: 20 synthetic clips of 120 frames (yaw 15/30/45/60, four
   seeds each, 40- and 80-degree lenses, two held poses), the 30 and
   45-degree clips also solved as halves (8 clips), two diagnostic "detail"
   clips solved plain and calibrated on a rest frame, 20 single photos of
-  4 actors (alone and with each actor's calibrated profile), all
+  4 actors (alone and with each actor's calibrated profile), 4 clips
+  with a hand over the mouth (solved with the hand mask and without), all
   annotated landmark photos, every photo and clip expectation, the
   left/right check and three clips' halves.  Target: under 10 minutes on
   the 2-core development machine.
@@ -79,11 +80,12 @@ def run_fidelity(size: str = "default", parts: tuple[str, ...] = PARTS, realdata
                     "seconds": {}}
     t_all = time.perf_counter()
     if "synthetic" in parts:
-        from .synthetic_scores import run_photos, run_synthetic, synthetic_cases
+        from .synthetic_scores import run_hands, run_photos, run_synthetic, synthetic_cases
 
         t0 = time.perf_counter()
         report["synthetic"] = run_synthetic(synthetic_cases(size, seed), progress)
         report["synthetic"]["photos"] = run_photos(size, seed, progress)
+        report["synthetic"]["hands"] = run_hands(size, seed, progress)
         report["seconds"]["synthetic"] = time.perf_counter() - t0
     for part in ("landmarks", "real"):
         if part not in parts:
@@ -161,6 +163,14 @@ def fidelity_table(report: dict) -> Table:
                 f"{ph['weight_mae_alone']:.3f} / {ph['identity_error_alone_mm']:.2f}")
             row("synthetic", "  same photos with the actor of a calibrated take",
                 f"{ph['weight_mae_with_actor']:.3f} / {ph['identity_error_with_actor_mm']:.2f}")
+        hands = syn.get("hands")
+        if hands:
+            pair = (lambda d: f"{d['masked']:.3f} / {d['blind']:.3f}")
+            row("synthetic", f"hand over the mouth ({hands['clips']} clips, {hands['covered_frames']} frames each): "
+                "weight MAE there, hand mask / none", pair(hands["weight_mae_covered"]))
+            row("synthetic", "  the invented units (pucker, funnel, jaw, close) there, hand mask / none",
+                pair(hands["invented_units_mae_covered"]))
+            row("synthetic", "  frames without the hand, hand mask / none", pair(hands["weight_mae_elsewhere"]))
         row("synthetic", "identity across halves, worst (mm)", o["identity_halves_mm"], "identity_halves_mm", 2)
         row("synthetic", "contradictory-pair violation rate", o["exclusive_violation_rate"])
         row("synthetic", "held-pose jitter: weight / deg per frame",
@@ -192,6 +202,8 @@ def fidelity_table(report: dict) -> Table:
             table.add_row("real", f"{c['check']}: {c['subject']}", _fmt(c["measured"]),
                           f">= {c['threshold']}" if c["check"] != "identity halves" else f"<= {c['threshold']}",
                           status)
+            if "without_hand_mask_mm" in c:
+                row("real", "  the same clip solved without the hand mask", c["without_hand_mask_mm"])
     return table
 
 

@@ -54,9 +54,9 @@ from backend.estimators import SolverSettings, get_estimator
 from backend.estimators.camera import default_focal, project
 from backend.facemodel import load_face_model
 from backend.facemodel.canonical import NUM_MESH
-from backend.protocol.arkit import ARKIT_NAMES, EXCLUSIVE_PAIRS
+from backend.protocol.arkit import ARKIT_NAMES, EXCLUSIVE_PAIRS, INDEX
 from backend.protocol.rotations import quat_to_matrix
-from backend.synthetic import SyntheticConfig, make_clip
+from backend.synthetic import INVENTED_MOUTH, SyntheticConfig, make_clip
 from backend.tracking.track import FaceTrack
 
 __all__ = ["SyntheticCase", "synthetic_cases", "reshoot", "run_synthetic", "weight_errors", "unit_correlation",
@@ -275,11 +275,6 @@ def _solve(track: FaceTrack, rest_frame: Optional[int] = None):
     return get_estimator("solver").estimate(track, SolverSettings(rest_frame=rest_frame))
 
 
-def _frames(track: FaceTrack, sl: slice) -> FaceTrack:
-    return dataclasses.replace(track, landmarks=track.landmarks[sl], valid=track.valid[sl],
-                               confidence=track.confidence[sl], timestamps=track.timestamps[sl])
-
-
 #: Frame step between the single-frame "photos" taken from each photo clip.
 PHOTO_STEP = 8
 
@@ -311,7 +306,7 @@ def run_photos(size: str = "default", seed: int = 0, progress: Optional[Callable
                                        model, f"synthetic calibration take {k}")
         track, truth = make_clip(_shot(k, num_frames=40, max_yaw_deg=30.0, seed=actor_seed + 70, actor_seed=actor_seed))
         for f in range(2, track.num_frames, PHOTO_STEP):
-            photo = _frames(track, slice(f, f + 1))
+            photo = track.frames(slice(f, f + 1))
             for key, kwargs in (("alone", {}), ("actor", {"actor": actor})):
                 take = get_estimator("solver").estimate(photo, SolverSettings(), **kwargs)
                 err[key].append(weight_errors(take.weights, truth["weights"][f:f + 1])[0])
@@ -320,6 +315,38 @@ def run_photos(size: str = "default", seed: int = 0, progress: Optional[Callable
             "weight_mae_with_actor": float(np.mean(err["actor"])),
             "identity_error_alone_mm": float(np.mean(err["id_alone"])),
             "identity_error_with_actor_mm": float(np.mean(err["id_actor"]))}
+
+
+def run_hands(size: str = "default", seed: int = 0, progress: Optional[Callable[[str], None]] = None) -> dict:
+    """A hand over the mouth for the middle 3/8 of a clip (``SyntheticConfig.hand_frames``: the tracker
+    invents a pucker there), solved with the hand mask and without it, side by side.
+
+    Clips: 1 of 64 frames for ``"quick"``, 4 of 120 for ``"default"`` (1.5 s of hand at 30 fps).
+
+    Returns:
+        ``{"clips", "covered_frames", "weight_mae_covered"``, ``"weight_mae_elsewhere"``,
+        ``"invented_units_mae_covered"``: each a ``{"masked", "blind"}`` pair; the last is the
+        MAE of the units the tracker invents (``INVENTED_MOUTH``) on the covered frames.
+    """
+    frames, clips = (64, 1) if size == "quick" else (120, 4)
+    start, stop = frames * 5 // 16, frames * 11 // 16
+    invented = [INDEX[n] for n in INVENTED_MOUTH]
+    err: dict[str, dict[str, list]] = {k: {"masked": [], "blind": []} for k in ("covered", "elsewhere", "invented")}
+    for k in range(clips):
+        if progress:
+            progress(f"synthetic hand over the mouth: clip {k + 1}/{clips}")
+        track, truth = make_clip(_shot(k, num_frames=frames, max_yaw_deg=30.0, hand_frames=(start, stop),
+                                       seed=seed * 1000 + 800 + k))
+        true = truth["weights"]
+        elsewhere = np.r_[0:start, stop:frames]
+        for key, t in (("masked", track), ("blind", dataclasses.replace(track, occluded=None))):
+            w = _solve(t).weights
+            err["covered"][key].append(np.abs(w[start:stop] - true[start:stop]).mean())
+            err["elsewhere"][key].append(np.abs(w[elsewhere] - true[elsewhere]).mean())
+            err["invented"][key].append(np.abs(w[start:stop, invented] - true[start:stop, invented]).mean())
+    mean = {k: {key: float(np.mean(v)) for key, v in d.items()} for k, d in err.items()}
+    return {"clips": clips, "covered_frames": stop - start, "weight_mae_covered": mean["covered"],
+            "weight_mae_elsewhere": mean["elsewhere"], "invented_units_mae_covered": mean["invented"]}
 
 
 def run_synthetic(cases: list[SyntheticCase], progress: Optional[Callable[[str], None]] = None) -> dict:
@@ -376,7 +403,7 @@ def run_synthetic(cases: list[SyntheticCase], progress: Optional[Callable[[str],
                          held_pairs=n)
         if case.halves:
             mid = track.num_frames // 2
-            ids = [np.asarray(_solve(_frames(track, sl)).header["identity"], np.float32)
+            ids = [np.asarray(_solve(track.frames(sl)).header["identity"], np.float32)
                    for sl in (slice(0, mid), slice(mid, None))]
             halves_mm.append(neutral_distance_mm(ids[0], ids[1]))
             entry["identity_halves_mm"] = halves_mm[-1]

@@ -170,4 +170,6 @@ def fan_track(footage, track478: FaceTrack, landmarker: FanLandmarker, *,
     return FaceTrack(landmarks=lm, valid=track478.valid.copy(), confidence=conf,
                      timestamps=track478.timestamps.copy(), fps=track478.fps, image_size=track478.image_size,
                      scheme="ibug68", source=track478.source, source_sha256=track478.source_sha256,
-                     focal_px=track478.focal_px, info=info)
+                     focal_px=track478.focal_px, info=info,
+                     # a hand over the face covers the same places whichever tracker found the points
+                     occluded=track478.to_ibug68().occluded)

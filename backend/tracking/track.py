@@ -30,6 +30,9 @@ class FaceTrack:
         focal_px: focal length in pixels if known, else None (estimators
             assume a default field of view).
         info: JSON-able extras (decoder, rotation, face selection rule, ...).
+        occluded: (T, L) bool, True where a landmark is hidden (a hand over
+            the face, ``backend.tracking.hands``), or None when occlusion was
+            not looked for.  False on invalid frames.
     """
 
     landmarks: np.ndarray
@@ -43,6 +46,7 @@ class FaceTrack:
     source_sha256: str = ""
     focal_px: Optional[float] = None
     info: dict = dataclasses.field(default_factory=dict)
+    occluded: Optional[np.ndarray] = None
 
     @property
     def num_frames(self) -> int:
@@ -67,17 +71,26 @@ class FaceTrack:
             raise ValueError("FaceTrack.landmarks has non-finite values on valid frames")
         if not np.isnan(lm[~valid]).all():
             raise ValueError("FaceTrack.landmarks must be NaN on invalid frames")
+        if self.occluded is not None and np.shape(self.occluded) != lm.shape[:2]:
+            raise ValueError(f"FaceTrack.occluded must have shape {lm.shape[:2]}, got {np.shape(self.occluded)}")
         if t > 1 and not np.all(np.diff(np.asarray(self.timestamps, np.float64)) > 0):
             raise ValueError("FaceTrack.timestamps must be strictly increasing")
         return self
+
+    def frames(self, rows) -> "FaceTrack":
+        """The track on some of its frames: ``rows`` a slice or an index array of frames in order."""
+        return dataclasses.replace(self, landmarks=self.landmarks[rows], valid=self.valid[rows],
+                                   confidence=self.confidence[rows], timestamps=self.timestamps[rows],
+                                   occluded=None if self.occluded is None else self.occluded[rows])
 
     def to_ibug68(self) -> "FaceTrack":
         """The same track with the 68 iBUG points (see ``backend.tracking.ibug68``)."""
         if self.scheme == "ibug68":
             return self
-        from .ibug68 import to_ibug68
+        from .ibug68 import MEDIAPIPE_TO_IBUG68, to_ibug68
 
-        return dataclasses.replace(self, landmarks=to_ibug68(self.landmarks), scheme="ibug68",
+        occluded = None if self.occluded is None else np.asarray(self.occluded)[:, list(MEDIAPIPE_TO_IBUG68)]
+        return dataclasses.replace(self, landmarks=to_ibug68(self.landmarks), scheme="ibug68", occluded=occluded,
                                    info={**self.info, "converted_from": self.scheme})
 
     def eye_gaze(self) -> np.ndarray:

@@ -90,6 +90,9 @@ class TrackSettings:
         min_tracking_confidence: MediaPipe face-presence threshold in
             tracking mode (below it the detector runs again).
         progress_every: emit a progress event every this many frames.
+        hands: also find hands (MediaPipe Hands) and mark the face
+            landmarks a hand covers (``FaceTrack.occluded``); about 4x the
+            tracking time (see ``backend.tracking.hands``).
     """
 
     face_index: Optional[int] = None
@@ -100,6 +103,7 @@ class TrackSettings:
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
     progress_every: int = 5
+    hands: bool = False
 
     def check(self) -> "TrackSettings":
         def bad(msg: str, hint: str) -> None:
@@ -118,6 +122,8 @@ class TrackSettings:
                 bad(f"{name} must lie in [0, 1], got {v!r}", "Use a value such as 0.5.")
         if not isinstance(self.progress_every, int) or self.progress_every < 1:
             bad(f"progress_every must be an integer >= 1, got {self.progress_every!r}", "Use e.g. 5.")
+        if not isinstance(self.hands, bool):
+            bad(f"hands must be true or false, got {self.hands!r}", "Turn it on for footage with hands over the face.")
         return self
 
 
@@ -141,8 +147,9 @@ class _Buffer:
         self.landmarks = np.full((cap, NUM_LANDMARKS, 3), np.nan, np.float32)
         self.valid = np.zeros(cap, bool)
         self.times = np.zeros(cap, np.float64)
+        self.occluded = np.zeros((cap, NUM_LANDMARKS), bool)
 
-    def append(self, time_s: float, points: Optional[np.ndarray]) -> None:
+    def append(self, time_s: float, points: Optional[np.ndarray], occluded: Optional[np.ndarray] = None) -> None:
         if self.n == self.valid.shape[0]:
             cap = self.n * 2
             lm = np.full((cap, NUM_LANDMARKS, 3), np.nan, np.float32)
@@ -150,16 +157,19 @@ class _Buffer:
             self.landmarks = lm
             self.valid = np.concatenate([self.valid, np.zeros(cap - self.n, bool)])
             self.times = np.concatenate([self.times, np.zeros(cap - self.n)])
+            self.occluded = np.concatenate([self.occluded, np.zeros((cap - self.n, NUM_LANDMARKS), bool)])
         self.times[self.n] = time_s
         if points is not None:
             self.landmarks[self.n] = points
             self.valid[self.n] = True
+            if occluded is not None:
+                self.occluded[self.n] = occluded
         self.n += 1
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         n = self.n
         lm = self.landmarks[:n] if n == self.landmarks.shape[0] else self.landmarks[:n].copy()
-        return lm, self.valid[:n].copy(), self.times[:n].copy()
+        return lm, self.valid[:n].copy(), self.times[:n].copy(), self.occluded[:n].copy()
 
 
 def track_steps(source: Union[str, os.PathLike, Footage], settings: Optional[TrackSettings] = None, *,
@@ -200,6 +210,10 @@ def track_steps(source: Union[str, os.PathLike, Footage], settings: Optional[Tra
     mode = "photo" if is_photo else settings.mode
     mesh: Optional[VideoMesh] = None
     still = StillFaces(search_faces, settings.min_detection_confidence)
+    hands = None
+    if settings.hands:
+        from .hands import HandOcclusion
+        hands = HandOcclusion(static=is_photo)
     t0 = time.perf_counter()
     name = os.path.basename(info.path.rstrip("/\\")) or info.path
     yield Progress(0, total, f"Tracking faces in {name}")
@@ -241,7 +255,11 @@ def track_steps(source: Union[str, os.PathLike, Footage], settings: Optional[Tra
                     cands = scale_faces(still.find(img), size, full_size)
                     pick = selector.choose(cands)
                     points = cands[pick] if pick is not None else None
-            buf.append(frame.time, points)
+            occluded = None
+            if hands is not None:
+                scale = np.array([size[0] / full_size[0], size[1] / full_size[1]], np.float32)
+                occluded = hands.covered(img, None if points is None else points[:, :2] * scale)
+            buf.append(frame.time, points, occluded)
             done = buf.n
             if done % settings.progress_every == 0:
                 yield Progress(done, max(total, done), f"Tracking faces in {name}: frame {done}")
@@ -249,7 +267,9 @@ def track_steps(source: Union[str, os.PathLike, Footage], settings: Optional[Tra
         if mesh is not None:
             mesh.close()
         still.close()
-    landmarks, valid, times = buf.arrays()
+        if hands is not None:
+            hands.close()
+    landmarks, valid, times, occluded = buf.arrays()
     elapsed = time.perf_counter() - t0
     n_valid = int(valid.sum())
     if n_valid == 0:
@@ -269,7 +289,7 @@ def track_steps(source: Union[str, os.PathLike, Footage], settings: Optional[Tra
         confidence=valid.astype(np.float32),
         timestamps=times, fps=float(info.fps), image_size=(int(info.full_width), int(info.full_height)),
         scheme="mediapipe478", source=os.path.abspath(info.path), source_sha256=footage.sha256(),
-        focal_px=None,
+        focal_px=None, occluded=occluded if settings.hands else None,
         info={
             "tracker": "mediapipe.solutions.face_mesh", "mediapipe_version": mediapipe_version(),
             "refine_landmarks": True, "mode": "static_image" if is_photo else "video",
@@ -280,6 +300,8 @@ def track_steps(source: Union[str, os.PathLike, Footage], settings: Optional[Tra
             "frames": buf.n, "frames_valid": n_valid, "seconds": round(elapsed, 3),
             "footage": info.to_dict(), "footage_warnings": list(footage.warnings),
             "footage_truncated": bool(footage.truncated),
+            **({"hands": "mediapipe.solutions.hands", "frames_with_face_covered": int(occluded.any(1).sum())}
+               if settings.hands else {}),
             "settings": dataclasses.asdict(settings),
         })
     return track

@@ -282,6 +282,9 @@ def sc_capture_settings(params) -> dict:
     bpy.context.scene.frame_set(117)
     out["set_rest_rc"] = call_op(bpy.ops.facekey.set_rest_frame)
     out["after_set"] = ops._capture_settings(s)
+    s.hands = True
+    out["hands"] = ops._capture_settings(s)
+    s.hands = False
     s.use_rest_frame = True
     s.rest_frame = 100
     try:

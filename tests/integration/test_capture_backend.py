@@ -84,14 +84,16 @@ def test_capture_a_folder_of_clips_gives_one_action_per_clip(run_scenario, tmp_p
     assert any(t.startswith("shot10.mp4: 24 frames") for t in shown)
 
 
-def test_rest_frame_and_actor_take_reach_the_backend_settings(run_scenario):
+def test_rest_frame_actor_take_and_hands_reach_the_backend_settings(run_scenario):
     res = run_scenario("capture_settings", {})
     assert ["prop", "use_rest_frame"] in res["panel"] and ["prop", "rest_frame"] in res["panel"]
-    assert res["default"] == {"smoothing": 1.0}
-    assert res["rest"] == {"smoothing": 1.0, "rest_frame": 29}     # scene frame 130, footage starts at 101
+    base = {"smoothing": 1.0, "hands": False}
+    assert res["default"] == base
+    assert res["rest"] == {**base, "rest_frame": 29}     # scene frame 130, footage starts at 101
     assert ["prop", "actor_take"] in res["panel"] and ["operator", "facekey.set_rest_frame"] in res["panel"]
-    assert res["set_rest_rc"] == ["FINISHED"] and res["after_set"] == {"smoothing": 1.0, "rest_frame": 16}
-    assert res["actor"] == {"smoothing": 1.0, "actor_take": res["blend_dir"] + "takes/actor.npz"}
+    assert res["set_rest_rc"] == ["FINISHED"] and res["after_set"] == {**base, "rest_frame": 16}
+    assert res["actor"] == {**base, "actor_take": res["blend_dir"] + "takes/actor.npz"}
+    assert ["prop", "hands"] in res["panel"] and res["hands"] == {**base, "hands": True, "rest_frame": 16}
     err = res["before_footage"]
     assert err["code"] == "bad_argument" and "before the footage" in err["message"] and err["hint"]
 

@@ -65,3 +65,22 @@ def test_no_face_frames_are_invalid_not_invented(realdata):
     # the face is in the first part, the cartoon frames at the end
     first_invalid = int(np.argmax(~take.valid))
     assert take.valid[: first_invalid].all() and first_invalid > 0.3 * take.num_frames
+
+
+def test_capture_with_hands_from_the_cli(realdata, tmp_path):
+    """`facekey capture --hands` on the photo with a hand on the cheek: the take records the covered
+    frame with a lowered confidence, and the summary says so; the smile is still read."""
+    from typer.testing import CliRunner
+
+    from backend.cli import app
+    from backend.protocol.take import read_take
+
+    out = tmp_path / "d30.npz"
+    res = CliRunner().invoke(app, ["capture", str(realdata / "photos" / "liveportrait_d30_smile.jpg"), "-o", str(out),
+                                   "--device", "cpu", "--hands"])
+    assert res.exit_code == 0, res.output
+    assert "a hand covers part of the face on 1 frame(s)" in res.output
+    take = read_take(out)
+    assert take.header["occlusion"]["frames_with_face_covered"] == 1 and take.header["capture_settings"]["hands"]
+    assert 0.5 < take.confidence[0] < 1.0
+    assert max(take.weights[0, INDEX["mouthSmileLeft"]], take.weights[0, INDEX["mouthSmileRight"]]) > 0.3

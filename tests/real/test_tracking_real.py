@@ -157,3 +157,22 @@ def test_face_lost_and_found_again(realdata, tmp_path):
     assert np.isnan(track.landmarks[5:10]).all() and np.all(track.confidence[5:10] == 0)
     np.testing.assert_allclose(track.timestamps, np.arange(15) / 25)
     np.testing.assert_allclose(track.landmarks[12], track.landmarks[2], atol=3.0)
+
+
+def test_hand_on_the_cheek_is_found_and_nothing_else(realdata):
+    """d30: a smiling woman resting her cheek on her hand.  With hands on, the landmarks under her
+    fingers (her right cheek and jaw, the image's left) are marked and her eyes, brows and lips are
+    not; a photo without a hand marks nothing; without hands, no mask at all."""
+    from backend.facemodel.canonical import LEFT_EYE, RIGHT_EYE
+    from backend.facemodel.regions import LIPS
+
+    track = track_footage(realdata / "photos" / "liveportrait_d30_smile.jpg", hands=True).validate()
+    occ, lm = track.occluded[0], track.landmarks[0]
+    assert 10 <= occ.sum() <= 120, occ.sum()
+    assert lm[occ, 0].max() < lm[4, 0]                       # all on the image's left of the nose tip
+    eyes = [e[k] for e in (LEFT_EYE, RIGHT_EYE) for k in ("outer", "inner")]
+    assert not occ[list(LIPS) + eyes + list(range(468, 478))].any()
+    assert track.info["frames_with_face_covered"] == 1
+    plain = realdata / "photos" / "pyfeat_single_face_smile.jpg"
+    assert not track_footage(plain, hands=True).occluded.any()
+    assert track_footage(plain).occluded is None

@@ -187,3 +187,20 @@ def test_capture_missing_footage(tmp_path):
     res = runner.invoke(app, ["capture", str(tmp_path / "none.mp4"), "-o", str(tmp_path / "t.npz"), "--device", "cpu"])
     assert res.exit_code == 2 and "error[file_missing]" in res.output
     assert not (tmp_path / "t.npz").exists()
+
+
+def test_bench_capture_times_every_stage_side_by_side(tmp_path):
+    """`facekey bench capture` on a 12-frame cut of the demo clip: every stage (hands included) is timed
+    in the one run and the ratios are the fps ratios printed with them."""
+    import json
+
+    from clips import cut_clip
+
+    clip = cut_clip(tmp_path / "cut.mp4", frames=12)
+    res = runner.invoke(app, ["bench", "capture", str(clip), "--max-side", "360"])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.output[res.output.index("{"):])
+    assert r["frames"] == 12 and set(r["seconds"]) == {"decode", "landmarks", "hands", "capture"}
+    assert r["hands_vs_landmarks"] == pytest.approx(r["fps"]["hands"] / r["fps"]["landmarks"])
+    assert r["frames_with_face_covered"] == 0          # no hand in the first frames of the demo
+    assert "landmarks with hands / without" in res.output

@@ -193,6 +193,11 @@ def test_quick_synthetic_report(quick_synthetic, tmp_path):
     assert sum(b["frames"] for b in syn["rotation_by_yaw"].values()) == o["frames"]
     ph = syn["photos"]
     assert ph["photos"] == 5 and 0.0 < ph["weight_mae_with_actor"] < ph["weight_mae_alone"] < 0.2
+    hands = syn["hands"]
+    assert hands["clips"] == 1 and hands["covered_frames"] == 24
+    # what the tracker invents under the hand is read without the mask and ignored with it
+    assert hands["invented_units_mae_covered"]["masked"] < 0.1 < hands["invented_units_mae_covered"]["blind"]
+    assert hands["weight_mae_covered"]["masked"] < hands["weight_mae_covered"]["blind"]
     assert ph["identity_error_with_actor_mm"] < ph["identity_error_alone_mm"]
     path = write_report(quick_synthetic, tmp_path / "r" / "fidelity.json")
     assert json.loads(path.read_text())["synthetic"]["overall"] == o
@@ -200,6 +205,7 @@ def test_quick_synthetic_report(quick_synthetic, tmp_path):
     console.print(fidelity_table(quick_synthetic))
     text = console.export_text()
     assert "weight MAE" in text and "<= 0.03" in text and "held-pose jitter" in text and "single photos" in text
+    assert "hand over the mouth" in text
 
 
 def test_cli_fidelity_landmarks(realdata, tmp_path):

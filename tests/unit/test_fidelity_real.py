@@ -66,3 +66,14 @@ def test_aflw_jaw_on_the_mandible_beats_the_face_oval(realdata):
         jaw_oval, jaw_fitted = (nme(p[:17], gt[:17], bbox_size(gt)) for p in (on_oval, fitted))
         assert jaw_fitted < 0.8 * jaw_oval, (stem, jaw_fitted, jaw_oval)
         assert nme(fitted, gt, bbox_size(gt)) < 5.0
+
+
+def test_identity_halves_with_hands_on_a_clip_without_hands(realdata):
+    """Hands on, on a clip where no hand comes near the face: nothing is masked, so the halves and
+    the side-by-side number without the mask agree exactly."""
+    from backend.fidelity.real_checks import IDENTITY_CLIPS, identity_halves_check
+
+    torch.set_num_threads(1)
+    r = identity_halves_check(realdata, IDENTITY_CLIPS[0], hands=True)
+    assert r["subject"].endswith("(hands on)") and "a hand covers the face on 0 frames" in r["detail"]
+    assert r["without_hand_mask_mm"] == pytest.approx(r["measured"], abs=1e-6)

@@ -305,7 +305,7 @@ def test_cancel_between_frames(tmp_path, tracker):
 def test_bad_settings(tmp_path, tracker):
     p = _noise_clip(tmp_path / "noise.mp4", n=2)
     for kw in ({"face_index": -1}, {"max_faces": 0}, {"min_detection_confidence": 2.0}, {"progress_every": 0},
-               {"mode": "fast"}):
+               {"mode": "fast"}, {"hands": "yes"}):
         with pytest.raises(FaceKeyError) as e:
             tracker.track_footage(p, **kw)
         assert e.value.code == "bad_argument"
@@ -332,3 +332,46 @@ def test_ibug68_vertices_put_the_jaw_on_the_mandible():
     np.testing.assert_allclose(mirror[:, 0], -pts[:17, 0], atol=1e-6)     # still mirror-symmetric
     with pytest.raises(ValueError, match="head-frame vertices"):
         ibug68_vertices(np.zeros((68, 3)))
+
+
+def _upright_hand():
+    """(21, 2) pixels of a flat right hand, fingers up: wrist (100, 200), knuckles near y = 150."""
+    pts = [(100, 200), (80, 190), (65, 175), (55, 160), (48, 148)]           # wrist, thumb
+    for x, base in ((85, 150), (100, 148), (112, 150), (122, 155)):            # index, middle, ring, little
+        pts += [(x, base - k * 18) for k in range(4)]
+    return np.array(pts, np.float32)
+
+
+def test_hand_silhouette_covers_palm_fingers_and_forearm_start_only():
+    from backend.tracking.hands import FINGER_HALF_WIDTH, covered, hand_polygons
+
+    hand = _upright_hand()
+    polygons, margin = hand_polygons(hand)
+    assert len(polygons) == 2 and margin == pytest.approx(FINGER_HALF_WIDTH * 52.0)
+    points = np.array([
+        (100, 170),    # palm
+        (100, 100),    # between the middle finger's joints
+        (126, 130),    # 4 px right of the little finger: within half a finger's width
+        (100, 235),    # just below the wrist: the forearm
+        (145, 130),    # 23 px right of the little finger: free
+        (100, 275),    # beyond the forearm strip (one palm length, 52 px)
+        (300, 300),    # far away
+    ], np.float32)
+    assert covered(points, [hand]).tolist() == [True, True, True, True, False, False, False]
+    assert not covered(points, []).any()
+    with pytest.raises(ValueError):
+        hand_polygons(hand[:20])
+
+
+def test_occlusion_mask_follows_the_track_helpers():
+    lm = np.random.default_rng(0).normal(300, 50, (3, 478, 3)).astype(np.float32)
+    occ = np.zeros((3, 478), bool)
+    occ[1, list(MEDIAPIPE_TO_IBUG68[48:60])] = True         # the outer lips of frame 1
+    track = FaceTrack(landmarks=lm, valid=np.ones(3, bool), confidence=np.ones(3, np.float32),
+                      timestamps=np.arange(3) / 30.0, fps=30.0, image_size=(640, 480), occluded=occ).validate()
+    ibug = track.to_ibug68()
+    assert ibug.occluded.shape == (3, 68) and np.flatnonzero(ibug.occluded[1]).tolist() == list(range(48, 60))
+    assert not ibug.occluded[[0, 2]].any()
+    with pytest.raises(ValueError, match="occluded"):
+        FaceTrack(landmarks=lm, valid=np.ones(3, bool), confidence=np.ones(3, np.float32),
+                  timestamps=np.arange(3) / 30.0, fps=30.0, image_size=(640, 480), occluded=occ[:, :68]).validate()

@@ -18,12 +18,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def test_settings_round_trip_and_validation():
     s = CaptureSettings(face_index=1, max_side=480, smoothing=0.0, exclusive=False, sparsity=2.0, device="cpu",
-                        rest_frame=3, actor_take="actor.npz")
+                        rest_frame=3, actor_take="actor.npz", hands=True)
     assert CaptureSettings.from_dict(s.to_dict()) == s
     assert CaptureSettings.from_dict({}) == CaptureSettings()
     for bad in ({"smoothnes": 1.0}, {"smoothing": -1}, {"device": "tpu"}, {"face_index": -1},
                 {"max_side": 10}, {"exclusive": "yes"}, {"smoothing": True}, {"face_index": 1.5},
-                {"rest_frame": -1}, {"rest_frame": 2.0}, {"actor_take": ""}, {"actor_take": 3}):
+                {"rest_frame": -1}, {"rest_frame": 2.0}, {"actor_take": ""}, {"actor_take": 3}, {"hands": 1}):
         with pytest.raises(FaceKeyError) as e:
             CaptureSettings.from_dict(bad)
         assert e.value.code == "bad_argument" and e.value.hint, bad
