@@ -1,4 +1,4 @@
-"""Job overhead: a JobSequence's backend parts on one shared worker vs a worker started per part.
+"""Job overhead: backend workers shared by the parts of a job, and kept between jobs.
 
     python benchmarks/bench_jobs.py [--parts 6] [--json]
 
@@ -7,8 +7,11 @@ targets of a capture or the clips of a folder do: ``ping`` (nothing but the cost
 ``capture`` of one photo (a frame of the bundled demo clip: tracking and solving included).  Each
 is run the way the add-on runs it (the sequence's :class:`SharedWorker`, started once) and with
 every part starting its own worker (how the add-on ran parts before the shared worker), side by
-side in one process.  The add-on's ``jobs`` module is used as staged for release; no Blender is
-needed.  Prints seconds per part and the ratios, then one JSON line (``run()``'s dict) last.
+side in one process.  Then ``--parts`` jobs of one part each are run one after another, as
+repeated clicks do: each job on its own worker (``blender -b``, or the keep-running preference at
+0) and every job on the kept worker (``jobs.keep_warm``, an interactive session).  The add-on's
+``jobs`` module is used as staged for release; no Blender is needed.  Prints seconds per part
+and per job and the ratios, then one JSON line (``run()``'s dict) last.
 """
 from __future__ import annotations
 
@@ -79,6 +82,25 @@ def time_sequence(jobs, state_mod, parts: int, op: str, args, shared: bool, log:
     return seconds
 
 
+def time_jobs(jobs, state_mod, count: int, op: str, args, kept: bool, log: str) -> float:
+    """Seconds for ``count`` one-part jobs run one after another, each on its own worker or all on a
+    kept one (closed at the end)."""
+    worker = jobs.SharedWorker()
+    t0 = time.perf_counter()
+    for k in range(count):
+        state = state_mod.JobState()
+        seq = jobs.JobSequence("bench", lambda results, errors: ("done", {"errors": errors}), state=state)
+        seq.add(op, lambda part_state, k=k: jobs.BackendJob(sys.executable, log, op, args(k), lambda p: ("done", {}),
+                                                            label=op, state=part_state,
+                                                            client_kwargs={"cwd": str(REPO)}))
+        (jobs.keep_warm(seq, worker) if kept else seq).run_blocking(poll_interval=0.002)
+        if state.status != "done" or state.report["errors"]:
+            raise RuntimeError(f"{op} job failed: {state.error_message or state.report['errors']}")
+    seconds = time.perf_counter() - t0
+    worker.close()
+    return seconds
+
+
 def run(parts: int = 6) -> dict:
     """Per-part seconds of ``ping`` and photo ``capture`` parts, shared worker vs one worker per part."""
     jobs, state_mod = _addon_modules()
@@ -97,6 +119,13 @@ def run(parts: int = 6) -> dict:
                 started[mode] = Path(log).read_text(errors="replace").count("=== FaceKey backend start")
             out["seconds_per_part"][op], out["workers_started"][op] = per, started
             out[f"{op}_own_over_shared"] = per["own"] / per["shared"]
+            per_job = {}
+            for mode in ("each", "kept"):
+                log = str(tmp / f"{op}_jobs_{mode}.log")
+                per_job[mode] = time_jobs(jobs, state_mod, parts, op, args, mode == "kept", log) / parts
+                started[f"jobs_{mode}"] = Path(log).read_text(errors="replace").count("=== FaceKey backend start")
+            out.setdefault("seconds_per_job", {})[op] = per_job
+            out[f"{op}_each_over_kept"] = per_job["each"] / per_job["kept"]
     return out
 
 
@@ -110,6 +139,9 @@ def main() -> None:
         print(f"{'part':<10}{'own worker (s)':>16}{'shared (s)':>12}{'ratio':>8}")
         for op, per in res["seconds_per_part"].items():
             print(f"{op:<10}{per['own']:>16.3f}{per['shared']:>12.3f}{per['own'] / per['shared']:>8.1f}")
+        print(f"{'job':<10}{'own worker (s)':>16}{'kept (s)':>12}{'ratio':>8}")
+        for op, per in res["seconds_per_job"].items():
+            print(f"{op:<10}{per['each']:>16.3f}{per['kept']:>12.3f}{per['each'] / per['kept']:>8.1f}")
     print(json.dumps(res))
 
 

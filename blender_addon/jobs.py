@@ -6,7 +6,10 @@ backend's messages without blocking, ``cancel()`` stops the job, and
 fire and modal operators get no events).  ``LocalJob`` is the same interface
 for work done in this process; ``JobSequence`` runs several jobs (one per
 target) as one job the UI shows, its backend parts on one shared worker
-(:class:`SharedWorker`).
+(:class:`SharedWorker`).  In an interactive session the operators run every
+job on :data:`WARM` (:func:`keep_warm`), a worker left running between jobs
+until it has rested for the preference's idle time, so the next click skips
+the worker start.
 """
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ from .protocol.errors import FaceKeyError
 from .protocol.take import read_take
 from .state import STATE, JobState
 
-__all__ = ["BackendJob", "CaptureJob", "LocalJob", "JobSequence", "SharedWorker", "CLOSE_TIMEOUT_S"]
+__all__ = ["BackendJob", "CaptureJob", "LocalJob", "JobSequence", "SharedWorker", "WARM", "keep_warm",
+           "CLOSE_TIMEOUT_S"]
 
 #: Seconds the worker gets to exit after ``shutdown`` before it is killed.
 CLOSE_TIMEOUT_S = 0.3
@@ -39,14 +43,17 @@ class SharedWorker:
 
     Started by the first part that needs it; started again for a part when it
     is not running (it died, or a cancel killed it) or that part names another
-    Python, log or client arguments; closed when the sequence ends.  A worker
-    start costs ~2.5 s (Python, torch, MediaPipe), paid once per sequence
-    instead of once per target (and per clip of a folder capture).
+    Python, log or client arguments; closed when the sequence ends, or, kept
+    between jobs (:func:`keep_warm`), left to rest (:meth:`rest`) until
+    :meth:`close_if_idle`.  A worker start costs ~2.5 s (Python, torch,
+    MediaPipe), paid once per sequence instead of once per target (and per
+    clip of a folder capture), and once per session on a kept worker.
     """
 
     def __init__(self):
         self.client = None
         self._key = None
+        self.idle_since = None      # time.monotonic() when the last job on it ended; None while in use
 
     def client_for(self, python: str, log_path: str, client_kwargs: dict):
         """A started :class:`~.protocol.client.BackendClient` for these arguments (its start errors propagate)."""
@@ -58,13 +65,30 @@ class SharedWorker:
             client = BackendClient(python, log_path, **client_kwargs)
             client.start()
             self.client, self._key = client, key
+        self.idle_since = None
         return self.client
+
+    def rest(self) -> None:
+        """The job on the worker has ended and the worker stays up: start its idle clock."""
+        self.idle_since = time.monotonic() if self.client is not None else None
+
+    def close_if_idle(self, idle_s: float) -> bool:
+        """Close the worker once it has rested at least ``idle_s`` seconds; True when it was closed."""
+        if self.client is None or self.idle_since is None or time.monotonic() - self.idle_since < idle_s:
+            return False
+        self.close()
+        return True
 
     def close(self) -> None:
         """Shut the worker down (killed if it has not exited within ``CLOSE_TIMEOUT_S``)."""
         if self.client is not None:
             self.client.close(timeout=CLOSE_TIMEOUT_S)
             self.client = None
+        self.idle_since = None
+
+
+#: The worker the operators keep between jobs in an interactive session (:func:`keep_warm`).
+WARM = SharedWorker()
 
 
 class BackendJob:
@@ -91,6 +115,7 @@ class BackendJob:
         self.client_kwargs = client_kwargs or {}
         self.client = None
         self.worker: SharedWorker | None = None     # set by a JobSequence: run on its worker, leave it running
+        self.rests_worker = False                   # set by keep_warm: the job alone on a kept worker
         self.request_id = None
         self.finished = False
 
@@ -158,6 +183,9 @@ class BackendJob:
             # Nothing is lost by not waiting for the worker's slow interpreter teardown (~1 s with
             # MediaPipe loaded): Takes are written atomically before the result is sent.
             self.client.close(timeout=CLOSE_TIMEOUT_S)
+        elif self.rests_worker:
+            # a cancelled worker may still be busy (or was killed): start afresh next time
+            self.worker.close() if err is not None and err.code == "cancelled" else self.worker.rest()
         if err is not None:
             self.state.fail(err)
 
@@ -245,6 +273,10 @@ class JobSequence:
             -> (message, report)`` once every part has ended; its FaceKeyError
             (nothing succeeded, say) becomes the job's error.
         state: the :class:`JobState` the UI shows (progress of the running part is mirrored).
+
+    The worker (``worker``, a fresh :class:`SharedWorker` unless :func:`keep_warm` gave
+    it a kept one) is closed when the sequence ends, or, kept, left to rest; a cancel
+    always closes it.
     """
 
     def __init__(self, label: str, summarize, *, state: JobState = STATE):
@@ -256,6 +288,7 @@ class JobSequence:
         self._job = self._part = None
         self._added: list = []      # parts added by the running part, queued next when it ends
         self.worker = SharedWorker()
+        self.keeps_worker = False   # set by keep_warm: rest the worker at the end instead of closing it
 
     @property
     def client(self):
@@ -318,14 +351,17 @@ class JobSequence:
         if required or err.code == "cancelled":
             self.finished = True
             self.parts.clear()
-            self.worker.close()
+            self._release_worker(cancelled=err.code == "cancelled")
             self.state.fail(err)
             return
         self.errors[name] = err
 
+    def _release_worker(self, cancelled: bool = False) -> None:
+        self.worker.rest() if self.keeps_worker and not cancelled else self.worker.close()
+
     def _finish(self) -> None:
         self.finished = True
-        self.worker.close()
+        self._release_worker()
         _settle(self.state, lambda: self.summarize(self.results, self.errors))
 
     def cancel(self) -> None:
@@ -345,3 +381,18 @@ class JobSequence:
         self.start()
         while not self.step():
             time.sleep(poll_interval)
+
+
+def keep_warm(job, worker: SharedWorker = WARM):
+    """Run ``job`` (a :class:`BackendJob` or :class:`JobSequence`, not started) on ``worker`` and leave
+    the worker running when the job ends (a cancel still closes it); other jobs are returned as they are.
+
+    The operators do this in an interactive session; what closes a kept worker is
+    :meth:`SharedWorker.close_if_idle` (the add-on's idle timer), a cancel, or Blender quitting
+    (the worker exits when its stdin closes).
+    """
+    if isinstance(job, JobSequence):
+        job.worker, job.keeps_worker = worker, True
+    elif isinstance(job, BackendJob):
+        job.worker, job.rests_worker = worker, True
+    return job

@@ -14,6 +14,8 @@ import bpy
 from bpy.props import StringProperty
 
 from .backend_setup import SetupJob, bundled_wheel, default_env_dir, default_log_path
+from .jobs import WARM, keep_warm
+from .preferences import get_prefs
 from .protocol.errors import FaceKeyError
 from .scene_jobs import (backend_python_of, export_csv, import_csv, make_apply_job, make_capture_job,
                          make_generate_job, make_mesh_retarget_job, make_preview_job, make_solve_job)
@@ -23,6 +25,8 @@ __all__ = ["check_backend", "register", "unregister"]
 
 #: The running modal job (capture or setup), for the Cancel button.
 ACTIVE: dict = {"job": None}
+#: Seconds between two checks of the kept backend's idle time.
+IDLE_CHECK_S = 10.0
 
 
 def _log_path() -> str:
@@ -109,7 +113,9 @@ class _BackendJobOperator(_ModalJob):
         if bpy.app.background or ACTIVE["job"] is not None:
             return self.execute(context) if ACTIVE["job"] is None else {"CANCELLED"}
         job = _guarded(self, lambda: self.make_job(context))
-        return {"CANCELLED"} if job is None else self._start_modal(context, job)
+        if job is None:
+            return {"CANCELLED"}
+        return self._start_modal(context, keep_warm(job) if get_prefs(context).keep_backend_s > 0 else job)
 
 
 class FACEKEY_OT_capture(_BackendJobOperator, bpy.types.Operator):
@@ -304,4 +310,24 @@ _CLASSES = (FACEKEY_OT_capture, FACEKEY_OT_generate, FACEKEY_OT_solve_character,
             FACEKEY_OT_cancel,
             FACEKEY_OT_check_backend, FACEKEY_OT_import_csv, FACEKEY_OT_export_csv, FACEKEY_OT_open_log)
 
-register, unregister = bpy.utils.register_classes_factory(_CLASSES)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(_CLASSES)
+
+
+def close_idle_backend() -> float:
+    """Timer: close the backend kept between jobs (``jobs.WARM``) once no job runs and it has rested
+    the preference's time; returns the seconds to the next check."""
+    if ACTIVE["job"] is None:
+        WARM.close_if_idle(get_prefs().keep_backend_s)
+    return IDLE_CHECK_S
+
+
+def register() -> None:
+    _register_classes()
+    bpy.app.timers.register(close_idle_backend, first_interval=IDLE_CHECK_S, persistent=True)
+
+
+def unregister() -> None:
+    if bpy.app.timers.is_registered(close_idle_backend):
+        bpy.app.timers.unregister(close_idle_backend)
+    WARM.close()
+    _unregister_classes()

@@ -22,6 +22,10 @@ class FaceKeyPreferences(bpy.types.AddonPreferences):
     python_path: StringProperty(
         name="Backend Python", subtype="FILE_PATH", default="",
         description="Python of an existing FaceKey backend environment, used as is (overrides the folder above)")
+    keep_backend_s: IntProperty(
+        name="Keep backend running (s)", default=300, min=0, soft_max=3600,
+        description="Seconds the backend stays up after a job, so the next Capture, Solve or Preview starts at "
+                    "once instead of after a ~3 s start (0 = close it after every job)")
 
     def draw(self, context):
         from .backend_setup import default_env_dir
@@ -30,6 +34,7 @@ class FaceKeyPreferences(bpy.types.AddonPreferences):
         if not self.env_dir:
             layout.label(text=f"Default: {default_env_dir()}")
         layout.prop(self, "python_path")
+        layout.prop(self, "keep_backend_s")
         row = layout.row()
         row.operator("facekey.setup_backend", icon="CONSOLE")
         row.operator("facekey.check_backend", icon="CHECKMARK")

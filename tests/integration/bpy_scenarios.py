@@ -239,6 +239,53 @@ def sc_capture_folder(params) -> dict:
     return res
 
 
+def sc_warm_worker(params) -> dict:
+    """Jobs kept warm, as the operators run them in an interactive session: two single jobs and a
+    two-part sequence run on one backend worker, left running between them; the idle timer keeps it
+    while it is fresh and closes it once it has rested the preference's time; a cancel closes it."""
+    pkg = install(params)
+    set_backend(pkg, params["python"])
+    jobs, ops, state = sub(pkg, "jobs"), sub(pkg, "operators"), sub(pkg, "state")
+    prefs = bpy.context.preferences.addons[pkg.__name__].preferences
+    warm = jobs.WARM
+    res = {"timer": bpy.app.timers.is_registered(ops.close_idle_backend), "default_keep_s": prefs.keep_backend_s}
+
+    def ping(part_state):
+        return jobs.BackendJob(params["python"], params["log"], "ping", {}, lambda payload: ("pong", {}),
+                               label="ping", state=part_state)
+
+    def pid():
+        return warm.client._proc.pid if warm.client is not None and warm.client.alive else None
+
+    pids, statuses = [], []
+    for _ in range(2):
+        st = state.JobState()
+        jobs.keep_warm(ping(st)).run_blocking()
+        statuses.append(st.status)
+        pids.append(pid())
+    st = state.JobState()
+    seq = jobs.JobSequence("two pings", lambda results, errors: (f"{len(results)} pings", {}), state=st)
+    seq.add("a", ping)
+    seq.add("b", ping)
+    jobs.keep_warm(seq).run_blocking()
+    statuses.append(st.status)
+    pids.append(pid())
+    res.update(pids=pids, statuses=statuses)
+    res["fresh_kept"] = ops.close_idle_backend() == ops.IDLE_CHECK_S and pid() == pids[0]
+    proc = warm.client._proc
+    prefs.keep_backend_s = 0
+    ops.close_idle_backend()
+    res["idle_closed"] = warm.client is None and proc.wait(timeout=10) is not None
+    st = state.JobState()
+    job = jobs.keep_warm(ping(st))
+    job.start()
+    res["restarted"] = pid() is not None and pid() != pids[0]
+    job.cancel()
+    res["cancel"] = {"status": st.status, "closed": warm.client is None}
+    res["starts_logged"] = open(params["log"], errors="replace").read().count("=== FaceKey backend start")
+    return res
+
+
 def sc_generate(params) -> dict:
     """"Generate" onto Face (ARKit keys, name map) through the real backend: first with a Motion3DGAN
     weights path that does not exist (the backend's coded error, nothing changed), then with the panel's

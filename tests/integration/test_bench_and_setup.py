@@ -23,15 +23,16 @@ def test_bulk_bake_matches_the_keyframe_insert_reference():
     assert set(report["seconds"]) == {"bulk_at_slow_frames", "insert_loop_at_slow_frames", "bulk_at_frames"}
 
 
-def test_job_benchmark_runs_a_sequence_on_one_worker():
+def test_job_benchmark_runs_a_sequence_and_jobs_in_a_row_on_one_worker():
     """bench_jobs: every ping and photo capture part succeeds both ways; the add-on's way starts one
-    worker per job, the old way one per part."""
+    worker per job, the old way one per part; jobs in a row on the kept worker start it once."""
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_jobs.py"), "--json", "--parts", "2"],
                           capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert report["workers_started"] == {"ping": {"own": 2, "shared": 1}, "capture": {"own": 2, "shared": 1}}
-    assert set(report["seconds_per_part"]) == {"ping", "capture"}
+    want = {"own": 2, "shared": 1, "jobs_each": 2, "jobs_kept": 1}
+    assert report["workers_started"] == {"ping": want, "capture": want}
+    assert set(report["seconds_per_part"]) == set(report["seconds_per_job"]) == {"ping", "capture"}
 
 
 def test_setup_job_creates_a_venv_with_the_bundled_wheel(run_scenario, tmp_path):

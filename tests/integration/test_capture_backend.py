@@ -141,3 +141,16 @@ def test_check_backend_shows_version_and_device(run_scenario):
     res = run_scenario("check_backend", {"python": VENV_PYTHON})
     assert res["rc"] == ["FINISHED"], res["state"]
     assert "backend" in res["state"]["message"] and "cpu" in res["state"]["message"].lower()
+
+
+def test_jobs_kept_warm_share_one_worker_until_it_rests(run_scenario, tmp_path):
+    """Interactive sessions keep the backend between jobs: two jobs and a two-part sequence run on
+    the same worker process; the idle timer closes it once it has rested the preference's time
+    (default 300 s), and a cancel closes it too."""
+    res = run_scenario("warm_worker", {"python": VENV_PYTHON, "log": str(tmp_path / "warm.log")})
+    assert res["timer"] and res["default_keep_s"] == 300
+    assert res["statuses"] == ["done"] * 3
+    assert res["pids"][0] is not None and len(set(res["pids"])) == 1
+    assert res["fresh_kept"] and res["idle_closed"]
+    assert res["restarted"] and res["cancel"] == {"status": "cancelled", "closed": True}
+    assert res["starts_logged"] == 2       # one worker for the three jobs, one after the idle close
