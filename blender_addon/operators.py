@@ -201,7 +201,7 @@ class FACEKEY_OT_setup_backend(_BackendJobOperator, bpy.types.Operator):
     bl_label = "Set up backend"
 
     def make_job(self, context):
-        from .preferences import get_prefs
+        WARM.close()    # a kept worker would go on running the backend this setup replaces
         prefs = get_prefs(context)
         return SetupJob(bpy.path.abspath(prefs.env_dir) or default_env_dir(), bundled_wheel(), default_log_path())
 

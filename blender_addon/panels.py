@@ -194,6 +194,9 @@ def _draw_report(layout, s, report: dict | None = None) -> None:
             continue
         box.label(text=f"{clip}: {take['frames']} frames, {take['message']}", icon="FILE_MOVIE")
         _draw_report(box, s, take)
+    if "face_covered_frames" in report:
+        layout.label(text=f"A hand covers the face on {report['face_covered_frames']} frame(s): not read as expression",
+                     icon="VIEW_PAN")
     meshes = report.get("meshes") or ({"": report["mesh"]} if "mesh" in report else {})
     for name, mesh in meshes.items():
         _draw_mesh(layout, name, mesh)

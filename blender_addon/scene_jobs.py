@@ -315,7 +315,8 @@ def merge_target_reports(results: dict, errors: dict, modes: dict[str, str], ski
     "solves": {name: solve report}, "skipped": {name: reason}, "errors": {name: {code, message, hint}},
     "frames": valid frame count, "head": action name or None}``, plus ``"generated"`` (the worker's
     ``generate`` result) for a generated take; a failed target is listed in
-    ``errors`` and, with its message, in ``skipped``.
+    ``errors`` and, with its message, in ``skipped``; ``"face_covered_frames"`` when the capture
+    looked for hands over the face.
     """
     out = {"modes": dict(modes), "objects": {}, "meshes": {}, "solves": {}, "skipped": dict(skipped), "errors": {},
            "frames": 0, "head": None}
@@ -328,7 +329,7 @@ def merge_target_reports(results: dict, errors: dict, modes: dict[str, str], ski
             out["solves"][name] = rep["solve"]
         out["head"] = rep.get("head") or out["head"]
         out["frames"] = max(out["frames"], int(rep.get("frames", 0)))
-        for key in ("unmapped_from_backend", "generated"):
+        for key in ("unmapped_from_backend", "generated", "face_covered_frames"):
             if key in rep:
                 out[key] = rep[key]
     for name, err in errors.items():
@@ -402,7 +403,10 @@ def make_capture_job(context, client_kwargs: dict | None = None) -> JobSequence:
     for k, (source, prefix) in enumerate(zip(sources, prefixes)):
         def queue_targets(take, take_path, source=source, prefix=prefix) -> dict:
             _add_target_parts(seq, plan, scene_name, take_path, source, client_kwargs, prefix=prefix)
-            return {"objects": {}, "skipped": {}, "frames": int(take.valid.sum())}
+            report = {"objects": {}, "skipped": {}, "frames": int(take.valid.sum())}
+            if "occlusion" in take.header:
+                report["face_covered_frames"] = int(take.header["occlusion"]["frames_with_face_covered"])
+            return report
 
         args = (python, default_log_path(), source, _unique_take_path(source), settings, face_index, queue_targets)
         name = f"{prefix}{_CAPTURE_PART} {k + 1} of {len(sources)}" if clips else _CAPTURE_PART

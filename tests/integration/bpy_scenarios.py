@@ -189,11 +189,11 @@ def sc_capture(params) -> dict:
     before = snapshot(pkg)
     set_backend(pkg, params["python"])
     s = bpy.context.scene.facekey
-    s.footage, s.smoothing = params["footage"], params.get("smoothing", 1.0)
+    s.footage, s.smoothing, s.hands = params["footage"], params.get("smoothing", 1.0), params.get("hands", False)
     if params.get("only_plain"):
         bpy.data.objects["Face"].select_set(False)
     rc = call_op(bpy.ops.facekey.capture, "INVOKE_DEFAULT")
-    res = {"rc": rc, "state": state_dict(pkg), "before": before, "after": snapshot(pkg)}
+    res = {"rc": rc, "state": state_dict(pkg), "before": before, "after": snapshot(pkg), "panel": draw_panel()}
     if res["state"]["status"] == "done":
         res.update(face_action_report(pkg))
     return res
@@ -282,6 +282,10 @@ def sc_warm_worker(params) -> dict:
     res["restarted"] = pid() is not None and pid() != pids[0]
     job.cancel()
     res["cancel"] = {"status": st.status, "closed": warm.client is None}
+    jobs.keep_warm(ping(state.JobState())).run_blocking()
+    up = pid() is not None
+    ops.FACEKEY_OT_setup_backend.make_job(None, bpy.context)      # Set up backend replaces the environment
+    res["setup_closes"] = up and warm.client is None
     res["starts_logged"] = open(params["log"], errors="replace").read().count("=== FaceKey backend start")
     return res
 

@@ -146,11 +146,24 @@ def test_check_backend_shows_version_and_device(run_scenario):
 def test_jobs_kept_warm_share_one_worker_until_it_rests(run_scenario, tmp_path):
     """Interactive sessions keep the backend between jobs: two jobs and a two-part sequence run on
     the same worker process; the idle timer closes it once it has rested the preference's time
-    (default 300 s), and a cancel closes it too."""
+    (default 300 s); a cancel and Set up backend close it too."""
     res = run_scenario("warm_worker", {"python": VENV_PYTHON, "log": str(tmp_path / "warm.log")})
     assert res["timer"] and res["default_keep_s"] == 300
     assert res["statuses"] == ["done"] * 3
     assert res["pids"][0] is not None and len(set(res["pids"])) == 1
     assert res["fresh_kept"] and res["idle_closed"]
     assert res["restarted"] and res["cancel"] == {"status": "cancelled", "closed": True}
-    assert res["starts_logged"] == 2       # one worker for the three jobs, one after the idle close
+    assert res["setup_closes"]             # Set up backend closes the kept worker of the old environment
+    assert res["starts_logged"] == 3       # one for the three jobs, one after the idle close, one after the cancel
+
+
+def test_capture_with_hands_over_face_reports_the_covered_frames(run_scenario, realdata):
+    """Hands over face on, a photo with a hand on the cheek: the take lands on Face and the panel
+    says on how many frames a hand covers the face."""
+    res = run_scenario("capture", {"python": VENV_PYTHON, "hands": True,
+                                   "footage": str(realdata / "photos" / "liveportrait_d30_smile.jpg")})
+    assert res["rc"] == ["FINISHED"] and res["state"]["status"] == "done", res["state"]
+    assert res["state"]["report"]["face_covered_frames"] == 1
+    shown = [text for kind, text in res["panel"] if kind == "label"]
+    assert any(t.startswith("A hand covers the face on 1 frame(s)") for t in shown), shown
+    assert res["action"].startswith("FK_")
