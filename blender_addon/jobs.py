@@ -184,8 +184,10 @@ class BackendJob:
             # MediaPipe loaded): Takes are written atomically before the result is sent.
             self.client.close(timeout=CLOSE_TIMEOUT_S)
         elif self.rests_worker:
-            # a cancelled worker may still be busy (or was killed): start afresh next time
-            self.worker.close() if err is not None and err.code == "cancelled" else self.worker.rest()
+            if err is not None and err.code == "cancelled":
+                self.worker.close()     # it may still be busy (or was killed): start afresh next time
+            else:
+                self.worker.rest()
         if err is not None:
             self.state.fail(err)
 
@@ -357,7 +359,10 @@ class JobSequence:
         self.errors[name] = err
 
     def _release_worker(self, cancelled: bool = False) -> None:
-        self.worker.rest() if self.keeps_worker and not cancelled else self.worker.close()
+        if self.keeps_worker and not cancelled:
+            self.worker.rest()
+        else:
+            self.worker.close()
 
     def _finish(self) -> None:
         self.finished = True

@@ -352,9 +352,9 @@ class SolverEstimator:
              total, rest, actor):
         """Run the fit stages on ``obs`` (T, N, 2) pixels at model vertices ``observed`` (None = all), hidden
         where ``occluded`` (T, N) bool says (None = nothing hidden): the identity from ``actor`` or stage (b),
-        then the rest-face stage on ``rest`` (indices into the
-        valid frames) unless None; return (weights (V, 52), rotvec (V, 3), trans (V, 3), identity (K,),
-        rest offset (N, 3) metres or None) as numpy."""
+        then the rest-face stage on ``rest`` (indices into the valid frames) unless None; return
+        (weights (V, 52), rotvec (V, 3), trans (V, 3), identity (K,), rest offset (N, 3) metres or None)
+        as numpy."""
         with torch.no_grad():
             fitter = Fitter(model, obs, valid, focal, size, terms, device, check_cancel, observed=observed,
                             occluded=occluded)

@@ -324,9 +324,10 @@ def run_hands(size: str = "default", seed: int = 0, progress: Optional[Callable[
     Clips: 1 of 64 frames for ``"quick"``, 4 of 120 for ``"default"`` (1.5 s of hand at 30 fps).
 
     Returns:
-        ``{"clips", "covered_frames", "weight_mae_covered"``, ``"weight_mae_elsewhere"``,
-        ``"invented_units_mae_covered"``: each a ``{"masked", "blind"}`` pair; the last is the
-        MAE of the units the tracker invents (``INVENTED_MOUTH``) on the covered frames.
+        ``{"clips", "covered_frames", "weight_mae_covered", "weight_mae_elsewhere",
+        "invented_units_mae_covered"}``, the last three each a ``{"masked", "blind"}`` pair of
+        weight MAEs; the last is over the units the tracker invents (``INVENTED_MOUTH``) on the
+        covered frames.
     """
     frames, clips = (64, 1) if size == "quick" else (120, 4)
     start, stop = frames * 5 // 16, frames * 11 // 16

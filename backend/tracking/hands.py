@@ -14,10 +14,11 @@ palm (index to little-finger knuckle, landmarks 5 and 17) running
 middle-finger knuckle; both grown by :data:`FINGER_HALF_WIDTH` palm lengths
 (half a finger's width: the landmarks run along the middle of each finger).
 A palm length is the wrist-to-middle-knuckle distance (landmarks 0 and 9),
-about 9 cm on an adult hand.  A hand that overlaps the face in the image is in front of it
-(a hand behind the head is hidden by the head, so MediaPipe does not see
-it).  The hull also covers the gaps between spread fingers: points there are
-marked hidden, which costs a little evidence and never invents any.
+about 9 cm on an adult hand.  A hand that overlaps the face in the image is
+in front of it (a hand behind the head is hidden by the head, so MediaPipe
+does not see it).  The hull also covers the gaps between spread fingers:
+points there are marked hidden, which costs a little evidence and never
+invents any.
 
 Cost: one hand-landmark pass per frame, about 4x the face tracking time on a
 2-core CPU; hence opt-in (``TrackSettings.hands``).
