@@ -223,20 +223,20 @@ WHOLE_PARTS = (LIPS, tuple(LEFT_EYE["upper"]) + tuple(LEFT_EYE["lower"]) + (LEFT
 PART_SHARE = 0.2
 
 
-def _model_occlusion(track: FaceTrack, observed: Optional[np.ndarray], num_vertices: int) -> Optional[np.ndarray]:
-    """The track's occlusion mask per model vertex, (T, N) bool (observed columns filled), or None; a
-    part (:data:`WHOLE_PARTS`) with at least :data:`PART_SHARE` of its observed points covered counts
-    as covered whole."""
+def _model_occlusion(track: FaceTrack, observed: Optional[np.ndarray], seen: np.ndarray) -> Optional[np.ndarray]:
+    """The track's occlusion mask per model vertex, (T, N) bool (``observed`` columns filled; ``seen`` is
+    :func:`_observed_mask`), or None; a part (:data:`WHOLE_PARTS`) with at least :data:`PART_SHARE` of its
+    observed points covered counts as covered whole."""
     if track.occluded is None:
         return None
     occ = np.array(track.occluded, bool)
+    num_vertices = seen.shape[1]
     if observed is not None:
         out = np.zeros((occ.shape[0], num_vertices), bool)
         out[:, observed] = occ
         occ = out
-    seen = _observed_mask(observed, num_vertices)[0]
     for part in WHOLE_PARTS:
-        ids = [i for i in part if i < num_vertices and seen[i]]
+        ids = [i for i in part if i < num_vertices and seen[0, i]]
         if ids:
             occ[np.ix_(occ[:, ids].mean(1) >= PART_SHARE, ids)] = True
     return occ
@@ -275,7 +275,8 @@ class SolverEstimator:
         model = load_face_model()
         lm = np.asarray(track.landmarks, np.float32)
         obs, observed = _model_observations(lm, track.scheme, model.num_vertices)
-        occluded = _model_occlusion(track, observed, model.num_vertices)
+        seen = _observed_mask(observed, model.num_vertices)
+        occluded = _model_occlusion(track, observed, seen)
         valid = np.asarray(track.valid, bool) & np.all(np.isfinite(lm[..., :2]), axis=(1, 2))
         if not valid.any():
             raise FaceKeyError("no_face", f"no valid face in any of the {len(valid)} frames of {track.source or 'the track'}",
@@ -329,7 +330,7 @@ class SolverEstimator:
         report(total, total, "done")
         conf = np.where(valid, np.clip(np.asarray(track.confidence, np.float32), 0, 1), 0).astype(np.float32)
         if occluded is not None:     # the share of the face a hand leaves visible
-            conf *= 1.0 - occluded.mean(1, where=_observed_mask(observed, model.num_vertices)).astype(np.float32)
+            conf *= 1.0 - occluded.mean(1, where=seen).astype(np.float32)
         header = {"estimator": self.name, "settings": s.to_dict(), "source": track.source,
                   "source_sha256": track.source_sha256, "image_size": [int(w_img), int(h_img)],
                   "focal_px": focal, "identity": [float(a) for a in identity],

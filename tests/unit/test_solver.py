@@ -286,3 +286,7 @@ def test_hand_over_the_mouth_is_not_read_as_expression():
     assert masked.header["occlusion"]["frames_with_face_covered"] == 45 and "occlusion" not in blind.header
     assert (masked.confidence[cov] < 0.9).all() and (masked.confidence[free] == 1.0).all()
     assert np.array_equal(track.occluded, covered_before)    # the track is not changed
+    # a 68-point track carries the mask of its points (the FAN path): the invented pucker is ignored too
+    ibug = get_estimator("solver").estimate(track.to_ibug68())
+    assert ibug.header["occlusion"]["frames_with_face_covered"] == 45
+    assert mae(ibug, cov, pucker) < 0.1
