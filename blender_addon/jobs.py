@@ -72,6 +72,14 @@ class SharedWorker:
         """The job on the worker has ended and the worker stays up: start its idle clock."""
         self.idle_since = time.monotonic() if self.client is not None else None
 
+    def release(self, cancelled: bool) -> None:
+        """A job on this worker, kept between jobs, has ended: rest, or close after a cancel (the worker
+        may still be busy, or was killed: the next job starts afresh)."""
+        if cancelled:
+            self.close()
+        else:
+            self.rest()
+
     def close_if_idle(self, idle_s: float) -> bool:
         """Close the worker once it has rested at least ``idle_s`` seconds; True when it was closed."""
         if self.client is None or self.idle_since is None or time.monotonic() - self.idle_since < idle_s:
@@ -184,10 +192,7 @@ class BackendJob:
             # MediaPipe loaded): Takes are written atomically before the result is sent.
             self.client.close(timeout=CLOSE_TIMEOUT_S)
         elif self.rests_worker:
-            if err is not None and err.code == "cancelled":
-                self.worker.close()     # it may still be busy (or was killed): start afresh next time
-            else:
-                self.worker.rest()
+            self.worker.release(cancelled=err is not None and err.code == "cancelled")
         if err is not None:
             self.state.fail(err)
 
@@ -359,8 +364,8 @@ class JobSequence:
         self.errors[name] = err
 
     def _release_worker(self, cancelled: bool = False) -> None:
-        if self.keeps_worker and not cancelled:
-            self.worker.rest()
+        if self.keeps_worker:
+            self.worker.release(cancelled)
         else:
             self.worker.close()
 
