@@ -110,6 +110,14 @@ def _print_take_summary(console: Console, take, path: str) -> None:
         console.print(f"a hand covers part of the face on {occlusion['frames_with_face_covered']} frame(s): "
                       "what it covers was not read as expression, and those frames' confidence is lowered",
                       soft_wrap=True)
+    fit = take.header.get("fit_error_mm")
+    if fit and fit.get("median") is not None:
+        from backend.estimators.solver import LOW_CONFIDENCE
+        unsure = take.header.get("low_confidence_frames", 0)
+        verdict = (f"{unsure} frame(s) with confidence below {LOW_CONFIDENCE} (the take's confidence curve "
+                   "shows which)" if unsure else f"no frame below confidence {LOW_CONFIDENCE}")
+        console.print(f"landmark fit error {fit['median']:.2f} mm median, {fit['max']:.2f} mm worst frame; {verdict}",
+                      soft_wrap=True)
 
 
 @app.command()

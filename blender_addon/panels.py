@@ -197,6 +197,9 @@ def _draw_report(layout, s, report: dict | None = None) -> None:
     if "face_covered_frames" in report:
         layout.label(text=f"A hand covers the face on {report['face_covered_frames']} frame(s): not read as expression",
                      icon="VIEW_PAN")
+    if report.get("low_confidence_frames"):
+        layout.label(text=f"Unsure of {report['low_confidence_frames']} frame(s): see the facekey_confidence curve",
+                     icon="ERROR")
     meshes = report.get("meshes") or ({"": report["mesh"]} if "mesh" in report else {})
     for name, mesh in meshes.items():
         _draw_mesh(layout, name, mesh)

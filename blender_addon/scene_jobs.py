@@ -316,7 +316,8 @@ def merge_target_reports(results: dict, errors: dict, modes: dict[str, str], ski
     "frames": valid frame count, "head": action name or None}``, plus ``"generated"`` (the worker's
     ``generate`` result) for a generated take; a failed target is listed in
     ``errors`` and, with its message, in ``skipped``; ``"face_covered_frames"`` when the capture
-    looked for hands over the face.
+    looked for hands over the face; ``"low_confidence_frames"`` for a capture (frames the backend
+    is unsure of, see ``bake.shape_keys.bake_confidence``).
     """
     out = {"modes": dict(modes), "objects": {}, "meshes": {}, "solves": {}, "skipped": dict(skipped), "errors": {},
            "frames": 0, "head": None}
@@ -329,7 +330,7 @@ def merge_target_reports(results: dict, errors: dict, modes: dict[str, str], ski
             out["solves"][name] = rep["solve"]
         out["head"] = rep.get("head") or out["head"]
         out["frames"] = max(out["frames"], int(rep.get("frames", 0)))
-        for key in ("unmapped_from_backend", "generated", "face_covered_frames"):
+        for key in ("unmapped_from_backend", "generated", "face_covered_frames", "low_confidence_frames"):
             if key in rep:
                 out[key] = rep[key]
     for name, err in errors.items():
@@ -406,6 +407,8 @@ def make_capture_job(context, client_kwargs: dict | None = None) -> JobSequence:
             report = {"objects": {}, "skipped": {}, "frames": int(take.valid.sum())}
             if "occlusion" in take.header:
                 report["face_covered_frames"] = int(take.header["occlusion"]["frames_with_face_covered"])
+            if "low_confidence_frames" in take.header:
+                report["low_confidence_frames"] = int(take.header["low_confidence_frames"])
             return report
 
         args = (python, default_log_path(), source, _unique_take_path(source), settings, face_index, queue_targets)

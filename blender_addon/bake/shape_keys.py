@@ -9,9 +9,12 @@ from ..protocol.arkit import ARKIT_NAMES
 from ..protocol.errors import FaceKeyError
 from .fcurves import ensure_fcurve, new_action_for, set_keys
 
-__all__ = ["bake_shape_keys", "bake_key_take", "bake_corrective_keys", "take_frames", "key_data_path"]
+__all__ = ["bake_shape_keys", "bake_key_take", "bake_corrective_keys", "take_frames", "key_data_path",
+           "bake_confidence", "CONFIDENCE_PROP"]
 
 GROUP = "FaceKey"
+#: Custom property of the shape-key datablock whose curve, in a take's action, is the take's confidence.
+CONFIDENCE_PROP = "facekey_confidence"
 
 
 def take_frames(take, start_frame: float, scene_fps: float) -> np.ndarray:
@@ -51,6 +54,29 @@ def _bake_key_curves(obj, names, values, source, action_name: str, start_frame: 
     return action
 
 
+def bake_confidence(obj, action, take, start_frame: float, scene_fps: float) -> None:
+    """Key ``take.confidence`` as the curve ``["facekey_confidence"]`` of ``obj``'s shape keys in ``action``.
+
+    One LINEAR key on *every* frame of the take at ``start_frame + timestamp * scene_fps``: the
+    take's confidence (0-1, the backend's product of face found, share of the face not under a
+    hand and trust in the landmark fit) on valid frames, 0 where no face was found, so the Graph
+    Editor shows where the capture is unsure next to the shape-key curves.  The custom property
+    (range 0-1) is added to the shape-key datablock when it is not there yet; nothing else of it
+    is written.  A take that did not measure its confidence (no ``confidence`` entry in its header:
+    Live Link CSV imports, generated clips) gets no curve.
+    """
+    if "confidence" not in take.header:
+        return
+    key = obj.data.shape_keys
+    if CONFIDENCE_PROP not in key:
+        key[CONFIDENCE_PROP] = 1.0
+        key.id_properties_ui(CONFIDENCE_PROP).update(
+            min=0.0, max=1.0, description="FaceKey: how sure the capture is of this frame (0-1)")
+    frames = float(start_frame) + take.timestamps.astype(np.float64) * float(scene_fps)
+    values = np.where(take.valid, take.confidence, 0.0)
+    set_keys(ensure_fcurve(action, key, f'["{CONFIDENCE_PROP}"]', 0, GROUP), frames, values)
+
+
 def key_data_path(key_name: str) -> str:
     """RNA path of a shape key's value, e.g. ``key_blocks["jawOpen"].value``."""
     import bpy
@@ -66,7 +92,8 @@ def bake_shape_keys(obj, take, mapping: dict[int, str], action_name: str, start_
     Invalid frames get no key: F-curve interpolation holds across the gap.
     The previously assigned action is kept (fake user), never modified; the
     key blocks themselves (names, order, vertices, slider ranges, values)
-    are not written.
+    are not written.  The take's confidence is keyed beside them
+    (:func:`bake_confidence`).
 
     Args:
         obj: mesh object with shape keys.
@@ -84,6 +111,7 @@ def bake_shape_keys(obj, take, mapping: dict[int, str], action_name: str, start_
     action = _bake_key_curves(obj, [mapping[u] for u in units], take.weights[:, units], take, action_name,
                               start_frame, scene_fps, "Check the name map file against the object's shape keys.",
                               "Select a mesh with ARKit-style shape keys (e.g. jawOpen, eyeBlinkLeft).")
+    bake_confidence(obj, action, take, start_frame, scene_fps)
     action["facekey_take"] = take_path or ""
     action["facekey_mapping"] = json.dumps({ARKIT_NAMES[u]: n for u, n in sorted(mapping.items())})
     return action
@@ -111,11 +139,13 @@ def bake_corrective_keys(obj, names: list[str], coefficients, take, action_name:
     """Bake corrective key coefficients (T, K) in [-1, 1] (``retarget.corrective``) as a new Action.
 
     One LINEAR curve per key of ``names`` on the take's valid frames (see
-    :func:`take_frames`); the previous action is kept (fake user).
+    :func:`take_frames`), and the take's confidence (:func:`bake_confidence`);
+    the previous action is kept (fake user).
     """
     action = _bake_key_curves(obj, list(names), np.asarray(coefficients), take, action_name, start_frame,
                               scene_fps, "Run the mesh-level retarget again for this object.",
                               "Add the corrective keys before baking them.", value_range=(-1.0, 1.0))
+    bake_confidence(obj, action, take, start_frame, scene_fps)
     action["facekey_pc2"] = pc2_path or ""
     action["facekey_retarget"] = "mesh"
     return action

@@ -24,9 +24,16 @@ def test_capture_operator_bakes_a_real_clip(run_scenario, tmp_path):
     face = report["objects"]["Face"]
     assert len(face["mapped"]) == 5 and face["unused_keys"] == ["CustomKey"]
     assert res["action"] == "FK_demo_1s"
-    assert len(res["curves"]) == 5
+    keys = [c for c in res["curves"] if c["path"].startswith("key_blocks")]
+    assert len(keys) == 5 and len(res["curves"]) == 6
     n = report["frames"]
     assert n == 24  # 1 s at 23.976 fps; the face is visible throughout
+    # the take's per-frame confidence is keyed beside the shape keys, on every frame
+    from backend.protocol.take import read_take
+    take = read_take(res["state"]["last_take"])
+    conf = np.array(next(c for c in res["curves"] if c["path"] == '["facekey_confidence"]')["co"]).reshape(-1, 2)
+    np.testing.assert_allclose(conf[:, 1], take.confidence, atol=1e-6)
+    assert conf[:, 1].min() > 0.9 and report.get("low_confidence_frames") == 0  # a well-lit frontal face
     for c in res["curves"]:
         co = np.array(c["co"]).reshape(-1, 2)
         assert co.shape == (n, 2)
@@ -167,3 +174,16 @@ def test_capture_with_hands_over_face_reports_the_covered_frames(run_scenario, r
     shown = [text for kind, text in res["panel"] if kind == "label"]
     assert any(t.startswith("A hand covers the face on 1 frame(s)") for t in shown), shown
     assert res["action"].startswith("FK_")
+
+
+def test_capture_of_a_face_the_fit_cannot_explain_says_so(run_scenario, realdata):
+    """A 66 degree profile (AFLW2000-3D image00475) the face model cannot fit well: the panel says the
+    capture is unsure of the frame, and its confidence curve, keyed beside the shape keys, is low."""
+    res = run_scenario("capture", {"python": VENV_PYTHON,
+                                   "footage": str(realdata / "landmarks_gt" / "aflw2000_3d_prnet" / "image00475.jpg")})
+    assert res["rc"] == ["FINISHED"] and res["state"]["status"] == "done", res["state"]
+    assert res["state"]["report"]["low_confidence_frames"] == 1
+    shown = [text for kind, text in res["panel"] if kind == "label"]
+    assert any(t.startswith("Unsure of 1 frame(s): see the facekey_confidence curve") for t in shown), shown
+    conf = next(c for c in res["curves"] if c["path"] == '["facekey_confidence"]')
+    assert len(conf["co"]) == 2 and conf["co"][1] < 0.5

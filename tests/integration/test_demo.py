@@ -24,7 +24,8 @@ try:
 except AttributeError:                       # Blender 5 layered actions
     curves = [fc for layer in action.layers for strip in layer.strips for bag in strip.channelbags for fc in bag.fcurves]
 values = [kp.co[1] for fc in curves for kp in fc.keyframe_points]
-print(json.dumps({"keys": [k.name for k in keys.key_blocks], "curves": len(curves),
+paths = sorted({fc.data_path for fc in curves if not fc.data_path.startswith("key_blocks")})
+print(json.dumps({"keys": [k.name for k in keys.key_blocks], "curves": len(curves), "other_paths": paths,
                   "min": min(values), "max": max(values), "frames": [bpy.context.scene.frame_start, bpy.context.scene.frame_end]}))
 """
 
@@ -44,7 +45,9 @@ def test_demo_writes_every_output(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     blend = json.loads(proc.stdout.strip().splitlines()[-1])
     assert blend["keys"][1:] == list(ARKIT_NAMES)            # Basis + the 52 ARKit units in order
-    assert blend["curves"] == 52 and 0.0 <= blend["min"] and blend["max"] <= 1.0
+    # the 52 units and the take's confidence curve, every value in [0, 1]
+    assert blend["curves"] == 53 and blend["other_paths"] == ['["facekey_confidence"]']
+    assert 0.0 <= blend["min"] and blend["max"] <= 1.0
 
     import av
     with av.open(str(paths["preview"])) as c:

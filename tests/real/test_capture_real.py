@@ -80,7 +80,30 @@ def test_capture_with_hands_from_the_cli(realdata, tmp_path):
                                    "--device", "cpu", "--hands"])
     assert res.exit_code == 0, res.output
     assert "a hand covers part of the face on 1 frame(s)" in res.output
+    assert "no frame below confidence 0.5" in res.output   # the visible part fits: the hand alone lowers it a little
     take = read_take(out)
     assert take.header["occlusion"]["frames_with_face_covered"] == 1 and take.header["capture_settings"]["hands"]
     assert 0.5 < take.confidence[0] < 1.0
     assert max(take.weights[0, INDEX["mouthSmileLeft"]], take.weights[0, INDEX["mouthSmileRight"]]) > 0.3
+
+
+def test_confidence_flags_the_profile_the_fit_gets_wrong(realdata, photos, tmp_path):
+    """AFLW2000-3D image00475 (a 66 degree profile, chin up): MediaPipe's points there are ones the
+    face model cannot explain and the solved pose is 30 degrees off; the take and the CLI summary say
+    the capture is unsure of the frame.  Frontal photos the fit explains keep full confidence."""
+    from typer.testing import CliRunner
+
+    from backend.cli import app
+    from backend.estimators.solver import LOW_CONFIDENCE
+    from backend.protocol.take import read_take
+
+    out = tmp_path / "profile.npz"
+    res = CliRunner().invoke(app, ["capture", str(realdata / "landmarks_gt" / "aflw2000_3d_prnet" / "image00475.jpg"),
+                                   "-o", str(out), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert f"1 frame(s) with confidence below {LOW_CONFIDENCE}" in res.output
+    profile = read_take(out)
+    assert profile.confidence[0] < LOW_CONFIDENCE and profile.header["low_confidence_frames"] == 1
+    assert profile.header["fit_error_mm"]["median"] > 3.0
+    for name in ("neutral", "smile"):
+        assert photos[name].confidence[0] == 1.0 and photos[name].header["low_confidence_frames"] == 0

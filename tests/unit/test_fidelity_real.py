@@ -39,6 +39,9 @@ def test_undetected_photo_counts_as_failure(realdata, tmp_path):
     # the pose refit to the answer starts at the solver's pose: a floor under our NME, never above it
     assert 0 < found["nme_bbox_best_pose"] <= found["nme_bbox"] + 1e-6 and missed["nme_bbox_best_pose"] is None
     assert aflw["nme_bbox_best_pose_mean"] == found["nme_bbox_best_pose"]
+    # the NME over the faces the capture trusts: the frontal face (full confidence), not the missed one
+    assert found["confidence"] == 1.0 and missed["confidence"] is None
+    assert aflw["trusted_faces"] == 1 and aflw["nme_bbox_trusted_mean"] == found["nme_bbox"]
 
 
 def test_quick_real_checks(realdata):
