@@ -2,7 +2,9 @@
 
 * ``capture_speed``: decode only, decode + landmarks, decode + landmarks +
   hands (``TrackSettings.hands``), full capture (landmarks + solver) on one
-  clip; fps of each, full/landmark and hands/landmark ratios, real-time factor.
+  clip; fps of each, full/landmark and hands/landmark ratios, real-time factor;
+  and (``hand_search_speed``) the hand mask with the palm detector on every
+  frame vs every other frame while no hand is in view.
 * ``bake_speed``: runs ``benchmarks/bench_bake.py`` in Blender (bpy module):
   bulk ``foreach_set`` bake vs a ``keyframe_insert`` loop.
 """
@@ -18,7 +20,7 @@ from typing import Optional
 
 from .protocol.errors import FaceKeyError
 
-__all__ = ["capture_speed", "bake_speed", "default_clip"]
+__all__ = ["capture_speed", "hand_search_speed", "bake_speed", "default_clip"]
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CLIP = Path(__file__).resolve().parent / "assets" / "demo" / "pexels_wolfgang_langer_emotions.mp4"
@@ -44,7 +46,8 @@ def capture_speed(path: Optional[str | os.PathLike] = None, *, max_side: Optiona
     with hands), ``capture`` (decode + tracking + solver) the seconds and frames
     per second; ``capture_vs_landmarks`` = capture fps / landmark fps (goal >= 0.8),
     ``hands_vs_landmarks`` = hands fps / landmark fps (the cost of turning hands
-    on) and ``realtime_factor`` = capture fps / clip fps (goal > 1 on 2 cores).
+    on), ``realtime_factor`` = capture fps / clip fps (goal > 1 on 2 cores) and
+    ``hand_search`` (:func:`hand_search_speed`).
     """
     import torch
 
@@ -58,6 +61,7 @@ def capture_speed(path: Optional[str | os.PathLike] = None, *, max_side: Optiona
     track, t_track = _timed(lambda: track_footage(open_footage(clip, max_side=max_side)))
     with_hands, t_hands = _timed(lambda: track_footage(open_footage(clip, max_side=max_side), hands=True))
     take, t_capture = _timed(lambda: capture(clip, CaptureSettings(max_side=max_side)))
+    search = hand_search_speed(clip, track, max_side)
     clip_fps = float(footage.info.fps)
     seconds = {"decode": t_decode, "landmarks": t_track, "hands": t_hands, "capture": t_capture}
     fps = {name: frames / t for name, t in seconds.items()}
@@ -69,7 +73,42 @@ def capture_speed(path: Optional[str | os.PathLike] = None, *, max_side: Optiona
         "capture_vs_landmarks": fps["capture"] / fps["landmarks"],
         "hands_vs_landmarks": fps["hands"] / fps["landmarks"],
         "realtime_factor": fps["capture"] / clip_fps,
+        "hand_search": search,
     }
+
+
+def hand_search_speed(clip, track, max_side: Optional[int] = None) -> dict:
+    """The hand mask with the palm detector on every frame vs on every other frame while no hand is in
+    view (``HandOcclusion``'s default), on the same decoded frames and ``track``'s face landmarks.
+
+    Returns ``{"seconds": {"every_frame", "skip_while_none"}, "speedup"`` (every-frame seconds /
+    skipping seconds, decoding included in both), ``"frames_with_face_covered": {...}``, ``"mask_iou"``
+    (covered landmarks of the two, intersection over union; 1 when neither covers any)``}``.
+    """
+    import numpy as np
+
+    from .footage import open_footage
+    from .tracking.hands import HandOcclusion
+
+    seconds, masks = {}, {}
+    for name, skip in (("every_frame", False), ("skip_while_none", True)):
+        hands = HandOcclusion(skip_while_none=skip)
+        out = []
+        t0 = time.perf_counter()
+        try:
+            for frame, lm, ok in zip(open_footage(clip, max_side=max_side).frames(), track.landmarks, track.valid):
+                scale = frame.image.shape[1] / track.image_size[0]
+                out += hands.push(frame.image, lm[:, :2] * scale if ok else None)
+            out += hands.flush()
+        finally:
+            hands.close()
+        seconds[name] = time.perf_counter() - t0
+        masks[name] = np.array([np.zeros(track.landmarks.shape[1], bool) if m is None else m for m in out])
+    a, b = masks["every_frame"], masks["skip_while_none"]
+    union = int((a | b).sum())
+    return {"seconds": seconds, "speedup": seconds["every_frame"] / seconds["skip_while_none"],
+            "frames_with_face_covered": {k: int(m.any(1).sum()) for k, m in masks.items()},
+            "mask_iou": float((a & b).sum() / union) if union else 1.0}
 
 
 def bake_speed(frames: int = 10_000, keys: int = 52, slow_frames: int = 2_000) -> dict:

@@ -51,7 +51,7 @@ class CaptureSettings:
         hands: look for hands over the face (MediaPipe Hands): the landmarks
             a hand covers get no weight and the units they carry are held
             (``backend.tracking.hands``, ``backend.estimators.fit.Fitter``);
-            about 4x the tracking time, so off by default.
+            about 3x the tracking time, so off by default.
     """
 
     face_index: Optional[int] = None

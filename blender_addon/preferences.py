@@ -83,7 +83,7 @@ class FaceKeySceneSettings(bpy.types.PropertyGroup):
                                            "face so every take shares one neutral (empty = solve it from this footage)")
     hands: BoolProperty(name="Hands over face", default=False,
                         description="Look for hands over the face: what a hand covers is not read as expression "
-                                    "(tracking takes about 4x longer)")
+                                    "(tracking takes about 3x longer)")
     head_mode: EnumProperty(name="Head rotation", items=HEAD_MODES, default="NONE")
     head_object: PointerProperty(name="Head target", type=bpy.types.Object)
     head_bone: StringProperty(name="Bone", description="Pose bone of the head target armature")

@@ -20,8 +20,12 @@ does not see it).  The hull also covers the gaps between spread fingers:
 points there are marked hidden, which costs a little evidence and never
 invents any.
 
-Cost: one hand-landmark pass per frame, about 4x the face tracking time on a
-2-core CPU; hence opt-in (``TrackSettings.hands``).
+Cost: while a hand is in view, one hand-landmark pass per frame (plus the palm
+detector looking for a second hand).  While none is, the palm detector, the
+larger part of the cost, looks at every other frame only; when it finds a hand
+after a frame it skipped, that frame is looked at too (the hand may have come
+in there), so a hand is not found later than before.  On a 2-core CPU
+about 3x the face tracking time; hence opt-in (``TrackSettings.hands``).
 """
 from __future__ import annotations
 
@@ -81,15 +85,22 @@ def covered(points: np.ndarray, hands: list[np.ndarray]) -> np.ndarray:
 class HandOcclusion:
     """MediaPipe Hands on a sequence of frames (tracking mode) or on photos (``static=True``).
 
-    Call :meth:`covered` once per frame, in order; :meth:`close` when done.
+    Call :meth:`push` once per frame, in order, and :meth:`flush` after the
+    last; each returns the masks of the frames decided so far, in frame order
+    (in tracking mode a frame the palm detector skipped is decided with the
+    next one); :meth:`close` when done.
     """
 
-    def __init__(self, static: bool = False, max_hands: int = 2, min_detection_confidence: float = 0.5):
+    def __init__(self, static: bool = False, max_hands: int = 2, min_detection_confidence: float = 0.5,
+                 skip_while_none: bool = True):
         import mediapipe as mp  # heavy import, only when hands are asked for
 
         self._hands = mp.solutions.hands.Hands(static_image_mode=static, max_num_hands=int(max_hands),
                                                model_complexity=1,
                                                min_detection_confidence=float(min_detection_confidence))
+        self._skip = bool(skip_while_none) and not static   # every other frame while no hand is in view
+        self._in_view = False       # a hand was found on the last frame looked at
+        self._pending = None        # (image, face) of the skipped frame, decided with the next one
 
     def find(self, image: np.ndarray) -> list[np.ndarray]:
         """Hands in one (H, W, 3) uint8 RGB image: a list of (21, 2) float32 pixel arrays."""
@@ -98,16 +109,36 @@ class HandOcclusion:
         return [np.array([(p.x * w, p.y * h) for p in hand.landmark], np.float32)
                 for hand in (res.multi_hand_landmarks or [])]
 
-    def covered(self, image: np.ndarray, face: Optional[np.ndarray]) -> Optional[np.ndarray]:
-        """(L,) bool of the ``face`` landmarks (L, 2+) pixels of ``image`` that a hand covers.
+    def push(self, image: np.ndarray, face: Optional[np.ndarray]) -> list[Optional[np.ndarray]]:
+        """Give the next frame; returns the masks of the frames now decided, oldest first.
 
-        The frame is always passed to the hand tracker (it follows hands from
-        frame to frame); None when there is no face on this frame.
+        Each mask is (L,) bool over ``face`` (L, 2+) pixels of that frame, True
+        where a hand covers the landmark, or None where the frame has no face.
         """
+        pending, self._pending = self._pending, None
+        if self._skip and not self._in_view and pending is None:
+            self._pending = (image, face)
+            return []
         hands = self.find(image)
-        if face is None:
-            return None
-        return covered(face, hands)
+        decided = []
+        if pending is not None:
+            if hands:   # a hand came in: look at the skipped frame too, then follow the hand again
+                decided.append(_mask(pending[1], self.find(pending[0])))
+                hands = self.find(image)
+            else:
+                decided.append(_mask(pending[1], []))
+        self._in_view = bool(hands)
+        decided.append(_mask(face, hands))
+        return decided
+
+    def flush(self) -> list[Optional[np.ndarray]]:
+        """The mask of the last frame when it was skipped (looked at now), else nothing."""
+        pending, self._pending = self._pending, None
+        return [] if pending is None else [_mask(pending[1], self.find(pending[0]))]
 
     def close(self) -> None:
         self._hands.close()
+
+
+def _mask(face: Optional[np.ndarray], hands: list[np.ndarray]) -> Optional[np.ndarray]:
+    return None if face is None else covered(face, hands)

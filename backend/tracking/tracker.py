@@ -91,7 +91,7 @@ class TrackSettings:
             tracking mode (below it the detector runs again).
         progress_every: emit a progress event every this many frames.
         hands: also find hands (MediaPipe Hands) and mark the face
-            landmarks a hand covers (``FaceTrack.occluded``); about 4x the
+            landmarks a hand covers (``FaceTrack.occluded``); about 3x the
             tracking time (see ``backend.tracking.hands``).
     """
 
@@ -144,12 +144,13 @@ class _Buffer:
     def __init__(self, capacity: int):
         cap = max(int(capacity), 16)
         self.n = 0
+        self.decided = 0        # frames whose occlusion mask is known
         self.landmarks = np.full((cap, NUM_LANDMARKS, 3), np.nan, np.float32)
         self.valid = np.zeros(cap, bool)
         self.times = np.zeros(cap, np.float64)
         self.occluded = np.zeros((cap, NUM_LANDMARKS), bool)
 
-    def append(self, time_s: float, points: Optional[np.ndarray], occluded: Optional[np.ndarray] = None) -> None:
+    def append(self, time_s: float, points: Optional[np.ndarray]) -> None:
         if self.n == self.valid.shape[0]:
             cap = self.n * 2
             lm = np.full((cap, NUM_LANDMARKS, 3), np.nan, np.float32)
@@ -162,9 +163,15 @@ class _Buffer:
         if points is not None:
             self.landmarks[self.n] = points
             self.valid[self.n] = True
-            if occluded is not None:
-                self.occluded[self.n] = occluded
         self.n += 1
+
+    def set_occluded(self, masks: list[Optional[np.ndarray]]) -> None:
+        """Occlusion masks ((L,) bool, or None on a frame without a face) of the next frames that have
+        none yet, in order (they may come a frame after the frame itself, see ``HandOcclusion.push``)."""
+        for mask in masks:
+            if mask is not None:
+                self.occluded[self.decided] = mask
+            self.decided += 1
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         n = self.n
@@ -255,14 +262,15 @@ def track_steps(source: Union[str, os.PathLike, Footage], settings: Optional[Tra
                     cands = scale_faces(still.find(img), size, full_size)
                     pick = selector.choose(cands)
                     points = cands[pick] if pick is not None else None
-            occluded = None
+            buf.append(frame.time, points)
             if hands is not None:
                 scale = np.array([size[0] / full_size[0], size[1] / full_size[1]], np.float32)
-                occluded = hands.covered(img, None if points is None else points[:, :2] * scale)
-            buf.append(frame.time, points, occluded)
+                buf.set_occluded(hands.push(img, None if points is None else points[:, :2] * scale))
             done = buf.n
             if done % settings.progress_every == 0:
                 yield Progress(done, max(total, done), f"Tracking faces in {name}: frame {done}")
+        if hands is not None:
+            buf.set_occluded(hands.flush())
     finally:
         if mesh is not None:
             mesh.close()

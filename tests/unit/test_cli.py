@@ -204,3 +204,7 @@ def test_bench_capture_times_every_stage_side_by_side(tmp_path):
     assert r["hands_vs_landmarks"] == pytest.approx(r["fps"]["hands"] / r["fps"]["landmarks"])
     assert r["frames_with_face_covered"] == 0          # no hand in the first frames of the demo
     assert "landmarks with hands / without" in res.output
+    hs = r["hand_search"]       # the palm detector on every frame vs every other frame while no hand is seen
+    assert hs["speedup"] == pytest.approx(hs["seconds"]["every_frame"] / hs["seconds"]["skip_while_none"])
+    assert hs["frames_with_face_covered"] == {"every_frame": 0, "skip_while_none": 0} and hs["mask_iou"] == 1.0
+    assert "palm detector on every other frame" in res.output

@@ -375,3 +375,36 @@ def test_occlusion_mask_follows_the_track_helpers():
     with pytest.raises(ValueError, match="occluded"):
         FaceTrack(landmarks=lm, valid=np.ones(3, bool), confidence=np.ones(3, np.float32),
                   timestamps=np.arange(3) / 30.0, fps=30.0, image_size=(640, 480), occluded=occ[:, :68]).validate()
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_hand_search_skips_frames_only_while_no_hand_is_seen(skip):
+    """Video: while no hand is in view the palm detector looks at every other frame; a hand that comes
+    in on a skipped frame is still marked there (the skipped frame is looked at once a hand is found),
+    and every frame gets its mask, in order, by the end.  With skipping off, every frame is looked at."""
+    from backend.tracking.hands import HandOcclusion
+
+    hand_on, n = set(range(4, 10)), 14        # the hand comes in on frame 4 (a skipped one) and leaves at 10
+    looked = []
+
+    def find(image):
+        looked.append(int(image[0, 0, 0]))
+        return [_upright_hand()] if looked[-1] in hand_on else []
+
+    occlusion = HandOcclusion(skip_while_none=skip)
+    occlusion.find = find
+    face = np.array([(100, 170), (300, 300)], np.float32)        # a point under the hand, one far away
+    masks = []
+    try:
+        for i in range(n):
+            masks += occlusion.push(np.full((8, 8, 3), i, np.uint8), None if i == 12 else face)
+        masks += occlusion.flush()
+    finally:
+        occlusion.close()
+    assert len(masks) == n and masks[12] is None                  # frame 12 has no face
+    assert [i for i, m in enumerate(masks) if m is not None and m[0]] == sorted(hand_on)
+    assert not any(m[1] for m in masks if m is not None)
+    if skip:
+        assert sorted(set(looked)) == [1, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13]   # 0, 2, 11 skipped while no hand
+    else:
+        assert looked == list(range(n))
