@@ -24,6 +24,7 @@ from rich.table import Table
 from .protocol.arkit import ARKIT_NAMES
 from .protocol.errors import FaceKeyError
 from .protocol.messages import Progress
+from .protocol.take import LOW_CONFIDENCE
 
 __all__ = ["app", "main"]
 
@@ -112,7 +113,6 @@ def _print_take_summary(console: Console, take, path: str) -> None:
                       soft_wrap=True)
     fit = take.header.get("fit_error_mm")
     if fit and fit.get("median") is not None:
-        from backend.estimators.solver import LOW_CONFIDENCE
         unsure = take.header.get("low_confidence_frames", 0)
         verdict = (f"{unsure} frame(s) with confidence below {LOW_CONFIDENCE} (the take's confidence curve "
                    "shows which)" if unsure else f"no frame below confidence {LOW_CONFIDENCE}")

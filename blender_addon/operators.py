@@ -195,6 +195,39 @@ class FACEKEY_OT_set_rest_frame(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class FACEKEY_OT_unsure_frame(bpy.types.Operator):
+    """Jump to the next (or previous) stretch of frames the capture is unsure of on the active object's
+    take: its facekey_confidence curve below 0.5"""
+    bl_idname = "facekey.unsure_frame"
+    bl_label = "Unsure frame"
+
+    previous: bpy.props.BoolProperty(name="Previous", description="Jump back instead of forward", default=False)
+
+    @classmethod
+    def poll(cls, context):
+        from .bake.readback import confidence_curve
+        return confidence_curve(context.active_object) is not None
+
+    def execute(self, context):
+        from .bake.readback import unsure_stretches
+        scene, obj = context.scene, context.active_object
+        stretches = unsure_stretches(obj)
+        now = scene.frame_current
+        if self.previous:
+            found = [s for s in stretches if round(s[0]) < now][-1:]
+        else:
+            found = [s for s in stretches if round(s[0]) > now][:1]
+        if not found:
+            where = "before" if self.previous else "after"
+            self.report({"INFO"}, f"No frame the capture is unsure of {where} frame {now} on '{obj.name}' "
+                                  f"({len(stretches)} unsure stretch(es) in all)")
+            return {"CANCELLED"}
+        first, last, lowest = found[0]
+        scene.frame_set(round(first))
+        self.report({"INFO"}, f"Unsure from frame {first:.0f} to {last:.0f} (lowest confidence {lowest:.2f})")
+        return {"FINISHED"}
+
+
 class FACEKEY_OT_setup_backend(_BackendJobOperator, bpy.types.Operator):
     """Create the backend environment with Blender's Python and install FaceKey's backend into it"""
     bl_idname = "facekey.setup_backend"
@@ -306,7 +339,8 @@ class FACEKEY_OT_open_log(bpy.types.Operator):
 
 _CLASSES = (FACEKEY_OT_capture, FACEKEY_OT_generate, FACEKEY_OT_solve_character, FACEKEY_OT_mesh_retarget,
             FACEKEY_OT_apply_take,
-            FACEKEY_OT_preview_frame, FACEKEY_OT_clear_preview, FACEKEY_OT_set_rest_frame, FACEKEY_OT_setup_backend,
+            FACEKEY_OT_preview_frame, FACEKEY_OT_clear_preview, FACEKEY_OT_set_rest_frame, FACEKEY_OT_unsure_frame,
+            FACEKEY_OT_setup_backend,
             FACEKEY_OT_cancel,
             FACEKEY_OT_check_backend, FACEKEY_OT_import_csv, FACEKEY_OT_export_csv, FACEKEY_OT_open_log)
 

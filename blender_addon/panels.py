@@ -117,7 +117,8 @@ class FACEKEY_PT_main(_FaceKeyPanel, bpy.types.Panel):
 
 
 class FACEKEY_PT_take(_SubPanel, bpy.types.Panel):
-    """The take to apply (the Take field, or the last take) and the one-frame preview."""
+    """The take to apply (the Take field, or the last take), the one-frame preview, and jumps to the frames
+    the active object's take is unsure of."""
     bl_label = "Take"
     bl_idname = "FACEKEY_PT_take"
 
@@ -129,6 +130,10 @@ class FACEKEY_PT_take(_SubPanel, bpy.types.Panel):
         row = _job_row(layout, context, align=True)
         row.operator("facekey.preview_frame", icon="HIDE_OFF")
         row.operator("facekey.clear_preview", icon="TRASH")
+        row = layout.row(align=True)
+        row.label(text="Unsure frames")
+        row.operator("facekey.unsure_frame", text="", icon="TRIA_LEFT").previous = True
+        row.operator("facekey.unsure_frame", text="", icon="TRIA_RIGHT").previous = False
 
 
 class FACEKEY_PT_retarget(_SubPanel, bpy.types.Panel):
@@ -198,8 +203,8 @@ def _draw_report(layout, s, report: dict | None = None) -> None:
         layout.label(text=f"A hand covers the face on {report['face_covered_frames']} frame(s): not read as expression",
                      icon="VIEW_PAN")
     if report.get("low_confidence_frames"):
-        layout.label(text=f"Unsure of {report['low_confidence_frames']} frame(s): see the facekey_confidence curve",
-                     icon="ERROR")
+        layout.label(text=f"Unsure of {report['low_confidence_frames']} frame(s): Take > Unsure frames jumps to "
+                          "them", icon="ERROR")
     meshes = report.get("meshes") or ({"": report["mesh"]} if "mesh" in report else {})
     for name, mesh in meshes.items():
         _draw_mesh(layout, name, mesh)

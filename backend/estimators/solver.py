@@ -25,7 +25,7 @@ of the face a hand leaves visible x the trust in the fit (:func:`fit_confidence`
 of the frame's median landmark fit error: a face the model cannot explain,
 such as a profile MediaPipe got wrong or a mistracked frame, is not trusted).
 The header says so (``confidence``), keeps the fit error's median / p95 / max (``fit_error_mm``) and the
-count of frames below :data:`LOW_CONFIDENCE` (``low_confidence_frames``).
+count of frames below ``protocol.take.LOW_CONFIDENCE`` (``low_confidence_frames``).
 
 Eye gaze is read off the fitted eyeLook* weights (the units turn the iris):
 yaw = 30 degrees x (lookOut - lookIn) for the left eye and x (lookIn - lookOut)
@@ -49,7 +49,7 @@ from backend.protocol.arkit import INDEX
 from backend.protocol.errors import FaceKeyError
 from backend.protocol.messages import Progress
 from backend.protocol.rotations import matrix_to_quat
-from backend.protocol.take import Take
+from backend.protocol.take import LOW_CONFIDENCE, Take
 from backend.tracking.track import FaceTrack
 
 from .actor import ActorProfile
@@ -57,7 +57,7 @@ from .camera import DEFAULT_FOV_DEG, default_focal
 from .fit import Fitter, FitTerms, axis_angle_to_matrix, matrix_to_axis_angle
 
 __all__ = ["SolverSettings", "SolverEstimator", "gaze_from_weights", "REST_WINDOW", "PHOTO_SPARSITY", "rest_frames",
-           "fit_confidence", "FIT_TRUSTED_MM", "FIT_FAILED_MM", "LOW_CONFIDENCE"]
+           "fit_confidence", "FIT_TRUSTED_MM", "FIT_FAILED_MM"]
 
 #: Frames on each side of ``rest_frame`` that also calibrate the rest face (the median over them).
 REST_WINDOW = 2
@@ -78,8 +78,6 @@ PHOTO_SPARSITY = 3.0
 #: degrees off the pose) 3.0 and 3.4 mm; synthetic clips at MediaPipe's noise level about 1 mm.
 FIT_TRUSTED_MM = 2.0
 FIT_FAILED_MM = 4.0
-#: Confidence below which a frame counts as unsure (the Take header's ``low_confidence_frames``).
-LOW_CONFIDENCE = 0.5
 
 
 @dataclasses.dataclass

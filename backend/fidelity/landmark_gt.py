@@ -62,6 +62,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from backend.protocol.errors import FaceKeyError
+from backend.protocol.take import LOW_CONFIDENCE
 from backend.tracking.ibug68 import to_ibug68
 
 __all__ = ["read_aflw_mat", "read_pts", "read_dlib_xml", "bbox_size", "interocular", "nme", "INNER_POINTS",
@@ -238,7 +239,6 @@ def _summary(faces: list[dict]) -> dict:
 
 
 def _aflw(folder: Path, progress, fan=None) -> dict:
-    from backend.estimators.solver import LOW_CONFIDENCE
     from backend.facemodel import load_face_model
 
     model = load_face_model()

@@ -31,10 +31,15 @@ from .arkit import ARKIT_NAMES, NUM_UNITS
 from .errors import FaceKeyError
 from .npzfile import atomic_savez, load_npz
 
-__all__ = ["Take", "SCHEMA", "SCHEMA_VERSION", "write_take", "read_take", "check_frame_indices", "select_frames"]
+__all__ = ["Take", "LOW_CONFIDENCE", "SCHEMA", "SCHEMA_VERSION", "write_take", "read_take", "check_frame_indices", "select_frames"]
 
 SCHEMA = "facekey.take"
 SCHEMA_VERSION = 1
+
+
+#: Confidence below which a frame of a take counts as unsure (a capture's ``low_confidence_frames``, the
+#: add-on's unsure-frame jumps).
+LOW_CONFIDENCE = 0.5
 
 
 @dataclasses.dataclass
@@ -48,7 +53,9 @@ class Take:
         eye_gaze: (T, 4) float32 radians (L yaw, L pitch, R yaw, R pitch).
         valid: (T,) bool, False where no face was tracked (values there are
             held from neighbours for display only, never invented as data).
-        confidence: (T,) float32 in [0, 1].
+        confidence: (T,) float32 in [0, 1]; how the take measured it, when it
+            did, is in ``header["confidence"]``; below :data:`LOW_CONFIDENCE`
+            a frame counts as unsure.
         timestamps: (T,) float64 seconds from clip start, strictly increasing.
         fps: nominal frames per second of the source (> 0).
         landmarks: optional (T, L, 3) float32 tracked landmarks (x, y in

@@ -1,4 +1,4 @@
-"""Baked shape-key F-curves -> Take (for Live Link CSV export)."""
+"""Baked shape-key F-curves -> Take (for Live Link CSV export), and the unsure stretches of a baked take."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,11 +9,11 @@ import numpy as np
 
 from ..protocol.arkit import INDEX
 from ..protocol.errors import FaceKeyError
-from ..protocol.take import Take, read_take
+from ..protocol.take import LOW_CONFIDENCE, Take, read_take
 from .fcurves import action_fcurves
-from .shape_keys import key_data_path
+from .shape_keys import CONFIDENCE_PROP, key_data_path
 
-__all__ = ["take_from_action", "find_facekey_action"]
+__all__ = ["take_from_action", "find_facekey_action", "confidence_curve", "unsure_stretches"]
 
 
 def find_facekey_action(obj):
@@ -76,3 +76,28 @@ def _base_take(path: str, num_keys: int):
         return None
     take = read_take(path)
     return take if int(take.valid.sum()) == num_keys else None
+
+
+def confidence_curve(obj):
+    """The ``["facekey_confidence"]`` F-curve of the action on ``obj``'s shape keys, or None."""
+    key = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
+    action = key.animation_data.action if key is not None and key.animation_data else None
+    if action is None:
+        return None
+    path = f'["{CONFIDENCE_PROP}"]'
+    return next((fc for fc in action_fcurves(action, key) if fc.data_path == path), None)
+
+
+def unsure_stretches(obj) -> list[tuple[float, float, float]]:
+    """Runs of consecutive keys of ``obj``'s confidence curve below ``LOW_CONFIDENCE``:
+    ``[(first frame, last frame, lowest confidence)]`` in frame order ([] without a curve)."""
+    fc = confidence_curve(obj)
+    if fc is None or not len(fc.keyframe_points):
+        return []
+    keys = _keys(fc)
+    low = keys[:, 1] < LOW_CONFIDENCE
+    out = []
+    for start in np.flatnonzero(low & ~np.r_[False, low[:-1]]):
+        stop = start + int(np.argmin(np.r_[low[start:], False]))     # first key after the run
+        out.append((float(keys[start, 0]), float(keys[stop - 1, 0]), float(keys[start:stop, 1].min())))
+    return out

@@ -521,6 +521,33 @@ def sc_mesh_retarget(params) -> dict:
     return res
 
 
+def sc_unsure_frames(params) -> dict:
+    """Bake a take whose confidence dips on frames 10-14 and 30-32 onto Face (keys at scene frames 1 + i),
+    then walk the Take panel's Unsure frame buttons: next, next, next (none left), previous, previous
+    (none left), and previous with no confidence curve on the active object."""
+    import dataclasses
+
+    import numpy as np
+    pkg = install(params)
+    make_character()
+    scene, face = bpy.context.scene, bpy.data.objects["Face"]
+    take = sub(pkg, "protocol.take").Take.empty(40, 24.0, confidence="measured by the test")
+    conf = np.ones(40, np.float32)
+    conf[10:15], conf[30:33] = np.linspace(0.1, 0.3, 5), 0.4
+    take = dataclasses.replace(take, confidence=conf)
+    names = sub(pkg, "protocol.namemap").load_name_map("arkit", None)
+    sub(pkg, "bake.apply").bake_take(take, [face], names, scene=scene, source="unsure.mp4")
+    bpy.context.view_layer.objects.active = face
+    scene.frame_set(1)
+    steps = []
+    for previous in (False, False, False, True, True):
+        rc = call_op(bpy.ops.facekey.unsure_frame, previous=previous)
+        steps.append([rc, scene.frame_current])
+    bpy.context.view_layer.objects.active = bpy.data.objects["Plain"]
+    return {"steps": steps, "poll_without_curve": bpy.ops.facekey.unsure_frame.poll(),
+            "stretches": sub(pkg, "bake.readback").unsure_stretches(face), "panel": draw_panel()}
+
+
 class RecordingLayout:
     """Stands in for a ``UILayout`` (there is no UI in background mode): records what a panel draws, reads
     every property it shows and checks every operator it names exists."""
@@ -539,8 +566,10 @@ class RecordingLayout:
         self.log.append(["prop", prop])
 
     def operator(self, idname, **kw):
+        import types
         assert hasattr(bpy.ops.facekey, idname.split(".")[1]), idname
         self.log.append(["operator", idname])
+        return types.SimpleNamespace()          # the operator's properties, as the panel sets them
 
     def progress(self, **kw):
         self.log.append(["progress", kw.get("text", "")])

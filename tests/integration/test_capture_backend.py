@@ -184,6 +184,6 @@ def test_capture_of_a_face_the_fit_cannot_explain_says_so(run_scenario, realdata
     assert res["rc"] == ["FINISHED"] and res["state"]["status"] == "done", res["state"]
     assert res["state"]["report"]["low_confidence_frames"] == 1
     shown = [text for kind, text in res["panel"] if kind == "label"]
-    assert any(t.startswith("Unsure of 1 frame(s): see the facekey_confidence curve") for t in shown), shown
+    assert any(t.startswith("Unsure of 1 frame(s): Take > Unsure frames") for t in shown), shown
     conf = next(c for c in res["curves"] if c["path"] == '["facekey_confidence"]')
     assert len(conf["co"]) == 2 and conf["co"][1] < 0.5

@@ -94,8 +94,7 @@ def test_confidence_flags_the_profile_the_fit_gets_wrong(realdata, photos, tmp_p
     from typer.testing import CliRunner
 
     from backend.cli import app
-    from backend.estimators.solver import LOW_CONFIDENCE
-    from backend.protocol.take import read_take
+    from backend.protocol.take import LOW_CONFIDENCE, read_take
 
     out = tmp_path / "profile.npz"
     res = CliRunner().invoke(app, ["capture", str(realdata / "landmarks_gt" / "aflw2000_3d_prnet" / "image00475.jpg"),

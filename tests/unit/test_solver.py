@@ -296,7 +296,8 @@ def test_frames_the_model_cannot_explain_get_low_confidence():
     """A burst of badly tracked frames (motion blur: every landmark 5 px off at random, four times the
     tracker's usual noise) gets a low confidence; the well-tracked frames keep full confidence, and
     the header counts the unsure frames."""
-    from backend.estimators.solver import FIT_FAILED_MM, FIT_TRUSTED_MM, LOW_CONFIDENCE, fit_confidence
+    from backend.estimators.solver import FIT_FAILED_MM, FIT_TRUSTED_MM, fit_confidence
+    from backend.protocol.take import LOW_CONFIDENCE
 
     np.testing.assert_allclose(fit_confidence(np.array([0.5, FIT_TRUSTED_MM, 3.0, FIT_FAILED_MM, 9.0, np.nan])),
                                [1.0, 1.0, 0.5, 0.0, 0.0, 1.0])
