@@ -71,10 +71,9 @@ REST_WINDOW = 2
 PHOTO_SPARSITY = 3.0
 
 #: A frame's fit error (median landmark distance, mm at the face) up to which its fit is trusted whole,
-#: and the error at which it is not trusted at all (confidence falls linearly in between).  Measured
-#: (HEAD of the fidelity work): real clips 1.0-2.4 mm on every frame (95th percentile 1.5-2.0, the
-#: extreme-expressions clip included), real photos 1.2-2.0 mm (2.35 and 2.53 on a small and a
-#: back-lit face); the two AFLW2000-3D profiles the fit gets wrong (NME 6.5 and 10.2 %, 10 and 30
+#: and the error at which it is not trusted at all (confidence falls linearly in between).  Measured:
+#: real clips 1.0-2.4 mm on every frame (95th percentile 1.5-2.0, the extreme-expressions clip
+#: included), real photos 1.2-2.0 mm (2.35 and 2.53 on a small and a back-lit face); the two AFLW2000-3D profiles the fit gets wrong (NME 6.5 and 10.2 %, 10 and 30
 #: degrees off the pose) 3.0 and 3.4 mm; synthetic clips at MediaPipe's noise level about 1 mm.
 FIT_TRUSTED_MM = 2.0
 FIT_FAILED_MM = 4.0

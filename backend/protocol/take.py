@@ -31,7 +31,8 @@ from .arkit import ARKIT_NAMES, NUM_UNITS
 from .errors import FaceKeyError
 from .npzfile import atomic_savez, load_npz
 
-__all__ = ["Take", "LOW_CONFIDENCE", "SCHEMA", "SCHEMA_VERSION", "write_take", "read_take", "check_frame_indices", "select_frames"]
+__all__ = ["Take", "LOW_CONFIDENCE", "SCHEMA", "SCHEMA_VERSION", "write_take", "read_take", "check_frame_indices",
+           "select_frames"]
 
 SCHEMA = "facekey.take"
 SCHEMA_VERSION = 1
