@@ -421,6 +421,9 @@ def _print_bake_report(console: Console, report: dict) -> None:
         console.print(f"  [yellow]skipped {name}[/]: {reason}")
     if report.get("head"):
         console.print(f"  head rotation: action {report['head']!r}")
+    if report.get("low_confidence_frames"):
+        console.print(f"  {report['low_confidence_frames']} frame(s) the capture is unsure of (confidence below "
+                      f"{LOW_CONFIDENCE}): see each action's facekey_confidence curve", soft_wrap=True)
 
 
 @app.command()

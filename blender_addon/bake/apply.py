@@ -32,7 +32,8 @@ def bake_take(take, objects, name_map, *, scene, source: str, start_frame: float
 
     Returns:
         ``{"objects": {name: {"action", "mapped", "unmapped_units", "unused_keys"}},
-        "skipped": {name: reason}, "frames": valid frame count, "head": action name or None}``.
+        "skipped": {name: reason}, "frames": valid frame count, "head": action name or None}``, and
+        ``"low_confidence_frames"`` for a take that measured its confidence (a capture).
     """
     targets, skipped = resolve_targets(objects, name_map)
     if head_target is not None and head_bone and (head_target.type != "ARMATURE" or head_bone not in head_target.pose.bones):
@@ -41,6 +42,8 @@ def bake_take(take, objects, name_map, *, scene, source: str, start_frame: float
     fps = scene_fps(scene)
     name = action_name_for(source)
     report = {"objects": {}, "skipped": skipped, "frames": int(take.valid.sum()), "head": None}
+    if "low_confidence_frames" in take.header:
+        report["low_confidence_frames"] = int(take.header["low_confidence_frames"])
     for obj, res in targets:
         action = bake_shape_keys(obj, take, res.mapping, name, start_frame, fps, take_path)
         report["objects"][obj.name] = {

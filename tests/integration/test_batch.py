@@ -38,7 +38,10 @@ def test_batch_bakes_a_folder_one_action_per_take(tmp_path):
     before = blend_in.read_bytes()
     takes = tmp_path / "takes"
     takes.mkdir()
-    write_take(takes / "day1_take1.npz", synthetic_take(20, 30.0))
+    captured = synthetic_take(20, 30.0)          # as a capture writes it: its confidence, measured, dips on 3 frames
+    captured.confidence[5:8] = 0.2
+    captured.header.update(confidence="measured", low_confidence_frames=3)
+    write_take(takes / "day1_take1.npz", captured)
     write_livelink_csv(takes / "day1_take2.csv", synthetic_take(45, 30.0))
     (takes / "day1_take3.npz").write_bytes(b"truncated download")
     (takes / "shot_list.txt").write_text("not a take")
@@ -48,11 +51,12 @@ def test_batch_bakes_a_folder_one_action_per_take(tmp_path):
     assert res.exit_code == 3, res.output
     assert "2 of 3 takes baked" in res.output and "day1_take3.npz not baked" in res.output
     assert "take_invalid" in res.output and "hint:" in res.output
+    assert "3 frame(s) the capture is unsure of" in res.output
     assert blend_in.read_bytes() == before
     info = inspect_blend(out, "Head")
     keys = {'key_blocks["eyeBlink_L"].value[0]', 'key_blocks["jawOpen"].value[0]'}
-    assert info["actions"]["FK_day1_take1"] == {k: 20 for k in keys}
-    assert info["actions"]["FK_day1_take2"] == {k: 45 for k in keys}
+    assert info["actions"]["FK_day1_take1"] == {**{k: 20 for k in keys}, '["facekey_confidence"][0]': 20}
+    assert info["actions"]["FK_day1_take2"] == {k: 45 for k in keys}    # a Live Link CSV measures no confidence
     assert info["actions"]["AnimatorsWork"] == {'key_blocks["jawOpen"].value[0]': 1}
     assert not any("take3" in name for name in info["actions"])
 
