@@ -130,8 +130,10 @@ class FACEKEY_PT_take(_SubPanel, bpy.types.Panel):
         row = _job_row(layout, context, align=True)
         row.operator("facekey.preview_frame", icon="HIDE_OFF")
         row.operator("facekey.clear_preview", icon="TRASH")
+        from .bake.readback import unsure_stretches
+        stretches = unsure_stretches(context.active_object)
         row = layout.row(align=True)
-        row.label(text="Unsure frames")
+        row.label(text=f"Unsure frames: {len(stretches)} stretch(es)" if stretches else "Unsure frames")
         row.operator("facekey.unsure_frame", text="", icon="TRIA_LEFT").previous = True
         row.operator("facekey.unsure_frame", text="", icon="TRIA_RIGHT").previous = False
 

@@ -543,9 +543,11 @@ def sc_unsure_frames(params) -> dict:
     for previous in (False, False, False, True, True):
         rc = call_op(bpy.ops.facekey.unsure_frame, previous=previous)
         steps.append([rc, scene.frame_current])
+    panel_face = draw_panel()
     bpy.context.view_layer.objects.active = bpy.data.objects["Plain"]
     return {"steps": steps, "poll_without_curve": bpy.ops.facekey.unsure_frame.poll(),
-            "stretches": sub(pkg, "bake.readback").unsure_stretches(face), "panel": draw_panel()}
+            "stretches": sub(pkg, "bake.readback").unsure_stretches(face), "panel": draw_panel(),
+            "panel_face": panel_face}
 
 
 class RecordingLayout:

@@ -96,3 +96,5 @@ def test_unsure_frame_buttons_walk_the_take_confidence_dips(run_scenario):
     assert res["poll_without_curve"] is False
     take = res["panel"][res["panel"].index(["panel", "Take"]):]
     assert take.count(["operator", "facekey.unsure_frame"]) == 2
+    assert ["label", "Unsure frames"] in take      # drawn with Plain active: no curve, no count
+    assert ["label", "Unsure frames: 2 stretch(es)"] in res["panel_face"]
