@@ -81,9 +81,9 @@ def hand_search_speed(clip, track, max_side: Optional[int] = None) -> dict:
     """The hand mask with the palm detector on every frame vs on every other frame while no hand is in
     view (``HandOcclusion``'s default), on the same decoded frames and ``track``'s face landmarks.
 
-    Returns ``{"seconds": {"every_frame", "skip_while_none"}, "speedup"`` (every-frame seconds /
-    skipping seconds, decoding included in both), ``"frames_with_face_covered": {...}``, ``"mask_iou"``
-    (covered landmarks of the two, intersection over union; 1 when neither covers any)``}``.
+    Returns a dict: ``seconds`` ({"every_frame", "skip_while_none"}), ``speedup`` (every-frame seconds
+    / skipping seconds, decoding included in both), ``frames_with_face_covered`` (the same two keys)
+    and ``mask_iou`` (covered landmarks of the two, intersection over union; 1 when neither covers any).
     """
     import numpy as np
 

@@ -7,6 +7,7 @@ shown as an ``internal`` error pointing at the log.  In background mode
 """
 from __future__ import annotations
 
+import math
 import os
 import traceback
 
@@ -212,18 +213,19 @@ class FACEKEY_OT_unsure_frame(bpy.types.Operator):
         from .bake.readback import unsure_stretches
         scene, obj = context.scene, context.active_object
         stretches = unsure_stretches(obj)
-        now = scene.frame_current
+        now = scene.frame_current + scene.frame_subframe
         if self.previous:
-            found = [s for s in stretches if round(s[0]) < now][-1:]
+            found = [s for s in stretches if s[0] < now - 1e-3][-1:]
         else:
-            found = [s for s in stretches if round(s[0]) > now][:1]
+            found = [s for s in stretches if s[0] > now + 1e-3][:1]
         if not found:
             where = "before" if self.previous else "after"
-            self.report({"INFO"}, f"No frame the capture is unsure of {where} frame {now} on '{obj.name}' "
+            self.report({"INFO"}, f"No frame the capture is unsure of {where} frame {now:g} on '{obj.name}' "
                                   f"({len(stretches)} unsure stretch(es) in all)")
             return {"CANCELLED"}
         first, last, lowest = found[0]
-        scene.frame_set(round(first))
+        whole = math.floor(first)       # keys may sit between frames (take and scene fps differ): land on the key
+        scene.frame_set(whole, subframe=first - whole)
         self.report({"INFO"}, f"Unsure from frame {first:.0f} to {last:.0f} (lowest confidence {lowest:.2f})")
         return {"FINISHED"}
 

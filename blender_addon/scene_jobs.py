@@ -12,7 +12,7 @@ import os
 import bpy
 
 from .backend_setup import backend_python, default_env_dir, default_log_path, user_data_dir
-from .bake.apply import bake_take
+from .bake.apply import bake_take, capture_counts
 from .jobs import BackendJob, CaptureJob, JobSequence, LocalJob
 from .protocol.errors import FaceKeyError
 from .state import STATE
@@ -159,7 +159,7 @@ def make_solve_job(context, client_kwargs: dict | None = None, *, obj=None, take
     the backend first.
     """
     from .bake.apply import action_name_for, scene_fps
-    from .bake.shape_keys import bake_key_take
+    from .bake.shape_keys import bake_key_take, bake_source_confidence
     obj, take_path = _retarget_inputs(context, "Character solve", obj, take_path)
     name, scene_name, start = obj.name, context.scene.name, context.scene.facekey.start_frame
 
@@ -167,6 +167,7 @@ def make_solve_job(context, client_kwargs: dict | None = None, *, obj=None, take
         scene = bpy.data.scenes[scene_name]
         action = bake_key_take(bpy.data.objects[name], kt, action_name_for(take_path), start, scene_fps(scene),
                                payload["key_take"])
+        bake_source_confidence(bpy.data.objects[name], action, take_path, start, scene_fps(scene))
         solve = payload["report"]
         report = {"objects": {name: {"action": action.name, "mapped": {k: k for k in kt.key_names},
                                      "unmapped_units": list(solve["unmapped_units"]),
@@ -404,12 +405,7 @@ def make_capture_job(context, client_kwargs: dict | None = None) -> JobSequence:
     for k, (source, prefix) in enumerate(zip(sources, prefixes)):
         def queue_targets(take, take_path, source=source, prefix=prefix) -> dict:
             _add_target_parts(seq, plan, scene_name, take_path, source, client_kwargs, prefix=prefix)
-            report = {"objects": {}, "skipped": {}, "frames": int(take.valid.sum())}
-            if "occlusion" in take.header:
-                report["face_covered_frames"] = int(take.header["occlusion"]["frames_with_face_covered"])
-            if "low_confidence_frames" in take.header:
-                report["low_confidence_frames"] = int(take.header["low_confidence_frames"])
-            return report
+            return {"objects": {}, "skipped": {}, "frames": int(take.valid.sum()), **capture_counts(take)}
 
         args = (python, default_log_path(), source, _unique_take_path(source), settings, face_index, queue_targets)
         name = f"{prefix}{_CAPTURE_PART} {k + 1} of {len(sources)}" if clips else _CAPTURE_PART

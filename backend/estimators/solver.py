@@ -30,8 +30,11 @@ well-fitted frames (:func:`_lean_on_trusted`, trust relative to the clip's
 median fit error).  On synthetic clips with a 10-frame burst of 5 px tracking
 noise the weight MAE on the burst falls from 0.09-0.11 to 0.03-0.06; with an
 8 px burst in a clip tracked at 2.5 px from 0.15-0.16 to 0.05-0.07; clips
-without a burst, noisy or not, and the real clips (1.0-2.4 mm) are unchanged.  The header says so (``confidence``), keeps the fit error's median / p95 / max (``fit_error_mm``) and the
-count of frames below ``protocol.take.LOW_CONFIDENCE`` (``low_confidence_frames``).
+without a burst, noisy or not, and every number of the fidelity bench (real
+clips, 1.0-2.4 mm, included) are unchanged.  The header says so (``confidence``), keeps the fit error's median / p95 /
+max (``fit_error_mm``) and the count of frames below
+``protocol.take.LOW_CONFIDENCE`` (``low_confidence_frames``; frames without a
+face, confidence 0, count).
 
 Eye gaze is read off the fitted eyeLook* weights (the units turn the iris):
 yaw = 30 degrees x (lookOut - lookIn) for the left eye and x (lookIn - lookOut)
@@ -79,13 +82,14 @@ PHOTO_SPARSITY = 3.0
 #: A frame's fit error (median landmark distance, mm at the face) up to which its fit is trusted whole,
 #: and the error at which it is not trusted at all (confidence falls linearly in between).  Measured:
 #: real clips 1.0-2.4 mm on every frame (95th percentile 1.5-2.0, the extreme-expressions clip
-#: included), real photos 1.2-2.0 mm (2.35 and 2.53 on a small and a back-lit face); the two AFLW2000-3D profiles the fit gets wrong (NME 6.5 and 10.2 %, 10 and 30
+#: included), real photos 1.2-2.0 mm (2.35 and 2.53 on a small and a back-lit face); the two
+#: AFLW2000-3D profiles the fit gets wrong (NME 6.5 and 10.2 %, 10 and 30
 #: degrees off the pose) 3.0 and 3.4 mm; synthetic clips at MediaPipe's noise level about 1 mm.
 FIT_TRUSTED_MM = 2.0
 FIT_FAILED_MM = 4.0
-#: In a clip whose frames all fit worse than :data:`FIT_TRUSTED_MM`, frames up to this many times the
-#: clip's median fit error still count as well fitted when frames lean on their neighbours
-#: (:func:`_lean_on_trusted`).  Synthetic clips tracked at 2.5 px (fit error ~2.2 mm on every frame):
+#: When frames lean on their neighbours (:func:`_lean_on_trusted`), frames up to this many times the
+#: clip's median fit error count as well fitted, where that is above :data:`FIT_TRUSTED_MM` (a clip
+#: whose median is above 1.6 mm).  Synthetic clips tracked at 2.5 px (fit error ~2.2 mm on every frame):
 #: with 1.0, 14 % of the weight values moved (up to 0.04; MAE unchanged), with 1.25 none by 0.002; an
 #: 8 px burst in them: weight MAE on the burst 0.15-0.16 -> 0.05-0.07 with either.
 LEAN_MEDIAN_FACTOR = 1.25
@@ -268,7 +272,7 @@ def _lean_on_trusted(weights: np.ndarray, error_mm: np.ndarray, times: np.ndarra
     if np.isfinite(err).any():
         reference = max(reference, LEAN_MEDIAN_FACTOR * float(np.nanmedian(err)))
     trust = fit_confidence(err * (FIT_TRUSTED_MM / reference))
-    trusted = trust >= 1.0
+    trusted = (trust >= 1.0) & np.isfinite(err)     # a frame with nothing visible is no anchor
     if trusted.all() or not trusted.any():
         return weights
     return trust[:, None] * weights + (1.0 - trust[:, None]) * _interpolate_rows(weights, trusted, times)
@@ -404,7 +408,7 @@ class SolverEstimator:
         seen_err = error_mm[np.isfinite(error_mm)]
         header["fit_error_mm"] = {k: round(float(np.percentile(seen_err, q)), 3) if len(seen_err) else None
                                   for k, q in (("median", 50), ("p95", 95), ("max", 100))}
-        header["low_confidence_frames"] = int((conf[valid] < LOW_CONFIDENCE).sum())
+        header["low_confidence_frames"] = int((conf < LOW_CONFIDENCE).sum())   # frames without a face count
         if rest_offset is not None:
             header["rest_offset"] = np.round(rest_offset, 6).tolist()
         if actor is not None:

@@ -9,7 +9,7 @@ from ..targets import resolve_targets
 from .head import bake_head_rotation
 from .shape_keys import bake_shape_keys
 
-__all__ = ["bake_take", "scene_fps", "action_name_for"]
+__all__ = ["bake_take", "scene_fps", "action_name_for", "capture_counts"]
 
 
 def scene_fps(scene) -> float:
@@ -23,6 +23,17 @@ def action_name_for(source: str) -> str:
     return f"FK_{stem}"
 
 
+def capture_counts(take) -> dict:
+    """What a captured take's header counts, for reports: ``"face_covered_frames"`` (when the capture
+    looked for hands over the face) and ``"low_confidence_frames"`` (when it measured its confidence)."""
+    out = {}
+    if "occlusion" in take.header:
+        out["face_covered_frames"] = int(take.header["occlusion"]["frames_with_face_covered"])
+    if "low_confidence_frames" in take.header:
+        out["low_confidence_frames"] = int(take.header["low_confidence_frames"])
+    return out
+
+
 def bake_take(take, objects, name_map, *, scene, source: str, start_frame: float = 1.0,
               take_path: str | None = None, head_target=None, head_bone: str | None = None) -> dict:
     """Bake ``take`` onto every usable object of ``objects`` (new actions; nothing existing is modified).
@@ -32,8 +43,8 @@ def bake_take(take, objects, name_map, *, scene, source: str, start_frame: float
 
     Returns:
         ``{"objects": {name: {"action", "mapped", "unmapped_units", "unused_keys"}},
-        "skipped": {name: reason}, "frames": valid frame count, "head": action name or None}``, and
-        ``"low_confidence_frames"`` for a take that measured its confidence (a capture).
+        "skipped": {name: reason}, "frames": valid frame count, "head": action name or None}`` and the
+        take's :func:`capture_counts`.
     """
     targets, skipped = resolve_targets(objects, name_map)
     if head_target is not None and head_bone and (head_target.type != "ARMATURE" or head_bone not in head_target.pose.bones):
@@ -41,9 +52,8 @@ def bake_take(take, objects, name_map, *, scene, source: str, start_frame: float
                            "Pick an armature and one of its bones as head rotation target.")
     fps = scene_fps(scene)
     name = action_name_for(source)
-    report = {"objects": {}, "skipped": skipped, "frames": int(take.valid.sum()), "head": None}
-    if "low_confidence_frames" in take.header:
-        report["low_confidence_frames"] = int(take.header["low_confidence_frames"])
+    report = {"objects": {}, "skipped": skipped, "frames": int(take.valid.sum()), "head": None,
+              **capture_counts(take)}
     for obj, res in targets:
         action = bake_shape_keys(obj, take, res.mapping, name, start_frame, fps, take_path)
         report["objects"][obj.name] = {

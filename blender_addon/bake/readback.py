@@ -11,15 +11,20 @@ from ..protocol.arkit import INDEX
 from ..protocol.errors import FaceKeyError
 from ..protocol.take import LOW_CONFIDENCE, Take, read_take
 from .fcurves import action_fcurves
-from .shape_keys import CONFIDENCE_PROP, key_data_path
+from .shape_keys import CONFIDENCE_PATH, key_data_path
 
 __all__ = ["take_from_action", "find_facekey_action", "confidence_curve", "unsure_stretches"]
 
 
+def _key_action(obj) -> tuple:
+    """``(shape-key datablock, its assigned action)`` of ``obj``; None for what is missing."""
+    key = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
+    return key, (key.animation_data.action if key is not None and key.animation_data else None)
+
+
 def find_facekey_action(obj):
     """The FaceKey action assigned to ``obj``'s shape keys; raise ``bad_argument`` if there is none."""
-    key = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
-    action = key.animation_data.action if key is not None and key.animation_data else None
+    key, action = _key_action(obj)
     if action is None or "facekey_mapping" not in action:
         name = obj.name if obj is not None else "(none)"
         raise FaceKeyError("bad_argument", f"Object '{name}' has no FaceKey action on its shape keys.",
@@ -80,12 +85,10 @@ def _base_take(path: str, num_keys: int):
 
 def confidence_curve(obj):
     """The ``["facekey_confidence"]`` F-curve of the action on ``obj``'s shape keys, or None."""
-    key = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
-    action = key.animation_data.action if key is not None and key.animation_data else None
+    key, action = _key_action(obj)
     if action is None:
         return None
-    path = f'["{CONFIDENCE_PROP}"]'
-    return next((fc for fc in action_fcurves(action, key) if fc.data_path == path), None)
+    return next((fc for fc in action_fcurves(action, key) if fc.data_path == CONFIDENCE_PATH), None)
 
 
 def unsure_stretches(obj) -> list[tuple[float, float, float]]:
@@ -95,9 +98,6 @@ def unsure_stretches(obj) -> list[tuple[float, float, float]]:
     if fc is None or not len(fc.keyframe_points):
         return []
     keys = _keys(fc)
-    low = keys[:, 1] < LOW_CONFIDENCE
-    out = []
-    for start in np.flatnonzero(low & ~np.r_[False, low[:-1]]):
-        stop = start + int(np.argmin(np.r_[low[start:], False]))     # first key after the run
-        out.append((float(keys[start, 0]), float(keys[stop - 1, 0]), float(keys[start:stop, 1].min())))
-    return out
+    edges = np.diff(np.r_[0, (keys[:, 1] < LOW_CONFIDENCE).astype(np.int8), 0])
+    return [(float(keys[a, 0]), float(keys[b - 1, 0]), float(keys[a:b, 1].min()))
+            for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]

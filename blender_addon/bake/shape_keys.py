@@ -2,28 +2,34 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 
 from ..protocol.arkit import ARKIT_NAMES
 from ..protocol.errors import FaceKeyError
+from ..protocol.take import read_take
 from .fcurves import ensure_fcurve, new_action_for, set_keys
 
 __all__ = ["bake_shape_keys", "bake_key_take", "bake_corrective_keys", "take_frames", "key_data_path",
-           "bake_confidence", "CONFIDENCE_PROP"]
+           "bake_confidence", "bake_source_confidence", "CONFIDENCE_PROP", "CONFIDENCE_PATH"]
 
 GROUP = "FaceKey"
 #: Custom property of the shape-key datablock whose curve, in a take's action, is the take's confidence.
 CONFIDENCE_PROP = "facekey_confidence"
+#: RNA path of that property's curve.
+CONFIDENCE_PATH = f'["{CONFIDENCE_PROP}"]'
 
 
-def take_frames(take, start_frame: float, scene_fps: float) -> np.ndarray:
-    """(V,) float64 scene frames of the take's valid frames: ``start_frame + timestamp * scene_fps``.
+def take_frames(take, start_frame: float, scene_fps: float, every_frame: bool = False) -> np.ndarray:
+    """(V,) float64 scene frames of the take's valid frames (with ``every_frame``, (T,) of all of them):
+    ``start_frame + timestamp * scene_fps``.
 
     Real timestamps (seconds) are used, so variable-frame-rate footage keeps
     its timing; frames may be fractional.
     """
-    return float(start_frame) + take.timestamps[take.valid].astype(np.float64) * float(scene_fps)
+    ts = take.timestamps if every_frame else take.timestamps[take.valid]
+    return float(start_frame) + ts.astype(np.float64) * float(scene_fps)
 
 
 def _bake_key_curves(obj, names, values, source, action_name: str, start_frame: float, scene_fps: float,
@@ -63,18 +69,26 @@ def bake_confidence(obj, action, take, start_frame: float, scene_fps: float) -> 
     Editor shows where the capture is unsure next to the shape-key curves.  The custom property
     (range 0-1) is added to the shape-key datablock when it is not there yet; nothing else of it
     is written.  A take that did not measure its confidence (no ``confidence`` entry in its header:
-    Live Link CSV imports, generated clips) gets no curve.
+    Live Link CSV imports, generated clips) gets no curve, nor does a datablock whose own property of
+    that name is not a number.
     """
-    if "confidence" not in take.header:
-        return
     key = obj.data.shape_keys
+    if "confidence" not in take.header or not isinstance(key.get(CONFIDENCE_PROP, 1.0), float):
+        return
     if CONFIDENCE_PROP not in key:
         key[CONFIDENCE_PROP] = 1.0
         key.id_properties_ui(CONFIDENCE_PROP).update(
             min=0.0, max=1.0, description="FaceKey: how sure the capture is of this frame (0-1)")
-    frames = float(start_frame) + take.timestamps.astype(np.float64) * float(scene_fps)
     values = np.where(take.valid, take.confidence, 0.0)
-    set_keys(ensure_fcurve(action, key, f'["{CONFIDENCE_PROP}"]', 0, GROUP), frames, values)
+    set_keys(ensure_fcurve(action, key, CONFIDENCE_PATH, 0, GROUP), take_frames(take, start_frame, scene_fps, True),
+             values)
+
+
+def bake_source_confidence(obj, action, take_path: str, start_frame: float, scene_fps: float) -> None:
+    """:func:`bake_confidence` of the Take file (.npz) a character solve was made from, when it is still
+    there (a solve from a Live Link CSV, or from a take that is gone, gets no curve)."""
+    if take_path and take_path.lower().endswith(".npz") and os.path.isfile(take_path):
+        bake_confidence(obj, action, read_take(take_path), start_frame, scene_fps)
 
 
 def key_data_path(key_name: str) -> str:

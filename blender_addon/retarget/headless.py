@@ -83,7 +83,7 @@ def _run(args) -> dict:
     import bpy
 
     from ..bake.apply import action_name_for, scene_fps
-    from ..bake.shape_keys import bake_key_take
+    from ..bake.shape_keys import bake_key_take, bake_source_confidence
     from ..protocol.keytake import read_key_take, write_character_keys
     from .measure import character_keys_from_object
     load_scene(args.blend_in, args.glb_in)
@@ -99,6 +99,7 @@ def _run(args) -> dict:
     for path, kt in key_takes:
         action = bake_key_take(obj, kt, action_name_for(kt.header.get("source_take") or path),
                                args.start_frame, scene_fps(scene), os.path.abspath(path))
+        bake_source_confidence(obj, action, kt.header.get("source_take", ""), args.start_frame, scene_fps(scene))
         baked.append({"key_take": os.path.abspath(path), "action": action.name, "keys": list(kt.key_names),
                       "frames": int(kt.valid.sum())})
     save_blend(args.output)

@@ -522,18 +522,19 @@ def sc_mesh_retarget(params) -> dict:
 
 
 def sc_unsure_frames(params) -> dict:
-    """Bake a take whose confidence dips on frames 10-14 and 30-32 onto Face (keys at scene frames 1 + i),
-    then walk the Take panel's Unsure frame buttons: next, next, next (none left), previous, previous
-    (none left), and previous with no confidence curve on the active object."""
+    """Bake a 20 fps take whose confidence dips on frames 11-14 and 30-32 onto Face (24 fps scene: keys at
+    scene frames 1 + 1.2 i), then walk the Take panel's Unsure frame buttons: next, next, next (none
+    left), previous, previous (none left), recording the scene frame with its subframe; and the poll
+    with no confidence curve on the active object."""
     import dataclasses
 
     import numpy as np
     pkg = install(params)
     make_character()
     scene, face = bpy.context.scene, bpy.data.objects["Face"]
-    take = sub(pkg, "protocol.take").Take.empty(40, 24.0, confidence="measured by the test")
+    take = sub(pkg, "protocol.take").Take.empty(40, 20.0, confidence="measured by the test")
     conf = np.ones(40, np.float32)
-    conf[10:15], conf[30:33] = np.linspace(0.1, 0.3, 5), 0.4
+    conf[11:15], conf[30:33] = np.linspace(0.1, 0.3, 4), 0.4
     take = dataclasses.replace(take, confidence=conf)
     names = sub(pkg, "protocol.namemap").load_name_map("arkit", None)
     sub(pkg, "bake.apply").bake_take(take, [face], names, scene=scene, source="unsure.mp4")
@@ -542,7 +543,7 @@ def sc_unsure_frames(params) -> dict:
     steps = []
     for previous in (False, False, False, True, True):
         rc = call_op(bpy.ops.facekey.unsure_frame, previous=previous)
-        steps.append([rc, scene.frame_current])
+        steps.append([rc, round(scene.frame_current + scene.frame_subframe, 3)])
     panel_face = draw_panel()
     bpy.context.view_layer.objects.active = bpy.data.objects["Plain"]
     return {"steps": steps, "poll_without_curve": bpy.ops.facekey.unsure_frame.poll(),

@@ -85,14 +85,14 @@ def test_export_csv_round_trips_the_import(imported, synthetic_csv, tmp_path):
 
 
 def test_unsure_frame_buttons_walk_the_take_confidence_dips(run_scenario):
-    """A take whose confidence dips on two stretches (keys at scene frames 11-15 and 31-33): the Take
-    panel's Unsure frame buttons jump to the start of the next / previous stretch and say when there is
-    none; without a confidence curve on the active object they are greyed out."""
+    """A take whose confidence dips on two stretches (20 fps take on a 24 fps scene: keys at scene frames
+    14.2-17.8 and 37-39.4): the Take panel's Unsure frame buttons land on the first key of the next /
+    previous stretch (a subframe where it falls between frames) and say when there is none; without a
+    confidence curve on the active object they are greyed out."""
     res = run_scenario("unsure_frames", {})
-    assert [s[:2] for s in res["stretches"]] == [[11.0, 15.0], [31.0, 33.0]]
-    assert res["stretches"][0][2] == pytest.approx(0.1) and res["stretches"][1][2] == pytest.approx(0.4)
-    assert res["steps"] == [[["FINISHED"], 11], [["FINISHED"], 31], [["CANCELLED"], 31],
-                            [["FINISHED"], 11], [["CANCELLED"], 11]]
+    assert np.round(res["stretches"], 3).tolist() == [[14.2, 17.8, 0.1], [37.0, 39.4, 0.4]]
+    assert res["steps"] == [[["FINISHED"], 14.2], [["FINISHED"], 37.0], [["CANCELLED"], 37.0],
+                            [["FINISHED"], 14.2], [["CANCELLED"], 14.2]]
     assert res["poll_without_curve"] is False
     take = res["panel"][res["panel"].index(["panel", "Take"]):]
     assert take.count(["operator", "facekey.unsure_frame"]) == 2

@@ -26,8 +26,9 @@ def custom_head(tmp_path):
 def jaw_take(tmp_path):
     from backend.protocol.arkit import INDEX
     from backend.protocol.take import Take, write_take
-    t = Take.empty(48, 24.0, source="jaw_ramp.mp4")
+    t = Take.empty(48, 24.0, source="jaw_ramp.mp4", confidence="measured")   # as a capture writes it
     t.weights[:, INDEX["jawOpen"]] = np.concatenate([np.linspace(0, 1, 24), np.linspace(1, 0, 24)])
+    t.confidence[40:] = 0.3
     return write_take(tmp_path / "jaw_ramp.npz", t)
 
 
@@ -41,5 +42,7 @@ def test_solve_operator_drives_the_mouth_key_not_the_eyes(run_scenario, custom_h
     for eye in ("eyeBlinkLeft", "eyeBlinkRight"):
         assert curves[f'key_blocks["{eye}"].value'][:, 1].max() < 0.05
     assert all(0.0 <= c[:, 1].min() and c[:, 1].max() <= 1.0 for c in curves.values())
+    # the take's confidence comes along, so Unsure frames works on a solved character too
+    np.testing.assert_allclose(curves['["facekey_confidence"]'][:, 1], np.r_[np.ones(40), np.full(8, 0.3)], atol=1e-6)
     assert res["before"]["actions"]["OldAction"] == res["after"]["actions"]["OldAction"]
     assert "solve" in res["state"]["report"] and res["state"]["status"] == "done"

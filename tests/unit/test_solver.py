@@ -76,6 +76,7 @@ def test_invalid_frames_are_held_not_invented(solved):
     assert not take.valid[list(INVALID)].any() and take.valid.sum() == 90 - len(INVALID)
     assert np.all(np.isfinite(take.weights)) and np.all(np.isfinite(take.head_rotation))
     assert np.all(take.confidence[list(INVALID)] == 0)
+    assert take.header["low_confidence_frames"] == len(INVALID)     # frames without a face are unsure too
     # frames 10-14 lie between valid frames 9 and 15: linear interpolation
     expect = np.linspace(take.weights[9], take.weights[15], 7)[1:-1]
     np.testing.assert_allclose(take.weights[10:15], expect, atol=1e-5)
@@ -316,7 +317,6 @@ def test_frames_the_model_cannot_explain_get_low_confidence():
     assert error[20:30].mean() < 0.05 and error[clean].mean() < 0.04
 
 
-
 def test_a_burst_leans_on_the_clip_around_it_even_in_a_noisy_clip(monkeypatch):
     """A small face (tracking noise 2.5 px, fit error ~2.2 mm on every frame): its ordinary frames are
     not leaned on each other (the solve is what it is without the rule), but a burst far worse than
@@ -331,3 +331,13 @@ def test_a_burst_leans_on_the_clip_around_it_even_in_a_noisy_clip(monkeypatch):
     leaned = get_estimator("solver").estimate(track)
     monkeypatch.setattr(solver_module, "_lean_on_trusted", lambda weights, error_mm, times: weights)
     np.testing.assert_allclose(leaned.weights, get_estimator("solver").estimate(track).weights, atol=2e-3)
+
+
+def test_leaning_never_anchors_on_a_frame_with_nothing_visible():
+    """A frame whose landmarks are all under a hand (fit error NaN) is not an anchor: the badly fitted
+    frame next to it takes its values from the well-fitted frames only."""
+    from backend.estimators.solver import _lean_on_trusted
+
+    weights = np.array([[0.0], [1.0], [0.5], [0.0]])
+    leaned = _lean_on_trusted(weights, np.array([1.0, np.nan, 9.0, 1.0]), np.arange(4.0))
+    np.testing.assert_allclose(leaned[:, 0], [0.0, 1.0, 0.0, 0.0])
