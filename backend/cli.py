@@ -24,7 +24,7 @@ from rich.table import Table
 from .protocol.arkit import ARKIT_NAMES
 from .protocol.errors import FaceKeyError
 from .protocol.messages import Progress
-from .protocol.take import LOW_CONFIDENCE
+from .protocol.take import LOW_CONFIDENCE, unsure_runs
 
 __all__ = ["app", "main"]
 
@@ -114,8 +114,11 @@ def _print_take_summary(console: Console, take, path: str) -> None:
     fit = take.header.get("fit_error_mm")
     if fit and fit.get("median") is not None:
         unsure = take.header.get("low_confidence_frames", 0)
-        verdict = (f"{unsure} frame(s) with confidence below {LOW_CONFIDENCE} (the take's confidence curve "
-                   "shows which)" if unsure else f"no frame below confidence {LOW_CONFIDENCE}")
+        verdict = f"no frame below confidence {LOW_CONFIDENCE}"
+        if unsure:
+            runs = [f"{a}" if a == b else f"{a}-{b}" for a, b in unsure_runs(take.confidence)]
+            verdict = (f"{unsure} frame(s) with confidence below {LOW_CONFIDENCE}: take frames "
+                       + ", ".join(runs[:6]) + (f" and {len(runs) - 6} more stretches" if len(runs) > 6 else ""))
         console.print(f"landmark fit error {fit['median']:.2f} mm median, {fit['max']:.2f} mm worst frame; {verdict}",
                       soft_wrap=True)
 

@@ -31,8 +31,8 @@ from .arkit import ARKIT_NAMES, NUM_UNITS
 from .errors import FaceKeyError
 from .npzfile import atomic_savez, load_npz
 
-__all__ = ["Take", "LOW_CONFIDENCE", "SCHEMA", "SCHEMA_VERSION", "write_take", "read_take", "check_frame_indices",
-           "select_frames"]
+__all__ = ["Take", "LOW_CONFIDENCE", "unsure_runs", "SCHEMA", "SCHEMA_VERSION", "write_take", "read_take",
+           "check_frame_indices", "select_frames"]
 
 SCHEMA = "facekey.take"
 SCHEMA_VERSION = 1
@@ -41,6 +41,13 @@ SCHEMA_VERSION = 1
 #: Confidence below which a frame of a take counts as unsure (a capture's ``low_confidence_frames``, the
 #: add-on's unsure-frame jumps).
 LOW_CONFIDENCE = 0.5
+
+
+def unsure_runs(confidence: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of consecutive entries of ``confidence`` (T,) below :data:`LOW_CONFIDENCE`, as
+    ``[(first index, last index)]`` in order."""
+    edges = np.diff(np.r_[0, (np.asarray(confidence) < LOW_CONFIDENCE).astype(np.int8), 0])
+    return [(int(a), int(b) - 1) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
 
 
 @dataclasses.dataclass

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..protocol.arkit import INDEX
 from ..protocol.errors import FaceKeyError
-from ..protocol.take import LOW_CONFIDENCE, Take, read_take
+from ..protocol.take import Take, read_take, unsure_runs
 from .fcurves import action_fcurves
 from .shape_keys import CONFIDENCE_PATH, key_data_path
 
@@ -92,12 +92,11 @@ def confidence_curve(obj):
 
 
 def unsure_stretches(obj) -> list[tuple[float, float, float]]:
-    """Runs of consecutive keys of ``obj``'s confidence curve below ``LOW_CONFIDENCE``:
-    ``[(first frame, last frame, lowest confidence)]`` in frame order ([] without a curve)."""
+    """Runs of consecutive keys of ``obj``'s confidence curve below ``LOW_CONFIDENCE``
+    (``protocol.take.unsure_runs``): ``[(first frame, last frame, lowest confidence)]`` in frame order
+    ([] without a curve)."""
     fc = confidence_curve(obj)
     if fc is None or not len(fc.keyframe_points):
         return []
     keys = _keys(fc)
-    edges = np.diff(np.r_[0, (keys[:, 1] < LOW_CONFIDENCE).astype(np.int8), 0])
-    return [(float(keys[a, 0]), float(keys[b - 1, 0]), float(keys[a:b, 1].min()))
-            for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
+    return [(float(keys[a, 0]), float(keys[b, 0]), float(keys[a:b + 1, 1].min())) for a, b in unsure_runs(keys[:, 1])]

@@ -100,7 +100,7 @@ def test_confidence_flags_the_profile_the_fit_gets_wrong(realdata, photos, tmp_p
     res = CliRunner().invoke(app, ["capture", str(realdata / "landmarks_gt" / "aflw2000_3d_prnet" / "image00475.jpg"),
                                    "-o", str(out), "--device", "cpu"])
     assert res.exit_code == 0, res.output
-    assert f"1 frame(s) with confidence below {LOW_CONFIDENCE}" in res.output
+    assert f"1 frame(s) with confidence below {LOW_CONFIDENCE}: take frames 0" in res.output
     profile = read_take(out)
     assert profile.confidence[0] < LOW_CONFIDENCE and profile.header["low_confidence_frames"] == 1
     assert profile.header["fit_error_mm"]["median"] > 3.0

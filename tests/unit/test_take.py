@@ -85,3 +85,11 @@ def test_truncated_take_is_rejected(tmp_path):
     with pytest.raises(FaceKeyError) as e:
         read_take(tmp_path / "cut.npz")
     assert e.value.code == "take_invalid"
+
+
+def test_unsure_runs_are_the_stretches_below_the_confidence_line():
+    from backend.protocol.take import LOW_CONFIDENCE, unsure_runs
+
+    conf = np.array([0.2, 1.0, 0.9, 0.1, 0.3, 1.0, LOW_CONFIDENCE, 0.0])
+    assert unsure_runs(conf) == [(0, 0), (3, 4), (7, 7)]       # exactly LOW_CONFIDENCE is not unsure
+    assert unsure_runs(np.ones(5)) == [] and unsure_runs(np.zeros(0)) == []
