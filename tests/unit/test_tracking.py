@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from backend.protocol.errors import FaceKeyError
 from backend.tracking import FaceTrack, gaze_from_landmarks, to_ibug68
@@ -408,3 +409,33 @@ def test_hand_search_skips_frames_only_while_no_hand_is_seen(skip):
         assert sorted(set(looked)) == [1, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13]   # 0, 2, 11 skipped while no hand
     else:
         assert looked == list(range(n))
+
+
+@settings(max_examples=60, deadline=None)
+@given(hand=st.lists(st.booleans(), min_size=1, max_size=30), face_gone=st.sets(st.integers(0, 29)))
+def test_hand_search_marks_every_hand_seen_twice_in_a_row(hand, face_gone):
+    """Any sequence of frames with and without a hand (and frames without a face): one mask per frame,
+    in order, None exactly where there is no face; nothing is marked without a hand; and a hand there
+    on two or more frames in a row is marked on every one of them, as looking at every frame would."""
+    from backend.tracking.hands import HandOcclusion
+
+    def find(image):
+        return [_upright_hand()] if hand[int(image[0, 0, 0])] else []
+
+    occlusion = HandOcclusion()
+    occlusion.find = find
+    face = np.array([(100, 170)], np.float32)                 # under the hand when there is one
+    masks = []
+    try:
+        for i in range(len(hand)):
+            masks += occlusion.push(np.full((4, 4, 3), i, np.uint8), None if i in face_gone else face)
+        masks += occlusion.flush()
+    finally:
+        occlusion.close()
+    assert len(masks) == len(hand)
+    assert [m is None for m in masks] == [i in face_gone for i in range(len(hand))]
+    marked = [m is not None and bool(m[0]) for m in masks]
+    in_run = [hand[i] and ((i > 0 and hand[i - 1]) or (i + 1 < len(hand) and hand[i + 1])) for i in range(len(hand))]
+    for i in range(len(hand)):
+        assert not marked[i] or hand[i]
+        assert marked[i] or not in_run[i] or i in face_gone
