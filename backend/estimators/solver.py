@@ -31,10 +31,12 @@ median fit error).  On synthetic clips with a 10-frame burst of 5 px tracking
 noise the weight MAE on the burst falls from 0.09-0.11 to 0.03-0.06; with an
 8 px burst in a clip tracked at 2.5 px from 0.15-0.16 to 0.05-0.07; clips
 without a burst, noisy or not, and every number of the fidelity bench (real
-clips, 1.0-2.4 mm, included) are unchanged.  The header says so (``confidence``), keeps the fit error's median / p95 /
-max (``fit_error_mm``) and the count of frames below
-``protocol.take.LOW_CONFIDENCE`` (``low_confidence_frames``; frames without a
-face, confidence 0, count).
+clips, 1.0-2.4 mm, included) are unchanged.
+
+The header says how the confidence was measured (``confidence``), keeps the
+fit error's median / p95 / max (``fit_error_mm``) and the count of frames
+below ``protocol.take.LOW_CONFIDENCE`` (``low_confidence_frames``; frames
+without a face, confidence 0, count).
 
 Eye gaze is read off the fitted eyeLook* weights (the units turn the iris):
 yaw = 30 degrees x (lookOut - lookIn) for the left eye and x (lookIn - lookOut)
@@ -83,8 +85,8 @@ PHOTO_SPARSITY = 3.0
 #: and the error at which it is not trusted at all (confidence falls linearly in between).  Measured:
 #: real clips 1.0-2.4 mm on every frame (95th percentile 1.5-2.0, the extreme-expressions clip
 #: included), real photos 1.2-2.0 mm (2.35 and 2.53 on a small and a back-lit face); the two
-#: AFLW2000-3D profiles the fit gets wrong (NME 6.5 and 10.2 %, 10 and 30
-#: degrees off the pose) 3.0 and 3.4 mm; synthetic clips at MediaPipe's noise level about 1 mm.
+#: AFLW2000-3D profiles the fit gets wrong (NME 6.5 and 10.2 %, 10 and 30 degrees off the pose)
+#: 3.0 and 3.4 mm; synthetic clips at MediaPipe's noise level about 1 mm.
 FIT_TRUSTED_MM = 2.0
 FIT_FAILED_MM = 4.0
 #: When frames lean on their neighbours (:func:`_lean_on_trusted`), frames up to this many times the

@@ -24,8 +24,9 @@ Cost: while a hand is in view, one hand-landmark pass per frame (plus the palm
 detector looking for a second hand).  While none is, the palm detector, the
 larger part of the cost, looks at every other frame only; when it finds a hand
 after a frame it skipped, that frame is looked at too (the hand may have come
-in there); only a hand seen on a single skipped frame and on no other is missed.  On a 2-core CPU
-about 3x the face tracking time; hence opt-in (``TrackSettings.hands``).
+in there); only a hand seen on a single skipped frame and on no other is
+missed.  On a 2-core CPU about 3x the face tracking time; hence opt-in
+(``TrackSettings.hands``).
 """
 from __future__ import annotations
 
