@@ -147,7 +147,7 @@ def run_headless(args: list[str], blender: str | None, log_path=None, timeout=No
 def bake_take_file(take_path, blend_in, blend_out, objects: list[str], *, name_map: str = "auto",
                    map_path: str | None = None, start_frame: float = 1, head_target=None,
                    blender: str | None = None, log_path=None, timeout: float | None = None,
-                   python_paths: list[str] | None = None) -> dict:
+                   python_paths: list[str] | None = None, bridge_unsure: bool = False) -> dict:
     """Bake a Take file onto ``objects`` of ``blend_in`` and save ``blend_out`` (``facekey bake``).
 
     Args:
@@ -159,20 +159,24 @@ def bake_take_file(take_path, blend_in, blend_out, objects: list[str], *, name_m
         start_frame: scene frame of the take's timestamp 0.
         head_target: None, an object name, or ``(armature name, bone name)``.
         blender: Blender executable instead of the bpy module.
+        bridge_unsure: after the bake, bridge each object's stretches the capture is unsure of into a new
+            action (the add-on's ``bake.bridge``; the baked action is kept).
 
     Returns:
-        ``{"objects": {name: {"action", "mapped", "unmapped_units", "unused_keys"}},
-        "skipped": {name: reason}, "frames": int, "head": action name or None, "output": path}``.
+        ``{"objects": {name: {"action", "mapped", "unmapped_units", "unused_keys"[, "bridged"]}},
+        "skipped": {name: reason}, "frames": int, "head": action name or None, "output": path}``;
+        ``bridged`` (with ``bridge_unsure``) is ``{"action", "stretches": [[first, last], ...]}`` or None.
     """
     args = ["bake", "--take", os.fspath(take_path), *_target_args(blend_in, blend_out, objects, name_map, map_path,
-                                                                  start_frame, head_target)]
+                                                                  start_frame, head_target, bridge_unsure)]
     return run_headless(args, blender, log_path, timeout, python_paths)
 
 
-def _target_args(blend_in, blend_out, objects, name_map, map_path, start_frame, head_target) -> list[str]:
+def _target_args(blend_in, blend_out, objects, name_map, map_path, start_frame, head_target,
+                 bridge_unsure) -> list[str]:
     """The headless options ``bake`` and ``batch`` share."""
     args = ["--objects", ",".join(objects), "-o", os.fspath(blend_out), "--name-map", name_map,
-            "--start-frame", str(float(start_frame))]
+            "--start-frame", str(float(start_frame))] + (["--bridge-unsure"] if bridge_unsure else [])
     if blend_in:
         args += ["--open", os.fspath(blend_in)]
     if map_path:
@@ -187,7 +191,7 @@ def _target_args(blend_in, blend_out, objects, name_map, map_path, start_frame, 
 def bake_take_folder(takes_dir, blend_in, blend_out, objects: list[str], *, name_map: str = "auto",
                      map_path: str | None = None, start_frame: float = 1, head_target=None,
                      blender: str | None = None, log_path=None, timeout: float | None = None,
-                     python_paths: list[str] | None = None) -> dict:
+                     python_paths: list[str] | None = None, bridge_unsure: bool = False) -> dict:
     """Bake every take in ``takes_dir`` (Take .npz, Live Link Face .csv) onto ``objects`` of ``blend_in``,
     one new action per take named after its file, in one Blender run; save ``blend_out`` (``facekey batch``).
 
@@ -201,7 +205,8 @@ def bake_take_folder(takes_dir, blend_in, blend_out, objects: list[str], *, name
         FaceKeyError: no take in the folder, a missing target, or no take baked (nothing is saved).
     """
     args = ["batch", "--takes", os.fspath(takes_dir), *_target_args(blend_in, blend_out, objects, name_map,
-                                                                     map_path, start_frame, head_target)]
+                                                                     map_path, start_frame, head_target,
+                                                                     bridge_unsure)]
     return run_headless(args, blender, log_path, timeout, python_paths, ok_codes=(0, 3))
 
 

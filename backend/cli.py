@@ -255,6 +255,10 @@ KeysOption = Annotated[Optional[list[str]], typer.Option("--keys", help="--mode 
                                                           "(repeatable), e.g. 'Fcl_*'.")]
 ExcludeKeysOption = Annotated[Optional[list[str]], typer.Option("--exclude-keys",
                                                                  help="--mode solve: glob of keys never driven.")]
+BridgeOption = Annotated[bool, typer.Option("--bridge-unsure", help="Also bridge the stretches the capture is unsure "
+                                           "of (confidence below 0.5): a new action per take whose keys there "
+                                           "follow a line between the trusted keys around them; the baked "
+                                           "action is kept.")]
 
 
 @app.command()
@@ -272,6 +276,7 @@ def bake(
     mode: ModeOption = "namemap",
     keys: KeysOption = None,
     exclude_keys: ExcludeKeysOption = None,
+    bridge_unsure: BridgeOption = False,
 ) -> None:
     """Bake TAKE onto shape keys of objects in CHARACTER, writing a new .blend."""
     from .blender_runner import bake_take_file
@@ -281,7 +286,7 @@ def bake(
     if mode not in ("namemap", "solve"):
         raise FaceKeyError("bad_argument", f"--mode {mode!r} is not namemap or solve.", "Use --mode namemap or --mode solve.")
     if mode == "solve":
-        _bake_solve(take, character, output, names, keys or [], exclude_keys or [], start_frame, blender)
+        _bake_solve(take, character, output, names, keys or [], exclude_keys or [], start_frame, blender, bridge_unsure)
         return
     head_target = _head_target(head_bone, head_object)
     read_take(take)  # fail fast on a bad take, before Blender starts
@@ -289,7 +294,8 @@ def bake(
     console = Console()
     with console.status("baking in Blender"):
         report = bake_take_file(take, character, output, names, name_map=kind, map_path=map_path,
-                                start_frame=start_frame, head_target=head_target, blender=blender)
+                                start_frame=start_frame, head_target=head_target, blender=blender,
+                                bridge_unsure=bridge_unsure)
     console.print(f"[bold]{escape(str(report.get('output')))}[/]: {report.get('frames')} frames baked")
     _print_bake_report(console, report)
 
@@ -312,6 +318,7 @@ def batch(
     mode: ModeOption = "namemap",
     keys: KeysOption = None,
     exclude_keys: ExcludeKeysOption = None,
+    bridge_unsure: BridgeOption = False,
 ) -> None:
     """Bake every take in the folder TAKES onto shape keys of objects in CHARACTER, in one Blender run.
 
@@ -337,12 +344,14 @@ def batch(
                                "Name the mesh that carries the face's shape keys, e.g. --objects Face.")
         with console.status(f"measuring, solving and baking {len(paths)} takes"):
             report = solve_bake_folder(takes, character, output, names[0], start_frame=start_frame, blender=blender,
-                                       settings=SolveSettings(keys=keys or [], exclude=exclude_keys or []))
+                                       settings=SolveSettings(keys=keys or [], exclude=exclude_keys or []),
+                                       bridge_unsure=bridge_unsure)
     else:
         kind, map_path = _name_map_args(name_map)
         with console.status(f"baking {len(paths)} takes in Blender"):
             report = bake_take_folder(takes, character, output, names, name_map=kind, map_path=map_path,
-                                      start_frame=start_frame, head_target=head_target, blender=blender)
+                                      start_frame=start_frame, head_target=head_target, blender=blender,
+                                      bridge_unsure=bridge_unsure)
     console.print(f"[bold]{escape(str(report['output']))}[/]: {len(report['takes'])} of {len(paths)} takes baked",
                   soft_wrap=True)
     for path, take_report in report["takes"].items():
@@ -351,6 +360,7 @@ def batch(
             console.print(f"  action {take_report['action']!r}, key take {escape(take_report['key_take'])}",
                           soft_wrap=True)
             _print_solve_report(console, take_report["solve"])
+            _print_bridged(console, take_report.get("bridged"))
         else:
             _print_bake_report(console, take_report)
     _print_failures(console, [(path, FaceKeyError.from_dict(err)) for path, err in report["failed"].items()],
@@ -383,7 +393,7 @@ def _head_target(head_bone: Optional[str], head_object: Optional[str]):
 
 
 def _bake_solve(take: Path, character: Path, output: Path, names: list[str], keys: list[str],
-                exclude: list[str], start_frame: float, blender: Optional[str]) -> None:
+                exclude: list[str], start_frame: float, blender: Optional[str], bridge_unsure: bool) -> None:
     """``--mode solve``: measure the object in Blender, solve its own key values, bake them."""
     from .retarget.character_solve import SolveSettings
     from .retarget.pipeline import solve_bake
@@ -394,10 +404,11 @@ def _bake_solve(take: Path, character: Path, output: Path, names: list[str], key
     console = Console()
     with console.status("measuring, solving and baking"):
         report = solve_bake(take, character, output, names[0], settings=SolveSettings(keys=keys, exclude=exclude),
-                            start_frame=start_frame, blender=blender)
+                            start_frame=start_frame, blender=blender, bridge_unsure=bridge_unsure)
     console.print(f"[bold]{escape(str(report['output']))}[/]: {report['frames']} frames baked, action "
                   f"{report['action']!r}, key take {escape(report['key_take'])}")
     _print_solve_report(console, report["solve"])
+    _print_bridged(console, report.get("bridged"))
 
 
 def _print_solve_report(console: Console, solve: dict) -> None:
@@ -411,6 +422,15 @@ def _print_solve_report(console: Console, solve: dict) -> None:
                       soft_wrap=True)
 
 
+def _print_bridged(console: Console, bridged: Optional[dict], indent: str = "  ") -> None:
+    """One line for a ``--bridge-unsure`` result (``{"action", "stretches"}``; None prints nothing)."""
+    if bridged:
+        spans = ", ".join(f"{a:g}-{b:g}" for a, b in bridged["stretches"][:6])
+        more = ", ..." if len(bridged["stretches"]) > 6 else ""
+        console.print(f"{indent}bridged {len(bridged['stretches'])} unsure stretch(es) (scene frames {spans}{more}) "
+                      f"into action {bridged['action']!r}", soft_wrap=True)
+
+
 def _print_bake_report(console: Console, report: dict) -> None:
     """The per-object lines of one take's bake report: actions, mapped/unmapped units, skipped objects."""
     for name, info in report.get("objects", {}).items():
@@ -420,6 +440,7 @@ def _print_bake_report(console: Console, report: dict) -> None:
             console.print(f"    units without a shape key: {', '.join(info['unmapped_units'])}", soft_wrap=True)
         if info.get("unused_keys"):
             console.print(f"    shape keys no unit drives: {', '.join(info['unused_keys'])}", soft_wrap=True)
+        _print_bridged(console, info.get("bridged"), "    ")
     for name, reason in report.get("skipped", {}).items():
         console.print(f"  [yellow]skipped {name}[/]: {reason}")
     if report.get("head"):

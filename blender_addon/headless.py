@@ -10,6 +10,8 @@ Run it either way (the same code runs in both)::
 Commands:
   bake   --take T --objects A,B -o OUT [--open IN] [--name-map auto|arkit|livelink|custom]
          [--map-path P] [--start-frame F] [--head-object O [--head-bone B]] [--report R.json]
+         [--bridge-unsure]  (each object's unsure stretches bridged into a new action, its report
+         entry's ``bridged``; see ``bake.bridge``)
   batch  --takes DIR, then the options of bake: every take in DIR (Take .npz, Live Link Face
          .csv) baked into its own new action ``FK_<file stem>``, one OUT for the folder
   demo   --head-npz H --take T -o OUT [--preview PNG] [--report R.json]
@@ -57,6 +59,8 @@ def _target_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("--head-object", default=None)
     b.add_argument("--head-bone", default=None)
     b.add_argument("--report", default=None)
+    b.add_argument("--bridge-unsure", action="store_true",
+                   help="bridge the stretches the capture is unsure of into a new action per object")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,7 +114,8 @@ def _open_targets(args):
 
 
 def bake_command(args) -> dict:
-    """Open ``args.blend_in`` (if given), bake ``args.take`` onto ``args.objects``, save ``args.output``."""
+    """Open ``args.blend_in`` (if given), bake ``args.take`` onto ``args.objects`` (bridging unsure stretches
+    with ``args.bridge_unsure``), save ``args.output``."""
     import bpy
 
     from .bake.apply import bake_take
@@ -120,14 +125,25 @@ def bake_command(args) -> dict:
     report = bake_take(take, objects, name_map, scene=bpy.context.scene,
                        source=take.header.get("source") or args.take, start_frame=args.start_frame,
                        take_path=os.path.abspath(args.take), head_target=head, head_bone=args.head_bone)
+    if args.bridge_unsure:
+        _bridge(report)
     save_blend(args.output)
     report["output"] = os.path.abspath(args.output)
     return report
 
 
+def _bridge(report: dict) -> None:
+    """``--bridge-unsure``: bridge each baked object's unsure stretches (``bake.bridge.bridge_if_unsure``)
+    and record ``bridged`` (``{"action", "stretches"}`` or None) in its entry of a bake report."""
+    from .bake.bridge import bridge_if_unsure
+    for name, info in report["objects"].items():
+        info["bridged"] = bridge_if_unsure(find_object(name))
+
+
 def batch_command(args) -> dict:
     """Bake every take in the folder ``args.takes`` onto ``args.objects``, each into new actions named
-    after its file (``FK_<stem>``, ``FK_<stem>_head``), and save ``args.output`` once.
+    after its file (``FK_<stem>``, ``FK_<stem>_head``; with ``args.bridge_unsure`` also ``FK_<stem> bridged``
+    where the capture was unsure), and save ``args.output`` once.
 
     A take that cannot be read or baked is recorded under ``failed`` and the
     batch goes on; targets that are missing stop it before anything is baked.
@@ -152,6 +168,8 @@ def batch_command(args) -> dict:
             report["takes"][path] = bake_take(read_any_take(path), objects, name_map, scene=bpy.context.scene,
                                               source=path, start_frame=args.start_frame, take_path=path,
                                               head_target=head, head_bone=args.head_bone)
+            if args.bridge_unsure:
+                _bridge(report["takes"][path])
         except FaceKeyError as e:
             report["failed"][path] = e.to_dict()
     if not report["takes"]:

@@ -230,6 +230,37 @@ class FACEKEY_OT_unsure_frame(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class FACEKEY_OT_bridge_unsure(bpy.types.Operator):
+    """Replace the shape-key keys the capture is unsure of by a straight line between the trusted keys on
+    either side, as a new action (the captured one is kept)"""
+    bl_idname = "facekey.bridge_unsure"
+    bl_label = "Bridge unsure frames"
+    bl_options = {"REGISTER", "UNDO"}
+
+    scope: bpy.props.EnumProperty(
+        name="Scope", default="ALL",
+        items=(("ALL", "All stretches", "Every stretch of frames the capture is unsure of"),
+               ("PLAYHEAD", "Stretch at the playhead", "Only the unsure stretch the current frame is in")))
+
+    @classmethod
+    def poll(cls, context):
+        from .bake.readback import confidence_curve
+        return confidence_curve(context.active_object) is not None
+
+    def execute(self, context):
+        from .bake.bridge import bridge_unsure
+        scene, obj = context.scene, context.active_object
+        at = scene.frame_current + scene.frame_subframe if self.scope == "PLAYHEAD" else None
+        done = _guarded(self, lambda: bridge_unsure(obj, at))
+        if done is None:
+            return {"CANCELLED"}
+        action, stretches = done
+        spans = ", ".join(f"{a:.0f}-{b:.0f}" for a, b in stretches[:6]) + (", ..." if len(stretches) > 6 else "")
+        self.report({"INFO"}, f"Bridged {len(stretches)} unsure stretch(es) of '{obj.name}' (frames {spans}) into "
+                              f"the new action '{action.name}'; the captured action is kept")
+        return {"FINISHED"}
+
+
 class FACEKEY_OT_setup_backend(_BackendJobOperator, bpy.types.Operator):
     """Create the backend environment with Blender's Python and install FaceKey's backend into it"""
     bl_idname = "facekey.setup_backend"
@@ -342,6 +373,7 @@ class FACEKEY_OT_open_log(bpy.types.Operator):
 _CLASSES = (FACEKEY_OT_capture, FACEKEY_OT_generate, FACEKEY_OT_solve_character, FACEKEY_OT_mesh_retarget,
             FACEKEY_OT_apply_take,
             FACEKEY_OT_preview_frame, FACEKEY_OT_clear_preview, FACEKEY_OT_set_rest_frame, FACEKEY_OT_unsure_frame,
+            FACEKEY_OT_bridge_unsure,
             FACEKEY_OT_setup_backend,
             FACEKEY_OT_cancel,
             FACEKEY_OT_check_backend, FACEKEY_OT_import_csv, FACEKEY_OT_export_csv, FACEKEY_OT_open_log)

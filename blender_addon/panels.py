@@ -118,7 +118,7 @@ class FACEKEY_PT_main(_FaceKeyPanel, bpy.types.Panel):
 
 class FACEKEY_PT_take(_SubPanel, bpy.types.Panel):
     """The take to apply (the Take field, or the last take), the one-frame preview, and jumps to the frames
-    the active object's take is unsure of."""
+    the active object's take is unsure of and bridges over them."""
     bl_label = "Take"
     bl_idname = "FACEKEY_PT_take"
 
@@ -136,6 +136,9 @@ class FACEKEY_PT_take(_SubPanel, bpy.types.Panel):
         row.label(text=f"Unsure frames: {len(stretches)} stretch(es)" if stretches else "Unsure frames")
         row.operator("facekey.unsure_frame", text="", icon="TRIA_LEFT").previous = True
         row.operator("facekey.unsure_frame", text="", icon="TRIA_RIGHT").previous = False
+        row = layout.row(align=True)
+        row.operator("facekey.bridge_unsure", text="Bridge all", icon="IPO_LINEAR").scope = "ALL"
+        row.operator("facekey.bridge_unsure", text="Bridge at playhead").scope = "PLAYHEAD"
 
 
 class FACEKEY_PT_retarget(_SubPanel, bpy.types.Panel):

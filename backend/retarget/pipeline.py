@@ -58,9 +58,12 @@ def _measure(character, object_name: str, tmp: str, run: dict):
     return src, read_character_keys(char_path)
 
 
-def _bake_keys(src: list[str], object_name: str, key_takes: list[str], blend_out, start_frame: float, run: dict) -> dict:
-    """One Blender run baking each KeyTake of ``key_takes`` into its own new action; the step's report."""
+def _bake_keys(src: list[str], object_name: str, key_takes: list[str], blend_out, start_frame: float, run: dict,
+               bridge_unsure: bool) -> dict:
+    """One Blender run baking each KeyTake of ``key_takes`` into its own new action (its unsure stretches
+    bridged into another with ``bridge_unsure``); the step's report."""
     args = ["bake-keys", *src, "--object", object_name, "-o", os.fspath(blend_out), "--start-frame", str(float(start_frame))]
+    args += ["--bridge-unsure"] if bridge_unsure else []
     for path in key_takes:
         args += ["--key-take", path]
     return run_retarget_step(args, **run)
@@ -68,7 +71,8 @@ def _bake_keys(src: list[str], object_name: str, key_takes: list[str], blend_out
 
 def solve_bake(take_path, character, blend_out, object_name: str, *, settings: SolveSettings | None = None,
                start_frame: float = 1.0, key_take_out=None, blender: str | None = None,
-               timeout: float | None = None, python_paths: list[str] | None = None) -> dict:
+               timeout: float | None = None, python_paths: list[str] | None = None,
+               bridge_unsure: bool = False) -> dict:
     """Retarget the Take at ``take_path`` onto ``object_name``'s own keys in ``character``; save ``blend_out``.
 
     Args:
@@ -78,9 +82,12 @@ def solve_bake(take_path, character, blend_out, object_name: str, *, settings: S
         object_name: mesh object whose shape keys are solved for.
         settings: key filter and solve weights.
         key_take_out: where to keep the solved KeyTake (default: next to ``blend_out``).
+        bridge_unsure: bridge the stretches the capture is unsure of into a new action (the add-on's
+            ``bake.bridge``; the solved action is kept).
 
     Returns:
-        ``{"output", "action", "key_take", "frames", "solve": retarget report}``.
+        ``{"output", "action", "key_take", "frames", "solve": retarget report, "bridged"}``; ``bridged`` is
+        ``{"action", "stretches": [[first, last], ...]}``, or None (not asked, or nothing to bridge).
     """
     from ..facemodel import load_face_model
 
@@ -90,17 +97,19 @@ def solve_bake(take_path, character, blend_out, object_name: str, *, settings: S
         src, ck = _measure(character, object_name, tmp, run)
         kt, report = retarget_take(take, ck, load_face_model(), settings)
         kt.header["source_take"] = take.header.get("source") or os.fspath(take_path)
+        kt.header["take_file"] = os.path.abspath(take_path)     # where the bake finds the take's confidence
         kt_path = os.fspath(key_take_out or os.path.splitext(os.fspath(blend_out))[0] + "_keys.npz")
         write_key_take(kt_path, kt)
-        baked = _bake_keys(src, object_name, [kt_path], blend_out, start_frame, run)
+        baked = _bake_keys(src, object_name, [kt_path], blend_out, start_frame, run, bridge_unsure)
     one = baked["baked"][0]
     return {"output": baked["output"], "action": one["action"], "key_take": os.path.abspath(kt_path),
-            "frames": one["frames"], "solve": report}
+            "frames": one["frames"], "solve": report, "bridged": one.get("bridged")}
 
 
 def solve_bake_folder(takes_dir, character, blend_out, object_name: str, *, settings: SolveSettings | None = None,
                       start_frame: float = 1.0, key_dir=None, blender: str | None = None,
-                      timeout: float | None = None, python_paths: list[str] | None = None) -> dict:
+                      timeout: float | None = None, python_paths: list[str] | None = None,
+                      bridge_unsure: bool = False) -> dict:
     """:func:`solve_bake` for every take in ``takes_dir`` (Take .npz, Live Link Face .csv): the character
     is measured once, each take solved, and all are baked in one Blender run, each into a new action
     named after its file (``FK_<stem>``).  A take that cannot be read or solved is listed, the others go on.
@@ -110,7 +119,7 @@ def solve_bake_folder(takes_dir, character, blend_out, object_name: str, *, sett
         Others as :func:`solve_bake`.
 
     Returns:
-        ``{"output", "takes": {path: {"action", "frames", "key_take", "solve": report}},
+        ``{"output", "takes": {path: {"action", "frames", "key_take", "solve": report, "bridged"}},
         "failed": {path: {code, message, hint}}}``.
 
     Raises:
@@ -141,7 +150,8 @@ def solve_bake_folder(takes_dir, character, blend_out, object_name: str, *, sett
             raise FaceKeyError(first["code"], f"No take in {takes_dir} could be solved; "
                                f"{os.path.basename(paths[0])}: {first['message']}", first["hint"])
         baked = _bake_keys(src, object_name, [kt_path for kt_path, _ in solved.values()], blend_out, start_frame,
-                           run)
-    takes = {path: {"action": b["action"], "frames": b["frames"], "key_take": b["key_take"], "solve": report}
+                           run, bridge_unsure)
+    takes = {path: {"action": b["action"], "frames": b["frames"], "key_take": b["key_take"], "solve": report,
+                    "bridged": b.get("bridged")}
              for (path, (_, report)), b in zip(solved.items(), baked["baked"])}
     return {"output": baked["output"], "takes": takes, "failed": failed}

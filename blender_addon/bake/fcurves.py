@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["new_action_for", "ensure_fcurve", "set_keys", "action_fcurves"]
+__all__ = ["new_action_for", "ensure_fcurve", "set_keys", "get_keys", "action_fcurves"]
 
 _LINEAR = 1  # Keyframe.interpolation enum index: CONSTANT=0, LINEAR=1, BEZIER=2
 
@@ -73,6 +73,13 @@ def set_keys(fcurve, frames: np.ndarray, values: np.ndarray) -> None:
     kp.foreach_set("co", co.ravel())
     kp.foreach_set("interpolation", np.full(k, _LINEAR, np.int32))
     fcurve.update()
+
+
+def get_keys(fcurve) -> np.ndarray:
+    """(K, 2) float32 ``(frame, value)`` of every key of ``fcurve``, in key order."""
+    co = np.empty(2 * len(fcurve.keyframe_points), np.float32)
+    fcurve.keyframe_points.foreach_get("co", co)
+    return co.reshape(-1, 2)
 
 
 def action_fcurves(action, datablock=None) -> list:

@@ -10,13 +10,13 @@ import numpy as np
 from ..protocol.arkit import INDEX
 from ..protocol.errors import FaceKeyError
 from ..protocol.take import Take, read_take, unsure_runs
-from .fcurves import action_fcurves
+from .fcurves import action_fcurves, get_keys
 from .shape_keys import CONFIDENCE_PATH, key_data_path
 
-__all__ = ["take_from_action", "find_facekey_action", "confidence_curve", "unsure_stretches"]
+__all__ = ["take_from_action", "find_facekey_action", "key_action", "confidence_curve", "unsure_stretches"]
 
 
-def _key_action(obj) -> tuple:
+def key_action(obj) -> tuple:
     """``(shape-key datablock, its assigned action)`` of ``obj``; None for what is missing."""
     key = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
     return key, (key.animation_data.action if key is not None and key.animation_data else None)
@@ -24,18 +24,12 @@ def _key_action(obj) -> tuple:
 
 def find_facekey_action(obj):
     """The FaceKey action assigned to ``obj``'s shape keys; raise ``bad_argument`` if there is none."""
-    key, action = _key_action(obj)
+    key, action = key_action(obj)
     if action is None or "facekey_mapping" not in action:
         name = obj.name if obj is not None else "(none)"
         raise FaceKeyError("bad_argument", f"Object '{name}' has no FaceKey action on its shape keys.",
                            "Select an object you captured or imported a CSV onto.")
     return key, action
-
-
-def _keys(fc) -> np.ndarray:
-    co = np.empty(2 * len(fc.keyframe_points), np.float32)
-    fc.keyframe_points.foreach_get("co", co)
-    return co.reshape(-1, 2)
 
 
 def take_from_action(obj) -> Take:
@@ -55,7 +49,7 @@ def take_from_action(obj) -> Take:
     for unit, name in mapping.items():
         fc = paths.get(key_data_path(name))
         if fc is not None:
-            cols[unit] = _keys(fc)
+            cols[unit] = get_keys(fc)
     if not cols:
         raise FaceKeyError("bad_argument", f"The action '{action.name}' has no shape-key F-curves left.",
                            "Capture or import again to create a new FaceKey action.")
@@ -85,7 +79,7 @@ def _base_take(path: str, num_keys: int):
 
 def confidence_curve(obj):
     """The ``["facekey_confidence"]`` F-curve of the action on ``obj``'s shape keys, or None."""
-    key, action = _key_action(obj)
+    key, action = key_action(obj)
     if action is None:
         return None
     return next((fc for fc in action_fcurves(action, key) if fc.data_path == CONFIDENCE_PATH), None)
@@ -98,5 +92,5 @@ def unsure_stretches(obj) -> list[tuple[float, float, float]]:
     fc = confidence_curve(obj)
     if fc is None or not len(fc.keyframe_points):
         return []
-    keys = _keys(fc)
+    keys = get_keys(fc)
     return [(float(keys[a, 0]), float(keys[b, 0]), float(keys[a:b + 1, 1].min())) for a, b in unsure_runs(keys[:, 1])]

@@ -2,7 +2,7 @@
 
     python <addon>/retarget/headless.py -- measure (--open IN.blend | --import-glb IN.glb) --object Face -o CHAR.npz
     python <addon>/retarget/headless.py -- bake-keys (--open IN.blend | --import-glb IN.glb) --object Face \
-        --key-take K.npz [--key-take K2.npz ...] -o OUT.blend [--start-frame F]
+        --key-take K.npz [--key-take K2.npz ...] -o OUT.blend [--start-frame F] [--bridge-unsure]
     python <addon>/retarget/headless.py -- mesh-cache --open IN.blend --object Head --cache C.pc2 -o OUT.blend \
         [--start-frame F]
 
@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
         if name == "bake-keys":
             c.add_argument("--key-take", required=True, action="append", help="repeatable: one new action each")
             c.add_argument("--start-frame", type=float, default=1.0)
+            c.add_argument("--bridge-unsure", action="store_true",
+                           help="bridge the stretches the capture is unsure of into a new action per take")
     m = sub.add_parser("mesh-cache", help="attach a .pc2 (mesh-level retarget) with a Mesh Cache modifier")
     m.add_argument("--open", dest="blend_in", required=True)
     m.add_argument("--object", required=True)
@@ -83,6 +85,7 @@ def _run(args) -> dict:
     import bpy
 
     from ..bake.apply import action_name_for, scene_fps
+    from ..bake.bridge import bridge_if_unsure
     from ..bake.shape_keys import bake_key_take, bake_source_confidence
     from ..protocol.keytake import read_key_take, write_character_keys
     from .measure import character_keys_from_object
@@ -99,9 +102,12 @@ def _run(args) -> dict:
     for path, kt in key_takes:
         action = bake_key_take(obj, kt, action_name_for(kt.header.get("source_take") or path),
                                args.start_frame, scene_fps(scene), os.path.abspath(path))
-        bake_source_confidence(obj, action, kt.header.get("source_take", ""), args.start_frame, scene_fps(scene))
+        take_file = kt.header.get("take_file") or kt.header.get("source_take", "")   # the Take .npz solved
+        bake_source_confidence(obj, action, take_file, args.start_frame, scene_fps(scene))
         baked.append({"key_take": os.path.abspath(path), "action": action.name, "keys": list(kt.key_names),
                       "frames": int(kt.valid.sum())})
+        if args.bridge_unsure:
+            baked[-1]["bridged"] = bridge_if_unsure(obj)
     save_blend(args.output)
     return {"output": os.path.abspath(args.output), "baked": baked}
 

@@ -551,6 +551,65 @@ def sc_unsure_frames(params) -> dict:
             "panel_face": panel_face}
 
 
+def sc_bridge_unsure(params) -> dict:
+    """Bake a 20 fps take (24 fps scene: keys at scene frames 1 + 1.2 i) whose jawOpen is a smooth wave except
+    on the two stretches the capture is unsure of (frames 11-14 and 30-32, where it is junk: 1.0), edit one
+    trusted key by hand, then bridge: the stretch at the playhead when the playhead is in none, the one it
+    is in (frame 37, the second stretch), then all of them.  Report every action's keys and the evaluated
+    jawOpen on a scene frame inside the first stretch."""
+    import dataclasses
+
+    import numpy as np
+    pkg = install(params)
+    make_character()
+    scene, face = bpy.context.scene, bpy.data.objects["Face"]
+    take = sub(pkg, "protocol.take").Take.empty(40, 20.0, confidence="measured by the test")
+    conf = np.ones(40, np.float32)
+    conf[11:15], conf[30:33] = np.linspace(0.1, 0.3, 4), 0.4
+    weights = take.weights.copy()
+    jaw = sub(pkg, "protocol.arkit").INDEX["jawOpen"]
+    weights[:, jaw] = 0.5 + 0.3 * np.sin(np.arange(40) / 6.0)
+    weights[11:15, jaw] = weights[30:33, jaw] = 1.0
+    take = dataclasses.replace(take, confidence=conf, weights=weights)
+    names = sub(pkg, "protocol.namemap").load_name_map("arkit", None)
+    sub(pkg, "bake.apply").bake_take(take, [face], names, scene=scene, source="unsure.mp4")
+    bpy.context.view_layer.objects.active = face
+    key = face.data.shape_keys
+    readback, fcurves = sub(pkg, "bake.readback"), sub(pkg, "bake.fcurves")
+
+    def curve_keys(action, path):
+        fc = next(fc for fc in fcurves.action_fcurves(action, key) if fc.data_path == path)
+        return fcurves.get_keys(fc).tolist()
+
+    jaw_path, conf_path = 'key_blocks["jawOpen"].value', sub(pkg, "bake.shape_keys").CONFIDENCE_PATH
+    captured = key.animation_data.action
+    fc = next(fc for fc in fcurves.action_fcurves(captured, key) if fc.data_path == jaw_path)
+    fc.keyframe_points[5].co.y = 0.95                     # the animator's own edit on a trusted frame
+    fc.update()
+    before = {"jaw": curve_keys(captured, jaw_path), "conf": curve_keys(captured, conf_path)}
+    res = {"captured": captured.name, "actions_before": sorted(a.name for a in bpy.data.actions), "steps": []}
+    for frame, scope in ((5, "PLAYHEAD"), (37, "PLAYHEAD"), (1, "ALL")):
+        scene.frame_set(frame)
+        rc = call_op(bpy.ops.facekey.bridge_unsure, scope=scope)
+        action = key.animation_data.action
+        res["steps"].append({"rc": rc, "assigned": action.name, "bridged": action.get("facekey_bridged"),
+                             "jaw": curve_keys(action, jaw_path), "conf": curve_keys(action, conf_path)})
+    scene.frame_set(16)                                   # scene frame 16: take frame 12.5, inside 11-14
+    res["evaluated_jaw_at_16"] = key.key_blocks["jawOpen"].value
+    res["captured_after"] = {"jaw": curve_keys(captured, jaw_path), "conf": curve_keys(captured, conf_path),
+                             "fake_user": captured.use_fake_user}
+    res["captured_before"] = before
+    res["actions_after"] = sorted(a.name for a in bpy.data.actions)
+    try:
+        sub(pkg, "bake.bridge").bridge_unsure(face, 5.0)
+    except sub(pkg, "protocol.errors").FaceKeyError as e:
+        res["error_outside"] = [e.code, e.message, e.hint]
+    bpy.context.view_layer.objects.active = bpy.data.objects["Plain"]
+    res["poll_without_curve"] = bpy.ops.facekey.bridge_unsure.poll()
+    res["panel"] = draw_panel()
+    return res
+
+
 class RecordingLayout:
     """Stands in for a ``UILayout`` (there is no UI in background mode): records what a panel draws, reads
     every property it shows and checks every operator it names exists."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -98,3 +99,56 @@ def test_unsure_frame_buttons_walk_the_take_confidence_dips(run_scenario):
     assert take.count(["operator", "facekey.unsure_frame"]) == 2
     assert ["label", "Unsure frames"] in take      # drawn with Plain active: no curve, no count
     assert ["label", "Unsure frames: 2 stretch(es)"] in res["panel_face"]
+
+
+def test_bridge_unsure_replaces_the_unsure_stretches_by_a_line_in_a_new_action(run_scenario):
+    """On a take whose jawOpen is junk (1.0) on two stretches the capture is unsure of, Bridge at playhead
+    does nothing outside a stretch, bridges the stretch it is in, and Bridge all then bridges the other:
+    each key inside is on the straight line between the trusted keys either side, every other key (the
+    animator's edit included) and the confidence curve are kept, each step is a new action, and the
+    captured action is left as it was, kept with a fake user."""
+    assert_bridged(run_scenario("bridge_unsure", {}))
+
+
+def assert_bridged(res: dict) -> None:
+    """The checks of the bridge scenario (shared with Blender 3.4's run)."""
+    before = np.array(res["captured_before"]["jaw"])
+    frames = before[:, 0]
+    np.testing.assert_allclose(frames, 1 + 1.2 * np.arange(40), atol=1e-4)
+    assert before[5, 1] == pytest.approx(0.95) and (before[11:15, 1] == 1.0).all()
+
+    outside, at_37, everything = res["steps"]
+    assert outside["rc"] == ["CANCELLED"] and outside["assigned"] == res["captured"]
+    assert "not in a stretch" in res["error_outside"][1] and res["error_outside"][0] == "bad_argument"
+
+    def line(jaw, first, last):      # the straight line between the trusted keys around take frames first..last
+        a, b = first - 1, last + 1
+        t = (frames[first:last + 1] - frames[a]) / (frames[b] - frames[a])
+        return jaw[a, 1] + t * (jaw[b, 1] - jaw[a, 1])
+
+    assert at_37["rc"] == ["FINISHED"] and at_37["assigned"] == res["captured"] + " bridged"
+    jaw = np.array(at_37["jaw"])
+    np.testing.assert_allclose(jaw[30:33, 1], line(before, 30, 32), atol=1e-5)
+    assert (jaw[30:33, 1] < 0.9).all()
+    np.testing.assert_array_equal(np.delete(jaw, range(30, 33), 0), np.delete(before, range(30, 33), 0))
+    assert json.loads(at_37["bridged"]) == [[37.0, pytest.approx(39.4)]]
+
+    assert everything["rc"] == ["FINISHED"] and everything["assigned"] == res["captured"] + " bridged bridged"
+    jaw = np.array(everything["jaw"])
+    np.testing.assert_allclose(jaw[11:15, 1], line(before, 11, 14), atol=1e-5)
+    np.testing.assert_allclose(jaw[30:33, 1], line(before, 30, 32), atol=1e-5)
+    kept = [i for i in range(40) if not (11 <= i <= 14 or 30 <= i <= 32)]
+    np.testing.assert_array_equal(jaw[kept], before[kept])
+    assert len(json.loads(everything["bridged"])) == 2
+    for step in (at_37, everything):
+        assert step["conf"] == res["captured_before"]["conf"]
+    # what Blender plays: scene frame 16 is between the bridged keys at 15.4 and 16.6
+    assert res["evaluated_jaw_at_16"] == pytest.approx(np.interp(16.0, frames, jaw[:, 1]), abs=1e-4)
+
+    assert res["captured_after"]["jaw"] == res["captured_before"]["jaw"]
+    assert res["captured_after"]["conf"] == res["captured_before"]["conf"] and res["captured_after"]["fake_user"]
+    added = sorted(set(res["actions_after"]) - set(res["actions_before"]))
+    assert added == [res["captured"] + " bridged", res["captured"] + " bridged bridged"]
+    assert res["poll_without_curve"] is False
+    take = res["panel"][res["panel"].index(["panel", "Take"]):]
+    assert take.count(["operator", "facekey.bridge_unsure"]) == 2

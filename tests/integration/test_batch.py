@@ -61,6 +61,46 @@ def test_batch_bakes_a_folder_one_action_per_take(tmp_path):
     assert not any("take3" in name for name in info["actions"])
 
 
+def _unsure_take(take, amplitude: float = 0.2):
+    """``take`` as a capture writes it (confidence measured) with jawOpen a gentle wave (0.3 +- amplitude)
+    except on frames 5-7, where the capture was unsure (confidence 0.2) and the value is junk (1.0)."""
+    from backend.protocol.arkit import INDEX
+    take.weights[:, INDEX["jawOpen"]] = 0.3 + amplitude * np.sin(np.arange(len(take.weights)) / 3.0)
+    take.weights[5:8, INDEX["jawOpen"]] = 1.0
+    take.confidence[5:8] = 0.2
+    take.header.update(confidence="measured", low_confidence_frames=3)
+    return take
+
+
+def test_batch_bridge_unsure_adds_a_bridged_action_where_the_capture_was_unsure(tmp_path):
+    """`facekey batch --bridge-unsure`: a captured take with an unsure stretch gets, beside its baked action
+    (kept as baked, junk included), a bridged one without the junk; a Live Link CSV (no confidence) gets
+    none; the input .blend is not written."""
+    from backend.protocol.livelink import write_livelink_csv
+    from backend.protocol.take import write_take
+    blend_in = tmp_path / "in.blend"
+    subprocess.run([sys.executable, "-c", _MAKE_WITH_ACTION, str(blend_in)], check=True, capture_output=True,
+                   timeout=120)
+    before = blend_in.read_bytes()
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    write_take(takes / "day1_take1.npz", _unsure_take(synthetic_take(20, 30.0)))
+    write_livelink_csv(takes / "day1_take2.csv", synthetic_take(45, 30.0))
+    out = tmp_path / "out.blend"
+    res = CliRunner().invoke(app, ["batch", str(takes), str(blend_in), "-o", str(out), "--objects", "Head",
+                                   "--start-frame", "101", "--bridge-unsure"])
+    assert res.exit_code == 0, res.output
+    assert "bridged 1 unsure stretch(es) (scene frames 105-106.6) into action 'FK_day1_take1 bridged'" in res.output
+    assert res.output.count("bridged 1 unsure") == 1
+    assert blend_in.read_bytes() == before
+    info = inspect_blend(out, "Head")
+    jaw = 'key_blocks["jawOpen"].value[0]'
+    assert sorted(info["actions"]) == ["AnimatorsWork", "FK_day1_take1", "FK_day1_take1 bridged", "FK_day1_take2"]
+    assert info["actions"]["FK_day1_take1 bridged"] == info["actions"]["FK_day1_take1"]   # same curves and keys
+    assert info["peaks"]["FK_day1_take1"][jaw] == pytest.approx(1.0)
+    assert info["peaks"]["FK_day1_take1 bridged"][jaw] <= 0.5 + 1e-6
+
+
 def test_batch_with_no_bakeable_take_saves_nothing(tmp_path):
     from backend.blender_runner import bake_take_folder
     from backend.protocol.errors import FaceKeyError
@@ -157,3 +197,20 @@ def test_batch_solve_argument_errors(custom_key_character, tmp_path):
                                    "--objects", "FaceKeyHead", "--mode", "solve", "--keys", "Nothing*"])
     assert res.exit_code == 2 and "error[no_shape_keys]" in res.output and "could be solved" not in res.output
     assert not out.exists()
+
+
+def test_bake_solve_bridge_unsure(custom_key_character, tmp_path):
+    """`facekey bake --mode solve --bridge-unsure`: the character solve's action keeps what was solved and a
+    bridged action, without the junk of the unsure stretch, is added beside it."""
+    from backend.protocol.take import Take, write_take
+    take = _unsure_take(Take.empty(24, 24.0, source="jaw.mp4"), amplitude=0.1)
+    path = write_take(tmp_path / "jaw.npz", take)
+    out = tmp_path / "out.blend"
+    res = CliRunner().invoke(app, ["bake", str(path), str(custom_key_character), "-o", str(out),
+                                   "--objects", "FaceKeyHead", "--mode", "solve", "--bridge-unsure"])
+    assert res.exit_code == 0, res.output
+    assert "bridged 1 unsure stretch(es) (scene frames 6-8) into action 'FK_jaw bridged'" in res.output
+    info = inspect_blend(out, "FaceKeyHead")
+    mouth = 'key_blocks["Mouth_Open"].value[0]'
+    assert info["peaks"]["FK_jaw"][mouth] > 0.6              # the junk, solved faithfully
+    assert info["peaks"]["FK_jaw bridged"][mouth] < 0.45

@@ -1,5 +1,5 @@
-"""Debian's Blender 3.4 binary: the legacy zip installs with addon_install, enables, and bakes (one take,
-and a folder of takes in one `blender -b` run)."""
+"""Debian's Blender 3.4 binary: the legacy zip installs with addon_install, enables, bakes (one take,
+and a folder of takes in one `blender -b` run) and bridges unsure stretches."""
 from __future__ import annotations
 
 import os
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from blender_fixtures import BLENDER_34, numpy_path_dir, synthetic_take
+from test_bake_operator import assert_bridged
 
 pytestmark = [pytest.mark.blender_binary,
               pytest.mark.skipif(not os.path.isfile(BLENDER_34), reason=f"{BLENDER_34} is absent")]
@@ -25,6 +26,11 @@ def test_legacy_addon_imports_csv_in_blender_34(run_scenario, synthetic_csv, tmp
     for name, curves in res["before"]["actions"].items():
         assert res["after"]["actions"][name] == curves
     np.testing.assert_allclose(res["probe"][1]["front"], [np.sin(0.4), -np.cos(0.4), 0], atol=1e-4)
+
+
+def test_bridge_unsure_in_blender_34(run_scenario):
+    """Bridging the unsure stretches works the same on Blender 3.4's legacy actions (no slots)."""
+    assert_bridged(run_scenario("bridge_unsure", {}, blender=BLENDER_34))
 
 
 _MAKE_CHARACTER = """
