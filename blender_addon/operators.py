@@ -245,20 +245,21 @@ class FACEKEY_OT_bridge_unsure(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         from .bake.readback import confidence_curve
-        return confidence_curve(context.active_object) is not None
+        return ACTIVE["job"] is None and confidence_curve(context.active_object) is not None
 
     def execute(self, context):
         from .bake.bridge import bridge_unsure
         scene, obj = context.scene, context.active_object
         at = scene.frame_current + scene.frame_subframe if self.scope == "PLAYHEAD" else None
+        STATE.begin("bridge_unsure", "bridging unsure frames")
         done = _guarded(self, lambda: bridge_unsure(obj, at))
         if done is None:
             return {"CANCELLED"}
         action, stretches = done
         spans = ", ".join(f"{a:.0f}-{b:.0f}" for a, b in stretches[:6]) + (", ..." if len(stretches) > 6 else "")
-        self.report({"INFO"}, f"Bridged {len(stretches)} unsure stretch(es) of '{obj.name}' (frames {spans}) into "
-                              f"the new action '{action.name}'; the captured action is kept")
-        return {"FINISHED"}
+        STATE.finish(f"Bridged {len(stretches)} unsure stretch(es) of '{obj.name}' (frames {spans}) into the new "
+                     f"action '{action.name}'; the captured action is kept")
+        return _report_done(self, self.bl_label)
 
 
 class FACEKEY_OT_setup_backend(_BackendJobOperator, bpy.types.Operator):

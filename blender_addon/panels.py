@@ -130,10 +130,13 @@ class FACEKEY_PT_take(_SubPanel, bpy.types.Panel):
         row = _job_row(layout, context, align=True)
         row.operator("facekey.preview_frame", icon="HIDE_OFF")
         row.operator("facekey.clear_preview", icon="TRASH")
-        from .bake.readback import unsure_stretches
+        from .bake.bridge import BRIDGED_PROP
+        from .bake.readback import key_action, unsure_stretches
         stretches = unsure_stretches(context.active_object)
+        action = key_action(context.active_object)[1]
+        bridged = ", bridged" if action is not None and BRIDGED_PROP in action else ""
         row = layout.row(align=True)
-        row.label(text=f"Unsure frames: {len(stretches)} stretch(es)" if stretches else "Unsure frames")
+        row.label(text=f"Unsure frames: {len(stretches)} stretch(es){bridged}" if stretches else "Unsure frames")
         row.operator("facekey.unsure_frame", text="", icon="TRIA_LEFT").previous = True
         row.operator("facekey.unsure_frame", text="", icon="TRIA_RIGHT").previous = False
         row = layout.row(align=True)

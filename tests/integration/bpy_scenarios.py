@@ -604,6 +604,7 @@ def sc_bridge_unsure(params) -> dict:
         sub(pkg, "bake.bridge").bridge_unsure(face, 5.0)
     except sub(pkg, "protocol.errors").FaceKeyError as e:
         res["error_outside"] = [e.code, e.message, e.hint]
+    res["panel_face"] = draw_panel()
     bpy.context.view_layer.objects.active = bpy.data.objects["Plain"]
     res["poll_without_curve"] = bpy.ops.facekey.bridge_unsure.poll()
     res["panel"] = draw_panel()

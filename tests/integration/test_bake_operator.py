@@ -152,3 +152,4 @@ def assert_bridged(res: dict) -> None:
     assert res["poll_without_curve"] is False
     take = res["panel"][res["panel"].index(["panel", "Take"]):]
     assert take.count(["operator", "facekey.bridge_unsure"]) == 2
+    assert ["label", "Unsure frames: 2 stretch(es), bridged"] in res["panel_face"]
