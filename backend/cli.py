@@ -24,7 +24,7 @@ from rich.table import Table
 from .protocol.arkit import ARKIT_NAMES
 from .protocol.errors import FaceKeyError
 from .protocol.messages import Progress
-from .protocol.take import LOW_CONFIDENCE, unsure_runs
+from .protocol.take import LOW_CONFIDENCE, format_spans, unsure_runs
 
 __all__ = ["app", "main"]
 
@@ -116,9 +116,8 @@ def _print_take_summary(console: Console, take, path: str) -> None:
         unsure = take.header.get("low_confidence_frames", 0)
         verdict = f"no frame below confidence {LOW_CONFIDENCE}"
         if unsure:
-            runs = [f"{a}" if a == b else f"{a}-{b}" for a, b in unsure_runs(take.confidence)]
             verdict = (f"{unsure} frame(s) with confidence below {LOW_CONFIDENCE}: take frames "
-                       + ", ".join(runs[:6]) + (f" and {len(runs) - 6} more stretches" if len(runs) > 6 else ""))
+                       + format_spans(unsure_runs(take.confidence)))
         console.print(f"landmark fit error {fit['median']:.2f} mm median, {fit['max']:.2f} mm worst frame; {verdict}",
                       soft_wrap=True)
 
@@ -256,9 +255,9 @@ KeysOption = Annotated[Optional[list[str]], typer.Option("--keys", help="--mode 
 ExcludeKeysOption = Annotated[Optional[list[str]], typer.Option("--exclude-keys",
                                                                  help="--mode solve: glob of keys never driven.")]
 BridgeOption = Annotated[bool, typer.Option("--bridge-unsure", help="Also bridge the stretches the capture is unsure "
-                                           "of (confidence below 0.5): a new action per take whose keys there "
-                                           "follow a line between the trusted keys around them; the baked "
-                                           "action is kept.")]
+                                           "of (confidence below 0.5): a new action per object and take whose "
+                                           "keys there follow a line between the trusted keys around them; the "
+                                           "baked action is kept.")]
 
 
 @app.command()
@@ -423,12 +422,12 @@ def _print_solve_report(console: Console, solve: dict) -> None:
 
 
 def _print_bridged(console: Console, bridged: Optional[dict], indent: str = "  ") -> None:
-    """One line for a ``--bridge-unsure`` result (``{"action", "stretches"}``; None prints nothing)."""
-    if bridged:
-        spans = ", ".join(f"{a:g}-{b:g}" for a, b in bridged["stretches"][:6])
-        more = ", ..." if len(bridged["stretches"]) > 6 else ""
-        console.print(f"{indent}bridged {len(bridged['stretches'])} unsure stretch(es) (scene frames {spans}{more}) "
-                      f"into action {bridged['action']!r}", soft_wrap=True)
+    """One line for a ``--bridge-unsure`` result (``{"action", "stretches", "skipped"}``; None: not asked)."""
+    if bridged and bridged["action"]:
+        console.print(f"{indent}bridged {len(bridged['stretches'])} unsure stretch(es) (scene frames "
+                      f"{format_spans(bridged['stretches'])}) into action {bridged['action']!r}", soft_wrap=True)
+    elif bridged:
+        console.print(f"{indent}nothing bridged: {bridged['skipped']}", soft_wrap=True)
 
 
 def _print_bake_report(console: Console, report: dict) -> None:

@@ -134,7 +134,7 @@ def bake_command(args) -> dict:
 
 def _bridge(report: dict) -> None:
     """``--bridge-unsure``: bridge each baked object's unsure stretches (``bake.bridge.bridge_if_unsure``)
-    and record ``bridged`` (``{"action", "stretches"}`` or None) in its entry of a bake report."""
+    and record ``bridged`` (``{"action", "stretches", "skipped"}``) in its entry of a bake report."""
     from .bake.bridge import bridge_if_unsure
     for name, info in report["objects"].items():
         info["bridged"] = bridge_if_unsure(find_object(name))
@@ -165,13 +165,15 @@ def batch_command(args) -> dict:
     for i, path in enumerate(paths):
         print(f"FaceKey batch: take {i + 1}/{len(paths)}: {os.path.basename(path)}", flush=True)
         try:
-            report["takes"][path] = bake_take(read_any_take(path), objects, name_map, scene=bpy.context.scene,
-                                              source=path, start_frame=args.start_frame, take_path=path,
-                                              head_target=head, head_bone=args.head_bone)
-            if args.bridge_unsure:
-                _bridge(report["takes"][path])
+            baked = bake_take(read_any_take(path), objects, name_map, scene=bpy.context.scene, source=path,
+                              start_frame=args.start_frame, take_path=path, head_target=head,
+                              head_bone=args.head_bone)
         except FaceKeyError as e:
             report["failed"][path] = e.to_dict()
+            continue
+        if args.bridge_unsure:
+            _bridge(baked)
+        report["takes"][path] = baked
     if not report["takes"]:
         first = report["failed"][paths[0]]
         raise FaceKeyError(first["code"], f"No take in {args.takes} could be baked; "

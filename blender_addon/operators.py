@@ -18,6 +18,7 @@ from .backend_setup import SetupJob, bundled_wheel, default_env_dir, default_log
 from .jobs import WARM, keep_warm
 from .preferences import get_prefs
 from .protocol.errors import FaceKeyError
+from .protocol.take import format_spans
 from .scene_jobs import (backend_python_of, export_csv, import_csv, make_apply_job, make_capture_job,
                          make_generate_job, make_mesh_retarget_job, make_preview_job, make_solve_job)
 from .state import STATE
@@ -255,10 +256,9 @@ class FACEKEY_OT_bridge_unsure(bpy.types.Operator):
         done = _guarded(self, lambda: bridge_unsure(obj, at))
         if done is None:
             return {"CANCELLED"}
-        action, stretches = done
-        spans = ", ".join(f"{a:.0f}-{b:.0f}" for a, b in stretches[:6]) + (", ..." if len(stretches) > 6 else "")
-        STATE.finish(f"Bridged {len(stretches)} unsure stretch(es) of '{obj.name}' (frames {spans}) into the new "
-                     f"action '{action.name}'; the captured action is kept")
+        action, spans = done
+        STATE.finish(f"Bridged {len(spans)} unsure stretch(es) of '{obj.name}' (frames {format_spans(spans)}) "
+                     f"into the new action '{action.name}'; the captured action is kept")
         return _report_done(self, self.bl_label)
 
 

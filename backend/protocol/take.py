@@ -31,7 +31,7 @@ from .arkit import ARKIT_NAMES, NUM_UNITS
 from .errors import FaceKeyError
 from .npzfile import atomic_savez, load_npz
 
-__all__ = ["Take", "LOW_CONFIDENCE", "unsure_runs", "SCHEMA", "SCHEMA_VERSION", "write_take", "read_take",
+__all__ = ["Take", "LOW_CONFIDENCE", "unsure_runs", "format_spans", "SCHEMA", "SCHEMA_VERSION", "write_take", "read_take",
            "check_frame_indices", "select_frames"]
 
 SCHEMA = "facekey.take"
@@ -48,6 +48,14 @@ def unsure_runs(confidence: np.ndarray) -> list[tuple[int, int]]:
     ``[(first index, last index)]`` in order."""
     edges = np.diff(np.r_[0, (np.asarray(confidence) < LOW_CONFIDENCE).astype(np.int8), 0])
     return [(int(a), int(b) - 1) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
+
+
+def format_spans(spans, limit: int = 6) -> str:
+    """``[(first, last), ...]`` frames -> ``"3-7, 12, 14.2-17.8"`` (a one-frame span as one number, at most
+    ``limit`` spans, then ``"and N more"``)."""
+    spans = [(float(a), float(b)) for a, b in spans]
+    text = ", ".join(f"{a:g}" if a == b else f"{a:g}-{b:g}" for a, b in spans[:limit])
+    return text + (f" and {len(spans) - limit} more" if len(spans) > limit else "")
 
 
 @dataclasses.dataclass

@@ -87,7 +87,8 @@ def solve_bake(take_path, character, blend_out, object_name: str, *, settings: S
 
     Returns:
         ``{"output", "action", "key_take", "frames", "solve": retarget report, "bridged"}``; ``bridged`` is
-        ``{"action", "stretches": [[first, last], ...]}``, or None (not asked, or nothing to bridge).
+        ``{"action", "stretches": [[first, last], ...], "skipped"}`` (``bake.bridge.bridge_if_unsure``), or None
+        when not asked.
     """
     from ..facemodel import load_face_model
 
@@ -142,7 +143,7 @@ def solve_bake_folder(takes_dir, character, blend_out, object_name: str, *, sett
             except FaceKeyError as e:
                 failed[path] = e.to_dict()
                 continue
-            kt.header["source_take"] = path
+            kt.header["source_take"] = kt.header["take_file"] = path
             stem = os.path.splitext(os.path.basename(path))[0]
             solved[path] = (write_key_take(os.path.join(key_dir, f"{stem}_keys.npz"), kt), report)
         if not solved:

@@ -6,7 +6,7 @@ a stretch is a run of its keys below ``LOW_CONFIDENCE`` (``readback.unsure_stret
 run (a hand over the mouth, a turn to profile) the solved weights are noise, and an animator's first fix
 is to replace them by the motion around them; this does that in one step, as a new action, the way the
 solver already leans frames it fits badly on their neighbours (``estimators.solver``), but wholly and
-where the user asks.
+where the user asks.  Linear, like the solver's fill of faceless frames: what was invented is plain to see.
 """
 from __future__ import annotations
 
@@ -21,12 +21,15 @@ from .fcurves import action_fcurves, get_keys
 from .readback import confidence_curve, key_action, unsure_stretches
 from .shape_keys import CONFIDENCE_PATH
 
-__all__ = ["bridge_unsure", "bridge_if_unsure", "BRIDGED_PROP", "stretch_at"]
+__all__ = ["bridge_unsure", "bridge_if_unsure", "stretch_at", "BRIDGED_PROP", "BRIDGED_FROM_PROP"]
 
 #: Action property listing the stretches a bridged action replaced: JSON ``[[first frame, last frame], ...]``.
 BRIDGED_PROP = "facekey_bridged"
+#: Action property naming the captured action a bridged one was made from (bridged copies are named after it).
+BRIDGED_FROM_PROP = "facekey_bridged_from"
 #: Frames closer than this count as the same key (keys sit on subframes when take and scene fps differ).
 _EPS = 1e-3
+_LINEAR = 1  # Keyframe.interpolation enum index, as ``fcurves.set_keys`` writes it
 
 
 def stretch_at(stretches: list[tuple[float, float, float]], frame: float) -> Optional[tuple[float, float, float]]:
@@ -34,25 +37,93 @@ def stretch_at(stretches: list[tuple[float, float, float]], frame: float) -> Opt
     return next((s for s in stretches if s[0] - _EPS <= frame <= s[1] + _EPS), None)
 
 
-def _bridged_values(frames: np.ndarray, values: np.ndarray, first: float, last: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(indices of the keys in [first, last], their new values)`` for one curve's (K,) ``frames`` and
-    ``values``: a straight line from the last key before the stretch to the first key after it, held
-    flat where the stretch touches an end of the curve; no keys inside or no key outside give empty arrays."""
-    inside = np.flatnonzero((frames >= first - _EPS) & (frames <= last + _EPS))
-    before = np.flatnonzero(frames < first - _EPS)
-    after = np.flatnonzero(frames > last + _EPS)
-    if not len(inside) or not (len(before) or len(after)):
-        return inside[:0], values[:0]
-    anchors = ([before[-1]] if len(before) else []) + ([after[0]] if len(after) else [])
-    return inside, np.interp(frames[inside], frames[anchors], values[anchors])
+def _span(first: float, last: float) -> list[float]:
+    """A stretch as stored and reported: frames rounded to 1/1000 (keys are float32)."""
+    return [round(float(first), 3), round(float(last), 3)]
 
 
-def _copy_assigned(key, action, name: str):
-    """Copy ``action`` as ``name``, assign the copy to ``key`` (on the same slot where actions are layered) and
-    keep the original with a fake user; return the copy."""
+def _within(frames: np.ndarray, spans) -> np.ndarray:
+    """(K,) bool: which ``frames`` lie in any of ``spans`` ``[(first, last, ...)]``."""
+    mask = np.zeros(frames.shape, bool)
+    for first, last, *_ in spans:
+        mask |= (frames >= first - _EPS) & (frames <= last + _EPS)
+    return mask
+
+
+def _bridge_curve(fc, chosen, every) -> None:
+    """Put the keys of F-curve ``fc`` inside each ``chosen`` stretch on the straight line between the curve's
+    nearest keys outside *every* stretch (``every``: all of the take's, so a line never leans on junk of a
+    stretch left as it is), held flat where no such key is on one side; those keys and the anchor before
+    them get LINEAR interpolation.  A curve without a trusted key keeps its keys."""
+    co = get_keys(fc)
+    frames = co[:, 0]
+    trusted = np.flatnonzero(~_within(frames, every))
+    if not len(trusted):
+        return
+    interp = np.empty(len(frames), np.int32)
+    fc.keyframe_points.foreach_get("interpolation", interp)
+    for first, last, *_ in chosen:
+        inside = np.flatnonzero(_within(frames, [(first, last)]))
+        before, after = trusted[frames[trusted] < first - _EPS], trusted[frames[trusted] > last + _EPS]
+        anchors = list(before[-1:]) + list(after[:1])
+        co[inside, 1] = np.interp(frames[inside], frames[anchors], co[anchors, 1])
+        interp[inside] = _LINEAR
+        interp[before[-1:]] = _LINEAR
+    fc.keyframe_points.foreach_set("co", co.ravel())
+    fc.keyframe_points.foreach_set("interpolation", interp)
+    fc.update()
+
+
+def _plan(obj, at_frame: Optional[float]):
+    """Everything checked before anything is written: ``(key datablock, action, stretches to bridge, every
+    stretch)``; raise FaceKeyError ``bad_argument`` naming what is wrong and the fix."""
+    key, action = key_action(obj)
+    name = obj.name if obj is not None else "(none)"
+    conf = confidence_curve(obj)
+    if conf is None:
+        raise FaceKeyError("bad_argument", f"The shape keys of '{name}' have no action with a facekey_confidence "
+                           "curve, so FaceKey cannot tell which frames the capture is unsure of.",
+                           "Select an object you captured onto (Live Link CSV imports and generated clips "
+                           "measure no confidence).")
+    if key.animation_data.use_tweak_mode:
+        raise FaceKeyError("bad_argument", f"The shape keys of '{name}' are in NLA tweak mode.",
+                           "Leave tweak mode (Tab in the NLA Editor) and bridge again.")
+    every = unsure_stretches(obj)
+    if not every:
+        raise FaceKeyError("bad_argument", f"The capture on '{name}' is sure of every frame (confidence "
+                           f"{LOW_CONFIDENCE} or more): there is nothing to bridge.", "Nothing to do.")
+    if not (get_keys(conf)[:, 1] >= LOW_CONFIDENCE).any():
+        raise FaceKeyError("bad_argument", f"The capture on '{name}' is unsure of every frame: there is no "
+                           "trusted key to bridge from.", "Capture the footage again with the face in view "
+                           "and well lit.")
+    chosen = every
+    if at_frame is not None:
+        found = stretch_at(every, at_frame)
+        if found is None:
+            raise FaceKeyError("bad_argument", f"Frame {at_frame:g} of '{name}' is not in a stretch the capture "
+                               f"is unsure of ({len(every)} stretch(es) in all).",
+                               "Jump to one with Take > Unsure frames, or bridge all of them.")
+        chosen = [found]
+    done = json.loads(action.get(BRIDGED_PROP, "[]"))
+    if all(_span(a, b) in done for a, b, _ in chosen):
+        which = "this stretch" if at_frame is not None else "every stretch"
+        raise FaceKeyError("bad_argument", f"The action '{action.name}' has {which} bridged already.",
+                           "Nothing to do; the captured action is kept beside it.")
+    return key, action, chosen, every
+
+
+def _copy_assigned(key, action):
+    """Copy ``action``, name the copy ``"<captured action> bridged"`` (.001, .002, ... when taken), assign
+    it to ``key`` (on the same slot where actions are layered), keep ``action`` with a fake user; return it."""
     slot = getattr(key.animation_data, "action_slot", None)
     identifier = slot.identifier if slot is not None else None
+    import bpy
+    root = action.get(BRIDGED_FROM_PROP, action.name)
+    name = f"{root} bridged"
+    taken = {a.name for a in bpy.data.actions}
+    name = next(n for n in [name] + [f"{name}.{i:03d}" for i in range(1, len(taken) + 2)] if n not in taken)
     new = action.copy()
+    new[BRIDGED_FROM_PROP] = root
     new.name = name
     action.use_fake_user = True
     key.animation_data.action = new
@@ -61,15 +132,16 @@ def _copy_assigned(key, action, name: str):
     return new
 
 
-def bridge_unsure(obj, at_frame: Optional[float] = None) -> tuple[object, list[tuple[float, float]]]:
+def bridge_unsure(obj, at_frame: Optional[float] = None) -> tuple[object, list[list[float]]]:
     """Bridge the unsure stretches of the action on ``obj``'s shape keys into a new action.
 
     Every shape-key F-curve key inside a stretch gets the value on the straight line between that curve's
-    last key before the stretch and its first key after it (held flat at an end of the take), LINEAR
-    interpolation and auto-clamped handles; keys outside the stretches, the confidence curve (it still says
-    where the capture was unsure), curve modifiers and the action's FaceKey properties are copied as they
-    are.  The new action, ``"<action> bridged"``, is assigned to the shape keys; the original is kept
-    unchanged with a fake user.  The new action's ``facekey_bridged`` property lists the stretches.
+    last key before the stretch and its first key after it, both outside every unsure stretch (held flat
+    at an end of the take), and LINEAR interpolation, as does the key before it; keys outside the
+    stretches, the confidence curve (it still says where the capture was unsure), curve modifiers and the
+    action's FaceKey properties are copied as they are.  The new action, ``"<captured action> bridged"``,
+    is assigned to the shape keys; the action it was made from is kept unchanged with a fake user.  Its
+    ``facekey_bridged`` property lists the stretches bridged so far.
 
     Args:
         obj: a mesh object whose shape keys' action has a confidence curve (a name-map bake, corrective keys
@@ -77,64 +149,29 @@ def bridge_unsure(obj, at_frame: Optional[float] = None) -> tuple[object, list[t
         at_frame: bridge only the stretch whose keys span this scene frame (None: every stretch).
 
     Returns:
-        ``(the new action, [(first frame, last frame)] of the stretches bridged)``.
+        ``(the new action, [[first frame, last frame], ...] of the stretches bridged)``.
 
     Raises:
-        FaceKeyError ``bad_argument``: no action with a confidence curve, no unsure stretch (at
-        ``at_frame``), or no key the capture trusts to bridge from.
+        FaceKeyError ``bad_argument``: no action with a confidence curve, NLA tweak mode, no unsure stretch
+        (at ``at_frame``), no key the capture trusts, or the stretches bridged already; nothing is changed.
     """
-    key, action = key_action(obj)
-    conf = confidence_curve(obj)
-    if conf is None:
-        name = obj.name if obj is not None else "(none)"
-        raise FaceKeyError("bad_argument", f"The shape keys of '{name}' have no action with a facekey_confidence "
-                           "curve, so FaceKey cannot tell which frames the capture is unsure of.",
-                           "Select an object you captured onto (Live Link CSV imports and generated clips "
-                           "measure no confidence).")
-    stretches = unsure_stretches(obj)
-    if at_frame is not None:
-        found = stretch_at(stretches, at_frame)
-        if found is None:
-            raise FaceKeyError("bad_argument", f"Frame {at_frame:g} of '{obj.name}' is not in a stretch the capture "
-                               f"is unsure of ({len(stretches)} stretch(es) in all).",
-                               "Jump to one with Take > Unsure frames, or bridge all of them.")
-        stretches = [found]
-    if not stretches:
-        raise FaceKeyError("bad_argument", f"The capture on '{obj.name}' is sure of every frame "
-                           f"(confidence {LOW_CONFIDENCE} or more): there is nothing to bridge.",
-                           "Nothing to do; the keys are as captured.")
-    if not (get_keys(conf)[:, 1] >= LOW_CONFIDENCE).any():
-        raise FaceKeyError("bad_argument", f"The capture on '{obj.name}' is unsure of every frame: there are no "
-                           "trusted keys to bridge from.",
-                           "Capture the footage again with the face in view and well lit.")
-    new = _copy_assigned(key, action, f"{action.name} bridged")
+    key, action, chosen, every = _plan(obj, at_frame)
+    new = _copy_assigned(key, action)
     for fc in action_fcurves(new, key):
-        if fc.data_path == CONFIDENCE_PATH or not len(fc.keyframe_points):
-            continue
-        co = get_keys(fc)
-        for first, last, _ in stretches:
-            idx, values = _bridged_values(co[:, 0], co[:, 1], first, last)
-            co[idx, 1] = values
-            for i in idx:
-                kp = fc.keyframe_points[int(i)]
-                kp.co.y = float(co[i, 1])
-                kp.interpolation = "LINEAR"
-                kp.handle_left_type = kp.handle_right_type = "AUTO_CLAMPED"
-        fc.update()
-    done = json.loads(new.get(BRIDGED_PROP, "[]")) + [[first, last] for first, last, _ in stretches]
-    new[BRIDGED_PROP] = json.dumps(sorted({tuple(s) for s in done}))
-    return new, [(first, last) for first, last, _ in stretches]
+        if fc.data_path != CONFIDENCE_PATH and len(fc.keyframe_points):
+            _bridge_curve(fc, chosen, every)
+    spans = [_span(a, b) for a, b, _ in chosen]
+    done = json.loads(new.get(BRIDGED_PROP, "[]"))
+    new[BRIDGED_PROP] = json.dumps(sorted(done + [s for s in spans if s not in done]))
+    return new, spans
 
 
-def bridge_if_unsure(obj) -> Optional[dict]:
-    """:func:`bridge_unsure` of every stretch, for ``blender -b`` runs (``--bridge-unsure``): on an object
-    whose FaceKey action has unsure stretches, ``{"action": the new action's name, "stretches": [[first,
-    last], ...]}``; None where there is nothing to bridge (no confidence curve: a Live Link CSV or a
-    generated clip; no stretch; or no trusted key to bridge from)."""
-    if not unsure_stretches(obj):
-        return None
-    conf = confidence_curve(obj)
-    if not (get_keys(conf)[:, 1] >= LOW_CONFIDENCE).any():
-        return None
-    action, stretches = bridge_unsure(obj)
-    return {"action": action.name, "stretches": [list(s) for s in stretches]}
+def bridge_if_unsure(obj) -> dict:
+    """:func:`bridge_unsure` of every stretch, for ``blender -b`` runs (``--bridge-unsure``):
+    ``{"action": the new action's name or None, "stretches": [[first, last], ...], "skipped": why nothing
+    was bridged (the FaceKeyError's message: no confidence curve, no unsure stretch, ...) or None}``."""
+    try:
+        action, spans = bridge_unsure(obj)
+    except FaceKeyError as e:
+        return {"action": None, "stretches": [], "skipped": e.message}
+    return {"action": action.name, "stretches": spans, "skipped": None}

@@ -555,8 +555,8 @@ def sc_bridge_unsure(params) -> dict:
     """Bake a 20 fps take (24 fps scene: keys at scene frames 1 + 1.2 i) whose jawOpen is a smooth wave except
     on the two stretches the capture is unsure of (frames 11-14 and 30-32, where it is junk: 1.0), edit one
     trusted key by hand, then bridge: the stretch at the playhead when the playhead is in none, the one it
-    is in (frame 37, the second stretch), then all of them.  Report every action's keys and the evaluated
-    jawOpen on a scene frame inside the first stretch."""
+    is in (frame 37, the second stretch), then all of them, twice.  Report every action's keys and the
+    evaluated jawOpen on a scene frame inside the first stretch."""
     import dataclasses
 
     import numpy as np
@@ -588,7 +588,7 @@ def sc_bridge_unsure(params) -> dict:
     fc.update()
     before = {"jaw": curve_keys(captured, jaw_path), "conf": curve_keys(captured, conf_path)}
     res = {"captured": captured.name, "actions_before": sorted(a.name for a in bpy.data.actions), "steps": []}
-    for frame, scope in ((5, "PLAYHEAD"), (37, "PLAYHEAD"), (1, "ALL")):
+    for frame, scope in ((5, "PLAYHEAD"), (37, "PLAYHEAD"), (1, "ALL"), (1, "ALL")):
         scene.frame_set(frame)
         rc = call_op(bpy.ops.facekey.bridge_unsure, scope=scope)
         action = key.animation_data.action
@@ -608,6 +608,77 @@ def sc_bridge_unsure(params) -> dict:
     bpy.context.view_layer.objects.active = bpy.data.objects["Plain"]
     res["poll_without_curve"] = bpy.ops.facekey.bridge_unsure.poll()
     res["panel"] = draw_panel()
+    return res
+
+
+def sc_bridge_edges(params) -> dict:
+    """Bridge a 24 fps take on a 24 fps scene (keys at scene frames 1 + i) whose capture is unsure of frames
+    0-2 (the start), 10-12, 15-16 and 27-29 (the end), jawOpen junk (1.0) there, with the jawOpen keys of
+    frames 13-14 deleted (as a Decimate would): report the bridged jawOpen keys.  Then the errors, each on a
+    fresh bake, nothing written: NLA tweak mode, a take sure of every frame, one unsure of every frame."""
+    import dataclasses
+
+    import numpy as np
+    pkg = install(params)
+    make_character()
+    scene, face = bpy.context.scene, bpy.data.objects["Face"]
+    key = face.data.shape_keys
+    Take = sub(pkg, "protocol.take").Take
+    bridge, fcurves = sub(pkg, "bake.bridge"), sub(pkg, "bake.fcurves")
+    names = sub(pkg, "protocol.namemap").load_name_map("arkit", None)
+    jaw = sub(pkg, "protocol.arkit").INDEX["jawOpen"]
+    FaceKeyError = sub(pkg, "protocol.errors").FaceKeyError
+
+    def bake(conf, stem):
+        take = Take.empty(len(conf), 24.0, confidence="measured by the test")
+        weights = take.weights.copy()
+        weights[:, jaw] = 0.4 + 0.3 * np.sin(np.arange(len(conf)) / 4.0)
+        weights[np.asarray(conf) < 0.5, jaw] = 1.0
+        sub(pkg, "bake.apply").bake_take(dataclasses.replace(take, confidence=np.asarray(conf, np.float32),
+                                                             weights=weights),
+                                         [face], names, scene=scene, source=f"{stem}.mp4")
+        return key.animation_data.action
+
+    def jaw_curve(action):
+        return next(fc for fc in fcurves.action_fcurves(action, key) if fc.data_path == 'key_blocks["jawOpen"].value')
+
+    def attempt(**kw):
+        names_before = sorted(a.name for a in bpy.data.actions)
+        try:
+            bridge.bridge_unsure(face, **kw)
+            return {"error": None}
+        except FaceKeyError as e:
+            return {"error": [e.code, e.message, e.hint],
+                    "actions_unchanged": sorted(a.name for a in bpy.data.actions) == names_before}
+
+    conf = np.ones(30)
+    conf[[0, 1, 2, 10, 11, 12, 15, 16, 27, 28, 29]] = 0.2
+    captured = bake(conf, "edges")
+    fc = jaw_curve(captured)
+    for i in (14, 13):
+        fc.keyframe_points.remove(fc.keyframe_points[i])
+    res = {"captured": fcurves.get_keys(jaw_curve(captured)).tolist()}
+    action, spans = bridge.bridge_unsure(face)
+    res.update(bridged=fcurves.get_keys(jaw_curve(action)).tolist(), spans=spans, name=action.name)
+    interp = np.empty(len(jaw_curve(action).keyframe_points), np.int32)
+    jaw_curve(action).keyframe_points.foreach_get("interpolation", interp)
+    res["interpolation"] = interp.tolist()
+    res["again"] = attempt()
+    res["again_at_playhead"] = attempt(at_frame=12.0)
+
+    tweaked = bake(conf, "tweak")
+    track = key.animation_data.nla_tracks.new()
+    track.strips.new("take", 1, tweaked)
+    key.animation_data.action = None
+    track.strips[0].select = True
+    key.animation_data.use_tweak_mode = True
+    res["tweak_mode"] = {"entered": bool(key.animation_data.use_tweak_mode), **attempt()}
+    key.animation_data.use_tweak_mode = False
+    bake(np.ones(30), "sure")
+    res["sure"] = attempt()
+    res["sure_if_unsure"] = bridge.bridge_if_unsure(face)
+    bake(np.full(30, 0.1), "lost")
+    res["unsure"] = attempt()
     return res
 
 

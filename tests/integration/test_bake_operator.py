@@ -103,10 +103,10 @@ def test_unsure_frame_buttons_walk_the_take_confidence_dips(run_scenario):
 
 def test_bridge_unsure_replaces_the_unsure_stretches_by_a_line_in_a_new_action(run_scenario):
     """On a take whose jawOpen is junk (1.0) on two stretches the capture is unsure of, Bridge at playhead
-    does nothing outside a stretch, bridges the stretch it is in, and Bridge all then bridges the other:
-    each key inside is on the straight line between the trusted keys either side, every other key (the
-    animator's edit included) and the confidence curve are kept, each step is a new action, and the
-    captured action is left as it was, kept with a fake user."""
+    does nothing outside a stretch, bridges the stretch it is in, and Bridge all then bridges the other
+    (and nothing the second time): each key inside is on the straight line between the trusted keys either
+    side, every other key (the animator's edit included) and the confidence curve are kept, each step is
+    a new action named after the captured one, which is left as it was, kept with a fake user."""
     assert_bridged(run_scenario("bridge_unsure", {}))
 
 
@@ -117,7 +117,8 @@ def assert_bridged(res: dict) -> None:
     np.testing.assert_allclose(frames, 1 + 1.2 * np.arange(40), atol=1e-4)
     assert before[5, 1] == pytest.approx(0.95) and (before[11:15, 1] == 1.0).all()
 
-    outside, at_37, everything = res["steps"]
+    outside, at_37, everything, again = res["steps"]
+    assert again["rc"] == ["CANCELLED"] and again["assigned"] == everything["assigned"]    # nothing new to bridge
     assert outside["rc"] == ["CANCELLED"] and outside["assigned"] == res["captured"]
     assert "not in a stretch" in res["error_outside"][1] and res["error_outside"][0] == "bad_argument"
 
@@ -131,9 +132,9 @@ def assert_bridged(res: dict) -> None:
     np.testing.assert_allclose(jaw[30:33, 1], line(before, 30, 32), atol=1e-5)
     assert (jaw[30:33, 1] < 0.9).all()
     np.testing.assert_array_equal(np.delete(jaw, range(30, 33), 0), np.delete(before, range(30, 33), 0))
-    assert json.loads(at_37["bridged"]) == [[37.0, pytest.approx(39.4)]]
+    assert json.loads(at_37["bridged"]) == [[37.0, 39.4]]
 
-    assert everything["rc"] == ["FINISHED"] and everything["assigned"] == res["captured"] + " bridged bridged"
+    assert everything["rc"] == ["FINISHED"] and everything["assigned"] == res["captured"] + " bridged.001"
     jaw = np.array(everything["jaw"])
     np.testing.assert_allclose(jaw[11:15, 1], line(before, 11, 14), atol=1e-5)
     np.testing.assert_allclose(jaw[30:33, 1], line(before, 30, 32), atol=1e-5)
@@ -148,8 +149,43 @@ def assert_bridged(res: dict) -> None:
     assert res["captured_after"]["jaw"] == res["captured_before"]["jaw"]
     assert res["captured_after"]["conf"] == res["captured_before"]["conf"] and res["captured_after"]["fake_user"]
     added = sorted(set(res["actions_after"]) - set(res["actions_before"]))
-    assert added == [res["captured"] + " bridged", res["captured"] + " bridged bridged"]
+    assert added == [res["captured"] + " bridged", res["captured"] + " bridged.001"]
     assert res["poll_without_curve"] is False
     take = res["panel"][res["panel"].index(["panel", "Take"]):]
     assert take.count(["operator", "facekey.bridge_unsure"]) == 2
     assert ["label", "Unsure frames: 2 stretch(es), bridged"] in res["panel_face"]
+
+
+def test_bridge_edges_anchors_only_on_trusted_keys_and_refuses_what_it_cannot_do(run_scenario):
+    """Stretches at the start and end of the take are held flat at the nearest trusted key; a line never
+    leans on the junk of another stretch, even where keys between two stretches were deleted; the keys
+    bridged and the one before each stretch are LINEAR.  Bridging again, NLA tweak mode, a take sure of
+    every frame and one unsure of every frame are refused with the reason and the fix, adding nothing."""
+    res = run_scenario("bridge_edges", {})
+    captured, bridged = np.array(res["captured"]), np.array(res["bridged"])
+    assert res["name"] == "FK_edges bridged"
+    assert res["spans"] == [[1.0, 3.0], [11.0, 13.0], [16.0, 17.0], [28.0, 30.0]]
+    frames = captured[:, 0]
+    np.testing.assert_array_equal(bridged[:, 0], frames)
+    assert 14.0 not in frames and 15.0 not in frames                     # take frames 13-14 deleted
+    value = dict(zip(frames.tolist(), captured[:, 1].tolist()))
+    expect = dict(value)
+    for f in (1.0, 2.0, 3.0):
+        expect[f] = value[4.0]                                           # held at the first trusted key
+    for f in (28.0, 29.0, 30.0):
+        expect[f] = value[27.0]                                          # and at the last one
+    for f in (11.0, 12.0, 13.0, 16.0, 17.0):                             # both lines run from 10 to 18
+        expect[f] = value[10.0] + (f - 10.0) / 8.0 * (value[18.0] - value[10.0])
+    np.testing.assert_allclose(bridged[:, 1], [expect[f] for f in frames.tolist()], atol=1e-5)
+    assert bridged[:, 1].max() < 0.75                                    # no junk (1.0) left
+    linear = [f for f, i in zip(frames.tolist(), res["interpolation"]) if i == 1]
+    assert {1.0, 2.0, 3.0, 10.0, 11.0, 12.0, 13.0, 16.0, 17.0, 27.0, 28.0, 29.0, 30.0} <= set(linear)
+
+    for case, words in (("again", "bridged already"), ("again_at_playhead", "bridged already"),
+                        ("tweak_mode", "NLA tweak mode"), ("sure", "sure of every frame"),
+                        ("unsure", "unsure of every frame")):
+        code, message, hint = res[case]["error"]
+        assert code == "bad_argument" and words in message and hint, (case, message)
+        assert res[case]["actions_unchanged"], case
+    assert res["tweak_mode"]["entered"]
+    assert res["sure_if_unsure"]["action"] is None and "sure of every frame" in res["sure_if_unsure"]["skipped"]

@@ -75,7 +75,7 @@ def _unsure_take(take, amplitude: float = 0.2):
 def test_batch_bridge_unsure_adds_a_bridged_action_where_the_capture_was_unsure(tmp_path):
     """`facekey batch --bridge-unsure`: a captured take with an unsure stretch gets, beside its baked action
     (kept as baked, junk included), a bridged one without the junk; a Live Link CSV (no confidence) gets
-    none; the input .blend is not written."""
+    none, and the output says why; the input .blend is not written."""
     from backend.protocol.livelink import write_livelink_csv
     from backend.protocol.take import write_take
     blend_in = tmp_path / "in.blend"
@@ -92,6 +92,7 @@ def test_batch_bridge_unsure_adds_a_bridged_action_where_the_capture_was_unsure(
     assert res.exit_code == 0, res.output
     assert "bridged 1 unsure stretch(es) (scene frames 105-106.6) into action 'FK_day1_take1 bridged'" in res.output
     assert res.output.count("bridged 1 unsure") == 1
+    assert "nothing bridged: The shape keys of 'Head' have no action with a facekey_confidence curve" in res.output
     assert blend_in.read_bytes() == before
     info = inspect_blend(out, "Head")
     jaw = 'key_blocks["jawOpen"].value[0]'
@@ -214,3 +215,29 @@ def test_bake_solve_bridge_unsure(custom_key_character, tmp_path):
     mouth = 'key_blocks["Mouth_Open"].value[0]'
     assert info["peaks"]["FK_jaw"][mouth] > 0.6              # the junk, solved faithfully
     assert info["peaks"]["FK_jaw bridged"][mouth] < 0.45
+
+
+def test_bake_bridge_unsure_by_name_map(tmp_path):
+    """`facekey bake --bridge-unsure` (one take, name map): the bridged action is added and assigned, the
+    baked one kept; a take the capture is sure of everywhere is baked and the output says nothing needed
+    bridging."""
+    from backend.protocol.take import write_take
+    blend_in = tmp_path / "in.blend"
+    subprocess.run([sys.executable, "-c", _MAKE_WITH_ACTION, str(blend_in)], check=True, capture_output=True,
+                   timeout=120)
+    path = write_take(tmp_path / "take1.npz", _unsure_take(synthetic_take(20, 24.0)))
+    out = tmp_path / "out.blend"
+    res = CliRunner().invoke(app, ["bake", str(path), str(blend_in), "-o", str(out), "--objects", "Head",
+                                   "--bridge-unsure"])
+    assert res.exit_code == 0, res.output
+    assert "bridged 1 unsure stretch(es) (scene frames 6-8) into action 'FK_synthetic_take bridged'" in res.output
+    info = inspect_blend(out, "Head")
+    jaw = 'key_blocks["jawOpen"].value[0]'
+    assert info["peaks"]["FK_synthetic_take"][jaw] == pytest.approx(1.0)
+    assert info["peaks"]["FK_synthetic_take bridged"][jaw] <= 0.5 + 1e-6
+    sure = synthetic_take(20, 24.0)
+    sure.header.update(confidence="measured", low_confidence_frames=0)
+    res = CliRunner().invoke(app, ["bake", str(write_take(tmp_path / "take2.npz", sure)), str(blend_in), "-o",
+                                   str(tmp_path / "out2.blend"), "--objects", "Head", "--bridge-unsure"])
+    assert res.exit_code == 0, res.output
+    assert "nothing bridged: The capture on 'Head' is sure of every frame" in res.output
