@@ -575,7 +575,7 @@ def sc_bridge_unsure(params) -> dict:
     sub(pkg, "bake.apply").bake_take(take, [face], names, scene=scene, source="unsure.mp4")
     bpy.context.view_layer.objects.active = face
     key = face.data.shape_keys
-    readback, fcurves = sub(pkg, "bake.readback"), sub(pkg, "bake.fcurves")
+    fcurves = sub(pkg, "bake.fcurves")
 
     def curve_keys(action, path):
         fc = next(fc for fc in fcurves.action_fcurves(action, key) if fc.data_path == path)
