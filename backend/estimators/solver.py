@@ -20,6 +20,10 @@ and stage (b) is skipped.  Invalid frames are left out of every loss; their outp
 linearly interpolated from the nearest valid frames (held at the ends) for
 display, and stay ``valid=False``.
 
+Under a hand (the track's ``occluded``): covered landmarks get no weight, a part the tracker predicts
+as one shape counts as covered whole once :data:`PART_SHARE` of it is (:data:`WHOLE_PARTS`), and an
+eye a hand hides takes the seen eye's :data:`EYES_TOGETHER` units.
+
 Confidence per frame: the tracker's (1 where it found the face) x the share
 of the face a hand leaves visible x the trust in the fit (:func:`fit_confidence`
 of the frame's median landmark fit error: a face the model cannot explain,
@@ -54,7 +58,8 @@ import torch
 
 from backend.facemodel import load_face_model
 from backend.facemodel.canonical import LEFT_EYE, LEFT_IRIS, RIGHT_EYE, RIGHT_IRIS
-from backend.facemodel.regions import LIPS
+from backend.facemodel.regions import (LID_LOWER_RING2_LEFT, LID_LOWER_RING2_RIGHT, LID_UPPER_RING2_LEFT,
+                                       LID_UPPER_RING2_RIGHT, LIPS)
 from backend.facemodel.units import GAZE_PITCH_PER_UNIT, GAZE_YAW_PER_UNIT
 from backend.protocol.arkit import INDEX
 from backend.protocol.errors import FaceKeyError
@@ -280,15 +285,40 @@ def _lean_on_trusted(weights: np.ndarray, error_mm: np.ndarray, times: np.ndarra
     return trust[:, None] * weights + (1.0 - trust[:, None]) * _interpolate_rows(weights, trusted, times)
 
 
-#: Face parts the tracker predicts as one shape: the lips, each eye with its iris.  With a hand over
-#: part of one, the rest is pulled toward the invented part (on a real clip with fingers over half the
-#: mouth, the visible half alone read mouthFunnel 0.94), so the part counts as covered whole.
+#: Face parts the tracker predicts as one shape: the lips, each eye with its iris and the rings of skin
+#: just above and below its lids.  With a hand over part of one, the rest is pulled toward the invented
+#: part (on a real clip with fingers over half the mouth, the visible half alone read mouthFunnel 0.94),
+#: so the part counts as covered whole.  The rings belong to the eye because eyeWide and eyeSquint move
+#: them: with only the lids hidden, the rings alone read a wide-open eye (the Pexels clip, a hand over a
+#: squeezed-shut right eye for 45 frames: eyeWideRight 1.0 there, 0.0 with the rings in the part).
 WHOLE_PARTS = (LIPS, tuple(LEFT_EYE["upper"]) + tuple(LEFT_EYE["lower"]) + (LEFT_EYE["outer"], LEFT_EYE["inner"])
-               + LEFT_IRIS,
+               + LEFT_IRIS + LID_UPPER_RING2_LEFT + LID_LOWER_RING2_LEFT,
                tuple(RIGHT_EYE["upper"]) + tuple(RIGHT_EYE["lower"]) + (RIGHT_EYE["outer"], RIGHT_EYE["inner"])
-               + RIGHT_IRIS)
+               + RIGHT_IRIS + LID_UPPER_RING2_RIGHT + LID_LOWER_RING2_RIGHT)
 #: Share of a part's points a hand must cover for the whole part to count as covered.
 PART_SHARE = 0.2
+
+
+#: Units a hidden eye takes from the eye that is seen: the eyes blink, squint, widen and look up or down
+#: together (on the Live Link Face recording in realdata the two eyes' values differ by 0.000-0.002 on
+#: average, where leaving the hidden eye at rest would be off by 0.13-0.18 on blink, squint and
+#: look-down).  The horizontal gaze is left to the solve: the eyes converge, and the recording's
+#: lookIn / lookOut pairs differ by 0.03-0.08.
+EYES_TOGETHER = ("eyeBlink", "eyeSquint", "eyeWide", "eyeLookUp", "eyeLookDown")
+
+
+def _eye_from_the_other(weights: np.ndarray, occluded: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """``weights`` (V, 52) with each eye a hand hides (its :data:`WHOLE_PARTS` part all covered in
+    ``occluded`` (V, N) bool, over the vertices ``seen`` (1, N) marks) given the other eye's
+    :data:`EYES_TOGETHER` units on the frames where that one is not hidden; a copy."""
+    out = np.array(weights, copy=True)
+    hidden = [occluded[:, [i for i in part if i < seen.shape[1] and seen[0, i]]].all(1) for part in WHOLE_PARTS[1:]]
+    left, right = hidden
+    for stem in EYES_TOGETHER:
+        lu, ru = INDEX[stem + "Left"], INDEX[stem + "Right"]
+        out[right & ~left, ru] = weights[right & ~left, lu]
+        out[left & ~right, lu] = weights[left & ~right, ru]
+    return out
 
 
 def _model_occlusion(track: FaceTrack, observed: Optional[np.ndarray], seen: np.ndarray) -> Optional[np.ndarray]:
@@ -385,6 +415,8 @@ class SolverEstimator:
         finally:
             torch.set_num_threads(threads)
         trust = fit_confidence(error_mm)
+        if occluded is not None:
+            weights = _eye_from_the_other(weights, occluded[valid], seen)
         weights = _lean_on_trusted(weights, error_mm, np.asarray(track.timestamps, np.float64)[valid])
         t = len(valid)
         full_w = np.zeros((t, 52))

@@ -37,6 +37,9 @@ BROW_LEFT = BROW_INNER_LEFT + BROW_MID_LEFT + BROW_OUTER_LEFT
 # Second rings around the left eye (skin just above / below the lids).
 LID_UPPER_RING2_LEFT = (467, 260, 259, 257, 258, 286, 414)
 LID_LOWER_RING2_LEFT = (359, 255, 339, 254, 253, 252, 256, 341, 463)
+#: Their mirror images around the right eye (x -> -x on the canonical mesh).
+LID_UPPER_RING2_RIGHT = (247, 30, 29, 27, 28, 56, 190)
+LID_LOWER_RING2_RIGHT = (130, 25, 110, 24, 23, 22, 26, 112, 243)
 
 NOSE_WING_LEFT = (327, 358, 294, 278)
 CHEEK_LEFT = (425, 411, 280, 352, 376, 433, 347, 330)

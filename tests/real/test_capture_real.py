@@ -106,3 +106,35 @@ def test_confidence_flags_the_profile_the_fit_gets_wrong(realdata, photos, tmp_p
     assert profile.header["fit_error_mm"]["median"] > 3.0
     for name in ("neutral", "smile"):
         assert photos[name].confidence[0] == 1.0 and photos[name].header["low_confidence_frames"] == 0
+
+
+def test_a_hand_over_one_eye_is_not_read_as_a_wide_open_eye(realdata, tmp_path):
+    """The Pexels clip, frames 60-159: she cries into her hand, both eyes squeezed shut, and from about
+    frame 96 the hand covers the lower half of her right eye.  What the tracker shows of that eye (lids,
+    iris and the skin just above and below) is its invention, so it is not read: eyeWideRight stays low
+    there (it read 1.0 on every such frame while the skin rings around the lids were still read), and the
+    hidden eye blinks with the one that is seen (it read 0 blink under the hand)."""
+    import cv2
+
+    from backend.estimators import SolverSettings, get_estimator
+    from backend.estimators.solver import WHOLE_PARTS
+    from backend.footage import open_footage
+    from backend.tracking import track_footage
+
+    clip = realdata / "videos" / "pyfeat_WolfgangLanger_Pexels_emotions.mp4"
+    if not clip.is_file():
+        pytest.skip(f"{clip} is absent")
+    for frame in open_footage(clip, max_side=720).frames():
+        if 60 <= frame.index < 160:
+            cv2.imwrite(str(tmp_path / f"f{frame.index:04d}.png"), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
+        if frame.index >= 160:
+            break
+    track = track_footage(open_footage(tmp_path / "f%04d.png"), hands=True)
+    right_eye = [i for i in WHOLE_PARTS[2] if i < 468]
+    under = track.occluded[:, right_eye].mean(1) >= 0.2
+    assert under.sum() >= 30, "the hand should cover her right eye on 30+ of these frames"
+    take = get_estimator("solver").estimate(track, SolverSettings())
+    wide = take.weights[under, INDEX["eyeWideRight"]]
+    assert np.percentile(wide, 90) < 0.3, f"eyeWideRight under the hand: {np.round(wide, 2)}"
+    blink_l, blink_r = take.weights[under, INDEX["eyeBlinkLeft"]], take.weights[under, INDEX["eyeBlinkRight"]]
+    assert blink_l.mean() > 0.5 and np.abs(blink_r - blink_l).mean() < 0.05, (np.round(blink_l, 2), np.round(blink_r, 2))

@@ -61,6 +61,14 @@ def test_mirror_map_and_mirror_units(model):
                                    err_msg=ARKIT_NAMES[k])
 
 
+def test_right_lid_rings_mirror_the_left(model):
+    from backend.facemodel.regions import (LID_LOWER_RING2_LEFT, LID_LOWER_RING2_RIGHT, LID_UPPER_RING2_LEFT,
+                                           LID_UPPER_RING2_RIGHT)
+    assert [int(model.mirror[i]) for i in LID_UPPER_RING2_LEFT] == list(LID_UPPER_RING2_RIGHT)
+    assert [int(model.mirror[i]) for i in LID_LOWER_RING2_LEFT] == list(LID_LOWER_RING2_RIGHT)
+    assert (model.neutral[list(LID_UPPER_RING2_RIGHT + LID_LOWER_RING2_RIGHT), 0] < 0).all()
+
+
 def test_every_unit_moves_something_locally(model):
     for k, name in enumerate(ARKIT_NAMES):
         mag = np.linalg.norm(model.unit_deltas[k], axis=1)

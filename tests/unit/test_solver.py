@@ -293,6 +293,32 @@ def test_hand_over_the_mouth_is_not_read_as_expression():
     assert mae(ibug, cov, pucker) < 0.1
 
 
+def test_a_hidden_eye_blinks_squints_and_looks_up_or_down_with_the_seen_one():
+    """Frame 0: the right eye is under a hand, so it takes the left eye's blink, squint, wide and vertical
+    gaze (not its horizontal gaze: the eyes converge); frame 1: the left one is hidden, likewise; frame 2:
+    both are hidden and frame 3 neither, so nothing is copied."""
+    from backend.estimators.solver import WHOLE_PARTS, _eye_from_the_other
+
+    rng = np.random.default_rng(0)
+    weights = rng.uniform(0.0, 1.0, (4, 52))
+    occluded = np.zeros((4, 478), bool)
+    occluded[0, list(WHOLE_PARTS[2])] = True
+    occluded[1, list(WHOLE_PARTS[1])] = True
+    occluded[2, list(WHOLE_PARTS[1] + WHOLE_PARTS[2])] = True
+    out = _eye_from_the_other(weights, occluded, np.ones((1, 478), bool))
+    for stem in ("eyeBlink", "eyeSquint", "eyeWide", "eyeLookUp", "eyeLookDown"):
+        left, right = INDEX[stem + "Left"], INDEX[stem + "Right"]
+        assert out[0, right] == weights[0, left] and out[0, left] == weights[0, left]
+        assert out[1, left] == weights[1, right] and out[1, right] == weights[1, right]
+    for stem in ("eyeLookIn", "eyeLookOut"):
+        assert (out[:, INDEX[stem + "Left"]] == weights[:, INDEX[stem + "Left"]]).all()
+        assert (out[:, INDEX[stem + "Right"]] == weights[:, INDEX[stem + "Right"]]).all()
+    np.testing.assert_array_equal(out[2:], weights[2:])
+    eyes = [INDEX[n] for n in INDEX if n.startswith("eye")]
+    others = [i for i in range(52) if i not in eyes]
+    np.testing.assert_array_equal(out[:, others], weights[:, others])
+
+
 def test_frames_the_model_cannot_explain_get_low_confidence():
     """A burst of badly tracked frames (motion blur: every landmark 5 px off at random, four times the
     tracker's usual noise) gets a low confidence; the well-tracked frames keep full confidence, and
