@@ -17,6 +17,9 @@ Sizes:
   left/right check and three clips' halves.  Target: under 10 minutes on
   the 2-core development machine.
 
+Both sizes end the real part with the size of each unit against an ARKit
+reference rig (:mod:`.reference_rig`, a diagnostic, a few seconds).
+
 The real-data parts run only when the realdata folder exists (otherwise the
 report says ``"skipped": "realdata absent"``).  Acceptance targets from the
 issue are printed next to each number; the table is a measurement, the
@@ -31,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
 from rich.table import Table
 
 from backend.protocol.errors import FaceKeyError
@@ -101,10 +105,21 @@ def run_fidelity(size: str = "default", parts: tuple[str, ...] = PARTS, realdata
         else:
             from .real_checks import run_real_checks
 
+            from .reference_rig import unit_scales_vs_rig
+
             report[part] = {"checks": run_real_checks(Path(realdata), size, progress)}
+            if progress:
+                progress("real: units against the ARKit reference rig")
+            report[part]["reference_rig"] = unit_scales_vs_rig(Path(realdata))
         report["seconds"][part] = time.perf_counter() - t0
     report["seconds"]["total"] = time.perf_counter() - t_all
     return report
+
+
+#: Reference-rig rows: a unit is listed when the rig's key moves the face this many times as far as ours
+#: (or 1 / this), and only where the shapes agree (relative residual below ``RIG_SHAPE``).
+RIG_FAR = 1.5
+RIG_SHAPE = 0.8
 
 
 def _fmt(v, digits: int = 3) -> str:
@@ -206,7 +221,42 @@ def fidelity_table(report: dict) -> Table:
                           status)
             if "without_hand_mask_mm" in c:
                 row("real", "  the same clip solved without the hand mask", c["without_hand_mask_mm"])
+        _rig_rows(row, real.get("reference_rig"))
     return table
+
+
+def _paired(units: dict, keep) -> str:
+    """``"mouthSmile 1.98, jawOpen 1.05"``: the units ``keep(scale, residual)`` selects, largest scale first;
+    a Left/Right pair within 0.05 of each other is written once, without its side, at its mean."""
+    groups: dict[str, list[tuple[str, float]]] = {}
+    for name, u in units.items():
+        if keep(u["scale"], u["residual"]):
+            stem = name[:-4] if name.endswith("Left") else name[:-5] if name.endswith("Right") else name
+            groups.setdefault(stem, []).append((name, u["scale"]))
+    items = []
+    for stem, members in groups.items():
+        scales = [v for _, v in members]
+        if len(members) == 2 and max(scales) - min(scales) <= 0.05:
+            items.append((stem, sum(scales) / 2))
+        else:
+            items += members
+    return ", ".join(f"{k} {v:.2f}" for k, v in sorted(items, key=lambda kv: -kv[1])) or "none"
+
+
+def _rig_rows(row, rig: Optional[dict]) -> None:
+    """The reference-rig diagnostic (:mod:`.reference_rig`): median size ratio and the units far off it."""
+    if not rig:
+        return
+    if "skipped" in rig:
+        row("real", "units against an ARKit reference rig: skipped", rig["skipped"])
+        return
+    units = rig["units"]
+    row("real", f"units against an ARKit reference rig ({rig['object']}, {len(units)} keys, {rig['points']} points): "
+        "rig / ours, median", float(np.median([u["scale"] for u in units.values()])), digits=2)
+    row("real", f"  the rig moves the face >= {RIG_FAR:g}x as far (same shape: residual < {RIG_SHAPE:g})",
+        _paired(units, lambda s, r: s >= RIG_FAR and r < RIG_SHAPE))
+    row("real", f"  the rig moves the face <= {1 / RIG_FAR:.2f}x as far (same shape)",
+        _paired(units, lambda s, r: s <= 1 / RIG_FAR and r < RIG_SHAPE))
 
 
 def write_report(report: dict, path: str | os.PathLike) -> Path:

@@ -16,13 +16,13 @@ import tempfile
 
 from ..blender_runner import run_headless, staged_addon
 from ..protocol.errors import FaceKeyError
-from ..protocol.keytake import read_character_keys, write_key_take
+from ..protocol.keytake import CharacterKeys, read_character_keys, write_key_take
 from ..protocol.take import read_take
 from ..protocol.takefolder import read_any_take, take_files
 from .character_solve import SolveSettings, build_rig, retarget_take
 from .gltf_meshopt import needs_meshopt_unpack, unpack_meshopt_glb
 
-__all__ = ["run_retarget_step", "solve_bake", "solve_bake_folder"]
+__all__ = ["run_retarget_step", "measure_character", "solve_bake", "solve_bake_folder"]
 
 
 def run_retarget_step(args: list[str], *, blender: str | None = None, timeout: float | None = None,
@@ -56,6 +56,15 @@ def _measure(character, object_name: str, tmp: str, run: dict):
     char_path = os.path.join(tmp, "character.npz")
     run_retarget_step(["measure", *src, "--object", object_name, "-o", char_path], **run)
     return src, read_character_keys(char_path)
+
+
+def measure_character(character, object_name: str, *, blender: str | None = None, timeout: float | None = None,
+                      python_paths: list[str] | None = None) -> CharacterKeys:
+    """What each shape key of ``object_name`` in ``character`` (.blend or .glb) does, measured in Blender
+    (the character solve's first step); raise FaceKeyError as :func:`solve_bake` does."""
+    with tempfile.TemporaryDirectory(prefix="facekey-measure-") as tmp:
+        return _measure(character, object_name, tmp, dict(blender=blender, timeout=timeout,
+                                                          python_paths=python_paths))[1]
 
 
 def _bake_keys(src: list[str], object_name: str, key_takes: list[str], blend_out, start_frame: float, run: dict,

@@ -224,3 +224,15 @@ def test_cli_fidelity_missing_realdata_is_a_coded_error(tmp_path):
                                    str(tmp_path / "nope"), "-o", str(tmp_path / "f.json")])
     assert res.exit_code == 2 and "file_missing" in res.output
     assert not (tmp_path / "f.json").exists()
+
+
+def test_reference_rig_rows_pair_mirror_units():
+    """The reference-rig rows write a Left/Right pair of near-equal size once, without its side, and keep
+    pairs that differ apart; units the filter drops are not listed."""
+    from backend.fidelity.report import _paired
+
+    units = {"mouthSmileLeft": {"scale": 1.975, "residual": 0.5}, "mouthSmileRight": {"scale": 1.974, "residual": 0.5},
+             "jawLeft": {"scale": 1.6, "residual": 0.1}, "jawRight": {"scale": 1.7, "residual": 0.1},
+             "jawOpen": {"scale": 1.0, "residual": 0.1}, "eyeSquintLeft": {"scale": 3.0, "residual": 0.9}}
+    assert _paired(units, lambda s, r: s >= 1.5 and r < 0.8) == "mouthSmile 1.97, jawRight 1.70, jawLeft 1.60"
+    assert _paired(units, lambda s, r: s > 5) == "none"

@@ -80,3 +80,29 @@ def test_identity_halves_with_hands_on_a_clip_without_hands(realdata):
     r = identity_halves_check(realdata, IDENTITY_CLIPS[0], hands=True)
     assert r["subject"].endswith("(hands on)") and "a hand covers the face on 0 frames" in r["detail"]
     assert r["without_hand_mask_mm"] == pytest.approx(r["measured"], abs=1e-6)
+
+
+def test_units_against_the_arkit_reference_rig(realdata):
+    """The Live Link Face example head (51 ARKit keys) measured in Blender against our units: every key is
+    matched and sized (positive, finite), the sizes of mirror units agree (rig and model are both near
+    symmetric, so a large gap would mean a broken match), and the table lists the units far off."""
+    from rich.console import Console
+
+    from backend.fidelity.reference_rig import unit_scales_vs_rig
+    from backend.fidelity.report import fidelity_table
+    from backend.protocol.arkit import ARKIT_NAMES, INDEX, MIRROR
+
+    rig = unit_scales_vs_rig(realdata)
+    if "skipped" in rig:
+        pytest.skip(rig["skipped"])
+    units = rig["units"]
+    assert rig["points"] >= 300 and len(units) == 51 and "tongueOut" not in units
+    for name, u in units.items():
+        assert np.isfinite(u["scale"]) and np.isfinite(u["residual"]) and u["residual"] >= 0, name
+        mirror = ARKIT_NAMES[MIRROR[INDEX[name]]]
+        assert abs(u["scale"] - units[mirror]["scale"]) < 0.1, (name, u, units[mirror])
+    assert units["jawOpen"]["scale"] > 0.5 and units["jawOpen"]["residual"] < 0.6    # the same motion, similar size
+    console = Console(width=240, record=True)
+    console.print(fidelity_table({"size": "quick", "seed": 0, "seconds": {}, "real": {"checks": [], "reference_rig": rig}}))
+    text = console.export_text()
+    assert "units against an ARKit reference rig (FBHead, 51 keys" in text and "as far" in text
