@@ -312,8 +312,8 @@ def _eye_from_the_other(weights: np.ndarray, occluded: np.ndarray, seen: np.ndar
     ``occluded`` (V, N) bool, over the vertices ``seen`` (1, N) marks) given the other eye's
     :data:`EYES_TOGETHER` units on the frames where that one is not hidden; a copy."""
     out = np.array(weights, copy=True)
-    hidden = [occluded[:, [i for i in part if i < seen.shape[1] and seen[0, i]]].all(1) for part in WHOLE_PARTS[1:]]
-    left, right = hidden
+    parts = [[i for i in part if i < seen.shape[1] and seen[0, i]] for part in WHOLE_PARTS[1:]]
+    left, right = (occluded[:, ids].all(1) if ids else np.zeros(len(occluded), bool) for ids in parts)
     for stem in EYES_TOGETHER:
         lu, ru = INDEX[stem + "Left"], INDEX[stem + "Right"]
         out[right & ~left, ru] = weights[right & ~left, lu]

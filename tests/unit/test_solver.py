@@ -317,6 +317,10 @@ def test_a_hidden_eye_blinks_squints_and_looks_up_or_down_with_the_seen_one():
     eyes = [INDEX[n] for n in INDEX if n.startswith("eye")]
     others = [i for i in range(52) if i not in eyes]
     np.testing.assert_array_equal(out[:, others], weights[:, others])
+    # an eye the track does not report at all is not "hidden": nothing is copied onto it
+    seen = np.ones((1, 478), bool)
+    seen[0, list(WHOLE_PARTS[2])] = False
+    np.testing.assert_array_equal(_eye_from_the_other(weights, np.zeros((4, 478), bool), seen), weights)
 
 
 def test_frames_the_model_cannot_explain_get_low_confidence():
