@@ -502,6 +502,24 @@ def import_csv(
     _print_take_summary(Console(), take, write_take(output, take))
 
 
+@app.command()
+@_handle_errors
+def bridge(
+    take: Path = typer.Argument(..., help="Take file (.npz) that facekey capture wrote."),
+    output: Path = typer.Option(..., "-o", "--output", help="Take file to write (.npz; the input is not changed)."),
+) -> None:
+    """Bridge the stretches the capture is unsure of (confidence below 0.5): their weights and eye gaze
+    follow a straight line between the trusted frames on either side (head pose and confidence kept)."""
+    from .protocol.bridge import bridge_take
+    from .protocol.take import read_take, write_take
+
+    bridged, runs = bridge_take(read_take(take))
+    path = write_take(output, bridged)
+    Console().print(f"[bold]{escape(str(path))}[/]: bridged {len(runs)} unsure stretch(es), take frames "
+                    f"{format_spans(runs)} ({sum(b - a + 1 for a, b in runs)} of {bridged.num_frames} frames)",
+                    soft_wrap=True)
+
+
 @app.command("export-csv")
 @_handle_errors
 def export_csv(

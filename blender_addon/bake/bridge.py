@@ -6,7 +6,7 @@ a stretch is a run of its keys below ``LOW_CONFIDENCE`` (``readback.unsure_stret
 run (a hand over the mouth, a turn to profile) the solved weights are noise, and an animator's first fix
 is to replace them by the motion around them; this does that in one step, as a new action, the way the
 solver already leans frames it fits badly on their neighbours (``estimators.solver``), but wholly and
-where the user asks.  Linear, like the solver's fill of faceless frames: what was invented is plain to see.
+where the user asks.  The line is ``protocol.bridge``'s, the one ``facekey bridge`` draws on a Take file.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..protocol.bridge import EPS, line_over_runs
 from ..protocol.errors import FaceKeyError
 from ..protocol.take import LOW_CONFIDENCE
 from .fcurves import action_fcurves, get_keys
@@ -27,14 +28,12 @@ __all__ = ["bridge_unsure", "bridge_if_unsure", "stretch_at", "BRIDGED_PROP", "B
 BRIDGED_PROP = "facekey_bridged"
 #: Action property naming the captured action a bridged one was made from (bridged copies are named after it).
 BRIDGED_FROM_PROP = "facekey_bridged_from"
-#: Frames closer than this count as the same key (keys sit on subframes when take and scene fps differ).
-_EPS = 1e-3
 _LINEAR = 1  # Keyframe.interpolation enum index, as ``fcurves.set_keys`` writes it
 
 
 def stretch_at(stretches: list[tuple[float, float, float]], frame: float) -> Optional[tuple[float, float, float]]:
     """The stretch ``(first, last, lowest)`` of ``stretches`` whose keys span ``frame``, or None."""
-    return next((s for s in stretches if s[0] - _EPS <= frame <= s[1] + _EPS), None)
+    return next((s for s in stretches if s[0] - EPS <= frame <= s[1] + EPS), None)
 
 
 def _span(first: float, last: float) -> list[float]:
@@ -42,33 +41,19 @@ def _span(first: float, last: float) -> list[float]:
     return [round(float(first), 3), round(float(last), 3)]
 
 
-def _within(frames: np.ndarray, spans) -> np.ndarray:
-    """(K,) bool: which ``frames`` lie in any of ``spans`` ``[(first, last, ...)]``."""
-    mask = np.zeros(frames.shape, bool)
-    for first, last, *_ in spans:
-        mask |= (frames >= first - _EPS) & (frames <= last + _EPS)
-    return mask
-
-
 def _bridge_curve(fc, chosen, every) -> None:
-    """Put the keys of F-curve ``fc`` inside each ``chosen`` stretch on the straight line between the curve's
-    nearest keys outside *every* stretch (``every``: all of the take's, so a line never leans on junk of a
-    stretch left as it is), held flat where no such key is on one side; those keys and the anchor before
-    them get LINEAR interpolation.  A curve without a trusted key keeps its keys."""
+    """Put the keys of F-curve ``fc`` inside each ``chosen`` stretch on the line of
+    ``protocol.bridge.line_over_runs`` (anchors outside *every* stretch); those keys and the key each line
+    starts from get LINEAR interpolation, so the line is exact.  A curve without a trusted key keeps its keys."""
     co = get_keys(fc)
-    frames = co[:, 0]
-    trusted = np.flatnonzero(~_within(frames, every))
-    if not len(trusted):
+    values, changed, starts = line_over_runs(co[:, 0], co[:, 1:], chosen, every)
+    if not changed.any():
         return
-    interp = np.empty(len(frames), np.int32)
+    co[:, 1] = values[:, 0]
+    interp = np.empty(len(co), np.int32)
     fc.keyframe_points.foreach_get("interpolation", interp)
-    for first, last, *_ in chosen:
-        inside = np.flatnonzero(_within(frames, [(first, last)]))
-        before, after = trusted[frames[trusted] < first - _EPS], trusted[frames[trusted] > last + _EPS]
-        anchors = list(before[-1:]) + list(after[:1])
-        co[inside, 1] = np.interp(frames[inside], frames[anchors], co[anchors, 1])
-        interp[inside] = _LINEAR
-        interp[before[-1:]] = _LINEAR
+    interp[changed] = _LINEAR
+    interp[starts] = _LINEAR
     fc.keyframe_points.foreach_set("co", co.ravel())
     fc.keyframe_points.foreach_set("interpolation", interp)
     fc.update()

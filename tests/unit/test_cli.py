@@ -31,6 +31,25 @@ def test_import_and_export_csv(tmp_path):
     assert (tmp_path / "c.csv").read_bytes() == (tmp_path / "a.csv").read_bytes()
 
 
+def test_bridge_command(tmp_path):
+    """`facekey bridge`: a new take with the unsure stretch bridged, the input untouched; a take without a
+    measured confidence is a coded error naming why."""
+    take = read_take(_take(tmp_path))
+    take.header["confidence"] = "measured"
+    take.confidence[10:15] = 0.3
+    take.weights[10:15] = 1.0
+    src = write_take(tmp_path / "captured.npz", take)
+    before = open(src, "rb").read()
+    res = runner.invoke(app, ["bridge", str(src), "-o", str(tmp_path / "bridged.npz")])
+    assert res.exit_code == 0, res.output
+    assert "bridged 1 unsure stretch(es), take frames 10-14 (5 of 40 frames)" in res.output
+    out = read_take(tmp_path / "bridged.npz")
+    assert out.header["bridged"] == [[10, 14]] and (out.weights[10:15] < 1.0).any()
+    assert open(src, "rb").read() == before
+    res = runner.invoke(app, ["bridge", str(_take(tmp_path)), "-o", str(tmp_path / "x.npz")])
+    assert res.exit_code == 2 and "error[bad_argument]" in res.output and "measured no confidence" in res.output
+
+
 def test_missing_file_is_a_coded_error(tmp_path):
     res = runner.invoke(app, ["export-csv", str(tmp_path / "none.npz"), "-o", str(tmp_path / "x.csv")])
     assert res.exit_code == 2

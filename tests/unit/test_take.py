@@ -93,3 +93,68 @@ def test_unsure_runs_are_the_stretches_below_the_confidence_line():
     conf = np.array([0.2, 1.0, 0.9, 0.1, 0.3, 1.0, LOW_CONFIDENCE, 0.0])
     assert unsure_runs(conf) == [(0, 0), (3, 4), (7, 7)]       # exactly LOW_CONFIDENCE is not unsure
     assert unsure_runs(np.ones(5)) == [] and unsure_runs(np.zeros(0)) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=2, max_size=40), st.integers(0, 2**31 - 1))
+def test_bridging_puts_only_chosen_unsure_rows_on_a_line_between_trusted_rows(confidence, seed):
+    """Any confidence curve, a curve keyed on any subset of its frames (an animator may delete keys), any
+    choice among the unsure stretches: keys outside the chosen stretches are never changed, and each chosen
+    key lies between the curve's nearest trusted keys around its stretch (another stretch's keys are
+    skipped: their junk is no anchor), or level with the one there is."""
+    from backend.protocol.bridge import line_over_runs
+    from backend.protocol.take import unsure_runs
+
+    rng = np.random.default_rng(seed)
+    conf = np.array(confidence)
+    runs = unsure_runs(conf)
+    chosen = [r for r in runs if rng.random() < 0.5]
+    frames = np.flatnonzero(rng.random(len(conf)) < 0.7).astype(np.float64)     # the curve's keys
+    values = rng.uniform(0, 1, (len(frames), 3))
+    out, changed, starts = line_over_runs(frames, values, chosen, runs)
+    key_conf = conf[frames.astype(int)]
+    picked = np.zeros(len(frames), bool)
+    for first, last in chosen:
+        picked |= (frames >= first) & (frames <= last)
+    np.testing.assert_array_equal(out[~picked], values[~picked])
+    trusted = np.flatnonzero(key_conf >= 0.5)
+    if not len(trusted):
+        np.testing.assert_array_equal(out, values)
+        return
+    assert changed.tolist() == picked.tolist() and all(key_conf[i] >= 0.5 for i in starts)
+    for first, last in chosen:
+        ends = list(trusted[frames[trusted] < first][-1:]) + list(trusted[frames[trusted] > last][:1])
+        lo, hi = values[ends].min(0), values[ends].max(0)
+        for i in np.flatnonzero((frames >= first) & (frames <= last)):
+            assert np.all(out[i] >= lo - 1e-12) and np.all(out[i] <= hi + 1e-12)
+
+
+def test_bridge_take_and_its_refusals():
+    """A captured take's unsure stretch (frames 4-6, junk weights) gets its weights and gaze on the line
+    between frames 3 and 7; head pose and confidence are kept and the header lists the stretch.  Takes that
+    measured no confidence, are sure everywhere or unsure everywhere are refused with the reason."""
+    from backend.protocol.bridge import bridge_take
+
+    take = Take.empty(10, 30.0, confidence="measured", source="clip.mp4")
+    take.weights[:] = np.linspace(0, 0.9, 10)[:, None]
+    take.weights[4:7] = 1.0
+    take.eye_gaze[:, 0] = np.linspace(-0.2, 0.2, 10)
+    take.head_rotation[:] = [0.9, 0.1, 0.3, 0.3]
+    take.confidence[4:7] = 0.2
+    bridged, runs = bridge_take(take)
+    assert runs == [(4, 6)] and bridged.header["bridged"] == [[4, 6]]
+    np.testing.assert_allclose(bridged.weights[:, 0], np.linspace(0, 0.9, 10), atol=1e-6)
+    np.testing.assert_allclose(bridged.eye_gaze[:, 0], take.eye_gaze[:, 0], atol=1e-6)
+    np.testing.assert_array_equal(bridged.head_rotation, take.head_rotation)
+    np.testing.assert_array_equal(bridged.confidence, take.confidence)
+    assert (take.weights[4:7] == 1.0).all()                       # the input take is not changed
+    for bad, words in ((Take.empty(10, 30.0), "measured no confidence"),
+                       (Take.empty(10, 30.0, confidence="measured"), "sure of every frame")):
+        with pytest.raises(FaceKeyError) as e:
+            bridge_take(bad)
+        assert e.value.code == "bad_argument" and words in e.value.message
+    lost = Take.empty(10, 30.0, confidence="measured")
+    lost.confidence[:] = 0.1
+    with pytest.raises(FaceKeyError) as e:
+        bridge_take(lost)
+    assert "unsure of every frame" in e.value.message
