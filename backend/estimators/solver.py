@@ -285,46 +285,60 @@ def _lean_on_trusted(weights: np.ndarray, error_mm: np.ndarray, times: np.ndarra
     return trust[:, None] * weights + (1.0 - trust[:, None]) * _interpolate_rows(weights, trusted, times)
 
 
-#: Face parts the tracker predicts as one shape: the lips, each eye with its iris and the rings of skin
-#: just above and below its lids.  With a hand over part of one, the rest is pulled toward the invented
-#: part (on a real clip with fingers over half the mouth, the visible half alone read mouthFunnel 0.94),
-#: so the part counts as covered whole.  The rings belong to the eye because eyeWide and eyeSquint move
-#: them: with only the lids hidden, the rings alone read a wide-open eye (the Pexels clip, a hand over a
-#: squeezed-shut right eye for 45 frames: eyeWideRight 1.0 there, 0.0 with the rings in the part).
-WHOLE_PARTS = (LIPS, tuple(LEFT_EYE["upper"]) + tuple(LEFT_EYE["lower"]) + (LEFT_EYE["outer"], LEFT_EYE["inner"])
-               + LEFT_IRIS + LID_UPPER_RING2_LEFT + LID_LOWER_RING2_LEFT,
-               tuple(RIGHT_EYE["upper"]) + tuple(RIGHT_EYE["lower"]) + (RIGHT_EYE["outer"], RIGHT_EYE["inner"])
-               + RIGHT_IRIS + LID_UPPER_RING2_RIGHT + LID_LOWER_RING2_RIGHT)
-#: Share of a part's points a hand must cover for the whole part to count as covered.
+#: Face parts the tracker predicts as one shape, each a tuple of point groups: the lips; each eye, its lids
+#: and iris, and the rings of skin just above and below its lids.  With a hand over part of one, the rest
+#: is pulled toward the invented part (on a real clip with fingers over half the mouth, the visible half
+#: alone read mouthFunnel 0.94), so the part counts as covered whole once :data:`PART_SHARE` of any one
+#: group is.  The rings belong to the eye because eyeWide and eyeSquint move them: with only the lids
+#: hidden, the rings alone read a wide-open eye (the Pexels clip, a hand over a squeezed-shut right eye
+#: for 45 frames: eyeWideRight 1.0 there).  Groups, so that the lids alone still count as they did.
+WHOLE_PARTS = (
+    (LIPS,),
+    (tuple(LEFT_EYE["upper"]) + tuple(LEFT_EYE["lower"]) + (LEFT_EYE["outer"], LEFT_EYE["inner"]) + LEFT_IRIS,
+     LID_UPPER_RING2_LEFT + LID_LOWER_RING2_LEFT),
+    (tuple(RIGHT_EYE["upper"]) + tuple(RIGHT_EYE["lower"]) + (RIGHT_EYE["outer"], RIGHT_EYE["inner"]) + RIGHT_IRIS,
+     LID_UPPER_RING2_RIGHT + LID_LOWER_RING2_RIGHT),
+)
+#: Share of a part's group of points a hand must cover for the whole part to count as covered.
 PART_SHARE = 0.2
 
+#: Units a hidden eye takes from the eye that is seen, as (seen eye's unit stem, hidden eye's unit stem):
+#: the eyes blink, squint, widen and look up or down together (on the Live Link Face recording in
+#: realdata, blink, squint and look-down differ between the eyes by 0.000-0.002 on average, where leaving
+#: the hidden eye at rest would be off by 0.13-0.18; it never widens or looks up), and turn sideways
+#: together, so one eye's lookIn is the other's lookOut (an eye at rest beside one looking aside would
+#: squint on a character; the recording cannot tell, its lookOutRight never fires).
+EYES_TOGETHER = (("eyeBlink", "eyeBlink"), ("eyeSquint", "eyeSquint"), ("eyeWide", "eyeWide"),
+                 ("eyeLookUp", "eyeLookUp"), ("eyeLookDown", "eyeLookDown"), ("eyeLookIn", "eyeLookOut"),
+                 ("eyeLookOut", "eyeLookIn"))
 
-#: Units a hidden eye takes from the eye that is seen: the eyes blink, squint, widen and look up or down
-#: together (on the Live Link Face recording in realdata the two eyes' values differ by 0.000-0.002 on
-#: average, where leaving the hidden eye at rest would be off by 0.13-0.18 on blink, squint and
-#: look-down).  The horizontal gaze is left to the solve: the eyes converge, and the recording's
-#: lookIn / lookOut pairs differ by 0.03-0.08.
-EYES_TOGETHER = ("eyeBlink", "eyeSquint", "eyeWide", "eyeLookUp", "eyeLookDown")
+
+def _part_ids(part: tuple, seen: np.ndarray) -> list[list[int]]:
+    """The groups of a :data:`WHOLE_PARTS` part restricted to the vertices ``seen`` (1, N) marks, empty ones dropped."""
+    groups = [[i for i in group if i < seen.shape[1] and seen[0, i]] for group in part]
+    return [g for g in groups if g]
 
 
 def _eye_from_the_other(weights: np.ndarray, occluded: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """``weights`` (V, 52) with each eye a hand hides (its :data:`WHOLE_PARTS` part all covered in
-    ``occluded`` (V, N) bool, over the vertices ``seen`` (1, N) marks) given the other eye's
-    :data:`EYES_TOGETHER` units on the frames where that one is not hidden; a copy."""
+    """``weights`` (V, 52) with each eye a hand hides (every seen point of its :data:`WHOLE_PARTS` part
+    covered in ``occluded`` (V, N) bool) given the other eye's :data:`EYES_TOGETHER` units on the frames
+    where that one is not hidden; a copy.  An eye the track does not report is never hidden."""
     out = np.array(weights, copy=True)
-    parts = [[i for i in part if i < seen.shape[1] and seen[0, i]] for part in WHOLE_PARTS[1:]]
-    left, right = (occluded[:, ids].all(1) if ids else np.zeros(len(occluded), bool) for ids in parts)
-    for stem in EYES_TOGETHER:
-        lu, ru = INDEX[stem + "Left"], INDEX[stem + "Right"]
-        out[right & ~left, ru] = weights[right & ~left, lu]
-        out[left & ~right, lu] = weights[left & ~right, ru]
+    hidden = []
+    for part in WHOLE_PARTS[1:]:
+        ids = [i for g in _part_ids(part, seen) for i in g]
+        hidden.append(occluded[:, ids].all(1) if ids else np.zeros(len(occluded), bool))
+    left, right = hidden
+    for seen_stem, hidden_stem in EYES_TOGETHER:
+        out[right & ~left, INDEX[hidden_stem + "Right"]] = weights[right & ~left, INDEX[seen_stem + "Left"]]
+        out[left & ~right, INDEX[hidden_stem + "Left"]] = weights[left & ~right, INDEX[seen_stem + "Right"]]
     return out
 
 
 def _model_occlusion(track: FaceTrack, observed: Optional[np.ndarray], seen: np.ndarray) -> Optional[np.ndarray]:
     """The track's occlusion mask per model vertex, (T, N) bool (``observed`` columns filled; ``seen`` is
-    :func:`_observed_mask`), or None; a part (:data:`WHOLE_PARTS`) with at least :data:`PART_SHARE` of its
-    observed points covered counts as covered whole."""
+    :func:`_observed_mask`), or None; a part (:data:`WHOLE_PARTS`) with at least :data:`PART_SHARE` of
+    the observed points of any one of its groups covered counts as covered whole."""
     if track.occluded is None:
         return None
     occ = np.array(track.occluded, bool)
@@ -334,9 +348,10 @@ def _model_occlusion(track: FaceTrack, observed: Optional[np.ndarray], seen: np.
         out[:, observed] = occ
         occ = out
     for part in WHOLE_PARTS:
-        ids = [i for i in part if i < num_vertices and seen[0, i]]
-        if ids:
-            occ[np.ix_(occ[:, ids].mean(1) >= PART_SHARE, ids)] = True
+        groups = _part_ids(part, seen)
+        if groups:
+            covered = np.any([occ[:, g].mean(1) >= PART_SHARE for g in groups], axis=0)
+            occ[np.ix_(covered, [i for g in groups for i in g])] = True
     return occ
 
 
@@ -415,9 +430,9 @@ class SolverEstimator:
         finally:
             torch.set_num_threads(threads)
         trust = fit_confidence(error_mm)
+        weights = _lean_on_trusted(weights, error_mm, np.asarray(track.timestamps, np.float64)[valid])
         if occluded is not None:
             weights = _eye_from_the_other(weights, occluded[valid], seen)
-        weights = _lean_on_trusted(weights, error_mm, np.asarray(track.timestamps, np.float64)[valid])
         t = len(valid)
         full_w = np.zeros((t, 52))
         full_w[valid] = weights

@@ -34,7 +34,7 @@ def unit_scales_vs_rig(realdata: Path) -> dict:
     Returns:
         ``{"rig": file, "object": name, "points": matched model points, "units": {ARKit name: {"scale",
         "residual"}}}`` for the units the rig has a key for (names matched case-insensitively), or
-        ``{"skipped": reason}`` when the rig file is absent or cannot be measured.
+        ``{"skipped": reason}`` when the rig file is absent, cannot be measured or matched.
     """
     from backend.facemodel import load_face_model
     from backend.facemodel.canonical import NUM_MESH
@@ -46,12 +46,12 @@ def unit_scales_vs_rig(realdata: Path) -> dict:
     path = Path(realdata) / rel
     if not path.is_file():
         return {"skipped": f"{rel} absent"}
+    model = load_face_model()
     try:
         ck = measure_character(path, name, timeout=300)
+        points = find_correspondence(ck, model.neutral, model.unit_deltas, model.unit_names, np.arange(NUM_MESH))
     except FaceKeyError as e:
         return {"skipped": f"{rel}: {e.message}"}
-    model = load_face_model()
-    points = find_correspondence(ck, model.neutral, model.unit_deltas, model.unit_names, np.arange(NUM_MESH))
     keys = {k.lower(): i for i, k in enumerate(ck.key_names)}
     units = {}
     for u, unit in enumerate(ARKIT_NAMES):

@@ -130,7 +130,7 @@ def test_a_hand_over_one_eye_is_not_read_as_a_wide_open_eye(realdata, tmp_path):
         if frame.index >= 160:
             break
     track = track_footage(open_footage(tmp_path / "f%04d.png"), hands=True)
-    right_eye = [i for i in WHOLE_PARTS[2] if i < 468]
+    right_eye = [i for group in WHOLE_PARTS[2] for i in group if i < 468]
     under = track.occluded[:, right_eye].mean(1) >= 0.2
     assert under.sum() >= 30, "the hand should cover her right eye on 30+ of these frames"
     take = get_estimator("solver").estimate(track, SolverSettings())

@@ -98,7 +98,7 @@ def test_units_against_the_arkit_reference_rig(realdata):
     units = rig["units"]
     assert rig["points"] >= 300 and len(units) == 51 and "tongueOut" not in units
     for name, u in units.items():
-        assert np.isfinite(u["scale"]) and np.isfinite(u["residual"]) and u["residual"] >= 0, name
+        assert np.isfinite(u["scale"]) and u["scale"] > 0 and np.isfinite(u["residual"]) and u["residual"] >= 0, name
         mirror = ARKIT_NAMES[MIRROR[INDEX[name]]]
         assert abs(u["scale"] - units[mirror]["scale"]) < 0.1, (name, u, units[mirror])
     assert units["jawOpen"]["scale"] > 0.5 and units["jawOpen"]["residual"] < 0.6    # the same motion, similar size

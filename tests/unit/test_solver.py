@@ -293,34 +293,58 @@ def test_hand_over_the_mouth_is_not_read_as_expression():
     assert mae(ibug, cov, pucker) < 0.1
 
 
-def test_a_hidden_eye_blinks_squints_and_looks_up_or_down_with_the_seen_one():
+def _eye(side: int) -> list[int]:
+    from backend.estimators.solver import WHOLE_PARTS
+
+    return [i for group in WHOLE_PARTS[side] for i in group]
+
+
+def test_a_hidden_eye_moves_with_the_seen_one():
     """Frame 0: the right eye is under a hand, so it takes the left eye's blink, squint, wide and vertical
-    gaze (not its horizontal gaze: the eyes converge); frame 1: the left one is hidden, likewise; frame 2:
-    both are hidden and frame 3 neither, so nothing is copied."""
-    from backend.estimators.solver import WHOLE_PARTS, _eye_from_the_other
+    gaze, and turns sideways with it (its lookOut is the left's lookIn and the other way round); frame 1:
+    the left one is hidden, likewise; frame 2: both are hidden and frame 3 neither, so nothing is copied;
+    an eye the track does not report at all is never taken for a hidden one."""
+    from backend.estimators.solver import _eye_from_the_other
 
     rng = np.random.default_rng(0)
     weights = rng.uniform(0.0, 1.0, (4, 52))
     occluded = np.zeros((4, 478), bool)
-    occluded[0, list(WHOLE_PARTS[2])] = True
-    occluded[1, list(WHOLE_PARTS[1])] = True
-    occluded[2, list(WHOLE_PARTS[1] + WHOLE_PARTS[2])] = True
+    occluded[0, _eye(2)] = True
+    occluded[1, _eye(1)] = True
+    occluded[2, _eye(1) + _eye(2)] = True
     out = _eye_from_the_other(weights, occluded, np.ones((1, 478), bool))
-    for stem in ("eyeBlink", "eyeSquint", "eyeWide", "eyeLookUp", "eyeLookDown"):
-        left, right = INDEX[stem + "Left"], INDEX[stem + "Right"]
-        assert out[0, right] == weights[0, left] and out[0, left] == weights[0, left]
-        assert out[1, left] == weights[1, right] and out[1, right] == weights[1, right]
-    for stem in ("eyeLookIn", "eyeLookOut"):
-        assert (out[:, INDEX[stem + "Left"]] == weights[:, INDEX[stem + "Left"]]).all()
-        assert (out[:, INDEX[stem + "Right"]] == weights[:, INDEX[stem + "Right"]]).all()
+    pairs = [(s, s) for s in ("eyeBlink", "eyeSquint", "eyeWide", "eyeLookUp", "eyeLookDown")]
+    for seen, hidden in pairs + [("eyeLookIn", "eyeLookOut"), ("eyeLookOut", "eyeLookIn")]:
+        assert out[0, INDEX[hidden + "Right"]] == weights[0, INDEX[seen + "Left"]], (seen, hidden)
+        assert out[1, INDEX[hidden + "Left"]] == weights[1, INDEX[seen + "Right"]], (seen, hidden)
+    for stem in ("eyeBlink", "eyeLookIn", "eyeLookOut"):
+        assert out[0, INDEX[stem + "Left"]] == weights[0, INDEX[stem + "Left"]]
+        assert out[1, INDEX[stem + "Right"]] == weights[1, INDEX[stem + "Right"]]
     np.testing.assert_array_equal(out[2:], weights[2:])
     eyes = [INDEX[n] for n in INDEX if n.startswith("eye")]
     others = [i for i in range(52) if i not in eyes]
     np.testing.assert_array_equal(out[:, others], weights[:, others])
-    # an eye the track does not report at all is not "hidden": nothing is copied onto it
     seen = np.ones((1, 478), bool)
-    seen[0, list(WHOLE_PARTS[2])] = False
+    seen[0, _eye(2)] = False
     np.testing.assert_array_equal(_eye_from_the_other(weights, np.zeros((4, 478), bool), seen), weights)
+
+
+def test_an_eye_counts_as_covered_by_its_lids_or_the_skin_around_them():
+    """A hand over a fifth of an eye's lids and iris, or over a fifth of the skin rings just above and
+    below them, covers the whole eye, rings included (the rings alone read a squeezed-shut eye as wide
+    open); under a fifth of each covers nothing more than what the hand is on."""
+    from backend.estimators.solver import WHOLE_PARTS, _model_occlusion
+
+    lids, rings = WHOLE_PARTS[2]
+    track, _ = make_clip(seed=0, num_frames=4)
+    occ = np.zeros((4, 478), bool)
+    occ[0, list(lids[:5])] = True                                   # 5 of 21 lid and iris points
+    occ[1, list(rings[:4])] = True                                  # 4 of 16 ring points
+    occ[2, list(lids[:3]) + list(rings[:2])] = True                 # under a fifth of each
+    full = _model_occlusion(dataclasses.replace(track, occluded=occ), None, np.ones((1, 478), bool))
+    assert full[0, _eye(2)].all() and full[1, _eye(2)].all()
+    np.testing.assert_array_equal(full[2], occ[2])
+    assert not full[3].any() and not full[:, _eye(1)].any()
 
 
 def test_frames_the_model_cannot_explain_get_low_confidence():
