@@ -521,24 +521,37 @@ def sc_mesh_retarget(params) -> dict:
     return res
 
 
-def sc_unsure_frames(params) -> dict:
-    """Bake a 20 fps take whose confidence dips on frames 11-14 and 30-32 onto Face (24 fps scene: keys at
-    scene frames 1 + 1.2 i), then walk the Take panel's Unsure frame buttons: next, next, next (none
-    left), previous, previous (none left), recording the scene frame with its subframe; and the poll
-    with no confidence curve on the active object."""
+def _bake_dipped_take(pkg, junk_jaw: bool):
+    """:func:`make_character`, then bake onto Face (made active) a 40-frame 20 fps take (24 fps scene: keys
+    at scene frames 1 + 1.2 i) whose measured confidence dips on frames 11-14 (0.1-0.3) and 30-32 (0.4);
+    with ``junk_jaw`` its jawOpen is a smooth wave, 1.0 (junk) on those frames.  Returns (scene, Face)."""
     import dataclasses
 
     import numpy as np
-    pkg = install(params)
     make_character()
     scene, face = bpy.context.scene, bpy.data.objects["Face"]
     take = sub(pkg, "protocol.take").Take.empty(40, 20.0, confidence="measured by the test")
     conf = np.ones(40, np.float32)
     conf[11:15], conf[30:33] = np.linspace(0.1, 0.3, 4), 0.4
-    take = dataclasses.replace(take, confidence=conf)
+    weights = take.weights.copy()
+    if junk_jaw:
+        jaw = sub(pkg, "protocol.arkit").INDEX["jawOpen"]
+        weights[:, jaw] = 0.5 + 0.3 * np.sin(np.arange(40) / 6.0)
+        weights[11:15, jaw] = weights[30:33, jaw] = 1.0
+    take = dataclasses.replace(take, confidence=conf, weights=weights)
     names = sub(pkg, "protocol.namemap").load_name_map("arkit", None)
     sub(pkg, "bake.apply").bake_take(take, [face], names, scene=scene, source="unsure.mp4")
     bpy.context.view_layer.objects.active = face
+    return scene, face
+
+
+def sc_unsure_frames(params) -> dict:
+    """Bake a 20 fps take whose confidence dips on frames 11-14 and 30-32 onto Face (24 fps scene: keys at
+    scene frames 1 + 1.2 i), then walk the Take panel's Unsure frame buttons: next, next, next (none
+    left), previous, previous (none left), recording the scene frame with its subframe; and the poll
+    with no confidence curve on the active object."""
+    pkg = install(params)
+    scene, face = _bake_dipped_take(pkg, junk_jaw=False)
     scene.frame_set(1)
     steps = []
     for previous in (False, False, False, True, True):
@@ -557,23 +570,8 @@ def sc_bridge_unsure(params) -> dict:
     trusted key by hand, then bridge: the stretch at the playhead when the playhead is in none, the one it
     is in (frame 37, the second stretch), then all of them, twice.  Report every action's keys and the
     evaluated jawOpen on a scene frame inside the first stretch."""
-    import dataclasses
-
-    import numpy as np
     pkg = install(params)
-    make_character()
-    scene, face = bpy.context.scene, bpy.data.objects["Face"]
-    take = sub(pkg, "protocol.take").Take.empty(40, 20.0, confidence="measured by the test")
-    conf = np.ones(40, np.float32)
-    conf[11:15], conf[30:33] = np.linspace(0.1, 0.3, 4), 0.4
-    weights = take.weights.copy()
-    jaw = sub(pkg, "protocol.arkit").INDEX["jawOpen"]
-    weights[:, jaw] = 0.5 + 0.3 * np.sin(np.arange(40) / 6.0)
-    weights[11:15, jaw] = weights[30:33, jaw] = 1.0
-    take = dataclasses.replace(take, confidence=conf, weights=weights)
-    names = sub(pkg, "protocol.namemap").load_name_map("arkit", None)
-    sub(pkg, "bake.apply").bake_take(take, [face], names, scene=scene, source="unsure.mp4")
-    bpy.context.view_layer.objects.active = face
+    scene, face = _bake_dipped_take(pkg, junk_jaw=True)
     key = face.data.shape_keys
     fcurves = sub(pkg, "bake.fcurves")
 

@@ -27,14 +27,20 @@ _MAKE_WITH_ACTION = (
     "bpy.ops.wm.save_as_mainfile(filepath=sys.argv[-1])")
 
 
+def _character_with_action(tmp_path):
+    """``tmp_path/in.blend``: mesh "Head" with jawOpen and eyeBlink_L keys and the animator's own action."""
+    blend_in = tmp_path / "in.blend"
+    subprocess.run([sys.executable, "-c", _MAKE_WITH_ACTION, str(blend_in)], check=True, capture_output=True,
+                   timeout=120)
+    return blend_in
+
+
 def test_batch_bakes_a_folder_one_action_per_take(tmp_path):
     """`facekey batch`: every take of a folder (.npz and Live Link .csv) gets its own action in one .blend;
     a broken take is listed (exit code 3) and does not stop the others; nothing existing is changed."""
     from backend.protocol.livelink import write_livelink_csv
     from backend.protocol.take import write_take
-    blend_in = tmp_path / "in.blend"
-    subprocess.run([sys.executable, "-c", _MAKE_WITH_ACTION, str(blend_in)], check=True, capture_output=True,
-                   timeout=120)
+    blend_in = _character_with_action(tmp_path)
     before = blend_in.read_bytes()
     takes = tmp_path / "takes"
     takes.mkdir()
@@ -78,9 +84,7 @@ def test_batch_bridge_unsure_adds_a_bridged_action_where_the_capture_was_unsure(
     none, and the output says why; the input .blend is not written."""
     from backend.protocol.livelink import write_livelink_csv
     from backend.protocol.take import write_take
-    blend_in = tmp_path / "in.blend"
-    subprocess.run([sys.executable, "-c", _MAKE_WITH_ACTION, str(blend_in)], check=True, capture_output=True,
-                   timeout=120)
+    blend_in = _character_with_action(tmp_path)
     before = blend_in.read_bytes()
     takes = tmp_path / "takes"
     takes.mkdir()
@@ -105,9 +109,7 @@ def test_batch_bridge_unsure_adds_a_bridged_action_where_the_capture_was_unsure(
 def test_batch_with_no_bakeable_take_saves_nothing(tmp_path):
     from backend.blender_runner import bake_take_folder
     from backend.protocol.errors import FaceKeyError
-    blend_in = tmp_path / "in.blend"
-    subprocess.run([sys.executable, "-c", _MAKE_WITH_ACTION, str(blend_in)], check=True, capture_output=True,
-                   timeout=120)
+    blend_in = _character_with_action(tmp_path)
     takes = tmp_path / "takes"
     takes.mkdir()
     (takes / "a.npz").write_bytes(b"x")
@@ -222,9 +224,7 @@ def test_bake_bridge_unsure_by_name_map(tmp_path):
     baked one kept; a take the capture is sure of everywhere is baked and the output says nothing needed
     bridging."""
     from backend.protocol.take import write_take
-    blend_in = tmp_path / "in.blend"
-    subprocess.run([sys.executable, "-c", _MAKE_WITH_ACTION, str(blend_in)], check=True, capture_output=True,
-                   timeout=120)
+    blend_in = _character_with_action(tmp_path)
     path = write_take(tmp_path / "take1.npz", _unsure_take(synthetic_take(20, 24.0)))
     out = tmp_path / "out.blend"
     res = CliRunner().invoke(app, ["bake", str(path), str(blend_in), "-o", str(out), "--objects", "Head",
