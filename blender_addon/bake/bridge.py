@@ -18,7 +18,7 @@ import numpy as np
 from ..protocol.bridge import EPS, line_over_runs
 from ..protocol.errors import FaceKeyError
 from ..protocol.take import LOW_CONFIDENCE
-from .fcurves import action_fcurves, get_keys
+from .fcurves import LINEAR, action_fcurves, get_keys
 from .readback import confidence_curve, key_action, unsure_stretches
 from .shape_keys import CONFIDENCE_PATH
 
@@ -28,7 +28,6 @@ __all__ = ["bridge_unsure", "bridge_if_unsure", "stretch_at", "BRIDGED_PROP", "B
 BRIDGED_PROP = "facekey_bridged"
 #: Action property naming the captured action a bridged one was made from (bridged copies are named after it).
 BRIDGED_FROM_PROP = "facekey_bridged_from"
-_LINEAR = 1  # Keyframe.interpolation enum index, as ``fcurves.set_keys`` writes it
 
 
 def stretch_at(stretches: list[tuple[float, float, float]], frame: float) -> Optional[tuple[float, float, float]]:
@@ -52,8 +51,8 @@ def _bridge_curve(fc, chosen, every) -> None:
     co[:, 1] = values[:, 0]
     interp = np.empty(len(co), np.int32)
     fc.keyframe_points.foreach_get("interpolation", interp)
-    interp[changed] = _LINEAR
-    interp[starts] = _LINEAR
+    interp[changed] = LINEAR
+    interp[starts] = LINEAR
     fc.keyframe_points.foreach_set("co", co.ravel())
     fc.keyframe_points.foreach_set("interpolation", interp)
     fc.update()
@@ -100,9 +99,9 @@ def _plan(obj, at_frame: Optional[float]):
 def _copy_assigned(key, action):
     """Copy ``action``, name the copy ``"<captured action> bridged"`` (.001, .002, ... when taken), assign
     it to ``key`` (on the same slot where actions are layered), keep ``action`` with a fake user; return it."""
+    import bpy
     slot = getattr(key.animation_data, "action_slot", None)
     identifier = slot.identifier if slot is not None else None
-    import bpy
     root = action.get(BRIDGED_FROM_PROP, action.name)
     name = f"{root} bridged"
     taken = {a.name for a in bpy.data.actions}

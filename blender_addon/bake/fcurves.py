@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["new_action_for", "ensure_fcurve", "set_keys", "get_keys", "action_fcurves"]
+__all__ = ["new_action_for", "ensure_fcurve", "set_keys", "get_keys", "action_fcurves", "LINEAR"]
 
-_LINEAR = 1  # Keyframe.interpolation enum index: CONSTANT=0, LINEAR=1, BEZIER=2
+#: Keyframe.interpolation enum index of LINEAR, for foreach_set (CONSTANT=0, LINEAR=1, BEZIER=2).
+LINEAR = 1
 
 
 def _layered(action) -> bool:
@@ -71,7 +72,7 @@ def set_keys(fcurve, frames: np.ndarray, values: np.ndarray) -> None:
     co[:, 0] = frames
     co[:, 1] = values
     kp.foreach_set("co", co.ravel())
-    kp.foreach_set("interpolation", np.full(k, _LINEAR, np.int32))
+    kp.foreach_set("interpolation", np.full(k, LINEAR, np.int32))
     fcurve.update()
 
 
