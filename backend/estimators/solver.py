@@ -21,8 +21,8 @@ linearly interpolated from the nearest valid frames (held at the ends) for
 display, and stay ``valid=False``.
 
 Under a hand (the track's ``occluded``): covered landmarks get no weight, a part the tracker predicts
-as one shape counts as covered whole once :data:`PART_SHARE` of it is (:data:`WHOLE_PARTS`), and an
-eye a hand hides takes the seen eye's :data:`EYES_TOGETHER` units.
+as one shape counts as covered whole once :data:`PART_SHARE` of one of its groups is
+(:data:`WHOLE_PARTS`), and an eye a hand hides takes the seen eye's :data:`EYES_TOGETHER` units.
 
 Confidence per frame: the tracker's (1 where it found the face) x the share
 of the face a hand leaves visible x the trust in the fit (:func:`fit_confidence`
@@ -307,7 +307,7 @@ PART_SHARE = 0.2
 #: realdata, blink, squint and look-down differ between the eyes by 0.000-0.002 on average, where leaving
 #: the hidden eye at rest would be off by 0.13-0.18; it never widens or looks up), and turn sideways
 #: together, so one eye's lookIn is the other's lookOut (an eye at rest beside one looking aside would
-#: squint on a character; the recording cannot tell, its lookOutRight never fires).
+#: look cross-eyed on a character; the recording cannot tell, its lookOutRight never fires).
 EYES_TOGETHER = (("eyeBlink", "eyeBlink"), ("eyeSquint", "eyeSquint"), ("eyeWide", "eyeWide"),
                  ("eyeLookUp", "eyeLookUp"), ("eyeLookDown", "eyeLookDown"), ("eyeLookIn", "eyeLookOut"),
                  ("eyeLookOut", "eyeLookIn"))
