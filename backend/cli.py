@@ -422,10 +422,11 @@ def _print_solve_report(console: Console, solve: dict) -> None:
 
 
 def _print_bridged(console: Console, bridged: Optional[dict], indent: str = "  ") -> None:
-    """One line for a ``--bridge-unsure`` result (``{"action", "stretches", "skipped"}``; None: not asked)."""
+    """One line for a ``--bridge-unsure`` result (``{"action", "stretches", "head", "skipped"}``; None: not asked)."""
     if bridged and bridged["action"]:
+        head = f", head rotation into {bridged['head']!r}" if bridged.get("head") else ""
         console.print(f"{indent}bridged {len(bridged['stretches'])} unsure stretch(es) (scene frames "
-                      f"{format_spans(bridged['stretches'])}) into action {bridged['action']!r}", soft_wrap=True)
+                      f"{format_spans(bridged['stretches'])}) into action {bridged['action']!r}{head}", soft_wrap=True)
     elif bridged:
         console.print(f"{indent}nothing bridged: {bridged['skipped']}", soft_wrap=True)
 

@@ -126,18 +126,19 @@ def bake_command(args) -> dict:
                        source=take.header.get("source") or args.take, start_frame=args.start_frame,
                        take_path=os.path.abspath(args.take), head_target=head, head_bone=args.head_bone)
     if args.bridge_unsure:
-        _bridge(report)
+        _bridge(report, head)
     save_blend(args.output)
     report["output"] = os.path.abspath(args.output)
     return report
 
 
-def _bridge(report: dict) -> None:
-    """``--bridge-unsure``: bridge each baked object's unsure stretches (``bake.bridge.bridge_if_unsure``)
-    and record ``bridged`` (``{"action", "stretches", "skipped"}``) in its entry of a bake report."""
+def _bridge(report: dict, head) -> None:
+    """``--bridge-unsure``: bridge each baked object's unsure stretches (``bake.bridge.bridge_if_unsure``),
+    and with them the head rotation baked onto ``head`` (the object or armature, or None), and record
+    ``bridged`` (``{"action", "stretches", "head", "skipped"}``) in each object's entry of a bake report."""
     from .bake.bridge import bridge_if_unsure
     for name, info in report["objects"].items():
-        info["bridged"] = bridge_if_unsure(find_object(name))
+        info["bridged"] = bridge_if_unsure(find_object(name), head)
 
 
 def batch_command(args) -> dict:
@@ -172,7 +173,7 @@ def batch_command(args) -> dict:
             report["failed"][path] = e.to_dict()
             continue
         if args.bridge_unsure:
-            _bridge(baked)
+            _bridge(baked, head)
         report["takes"][path] = baked
     if not report["takes"]:
         first = report["failed"][paths[0]]

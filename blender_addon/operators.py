@@ -232,8 +232,8 @@ class FACEKEY_OT_unsure_frame(bpy.types.Operator):
 
 
 class FACEKEY_OT_bridge_unsure(bpy.types.Operator):
-    """Replace the shape-key keys the capture is unsure of by a straight line between the trusted keys on
-    either side, as a new action (the captured one is kept)"""
+    """Replace the shape-key keys the capture is unsure of (and the head rotation, on the panel's head target)
+    by a straight line between the trusted keys on either side, as a new action (the captured one is kept)"""
     bl_idname = "facekey.bridge_unsure"
     bl_label = "Bridge unsure frames"
     bl_options = {"REGISTER", "UNDO"}
@@ -250,15 +250,17 @@ class FACEKEY_OT_bridge_unsure(bpy.types.Operator):
 
     def execute(self, context):
         from .bake.bridge import bridge_unsure
-        scene, obj = context.scene, context.active_object
+        scene, obj, s = context.scene, context.active_object, context.scene.facekey
         at = scene.frame_current + scene.frame_subframe if self.scope == "PLAYHEAD" else None
+        head = s.head_object if s.head_mode != "NONE" else None     # the panel's head rotation target
         STATE.begin("bridge_unsure", "bridging unsure frames")
-        done = _guarded(self, lambda: bridge_unsure(obj, at))
+        done = _guarded(self, lambda: bridge_unsure(obj, at, head))
         if done is None:
             return {"CANCELLED"}
-        action, spans = done
+        action, spans, head_action = done
+        also = f" and the head rotation into '{head_action.name}'" if head_action is not None else ""
         STATE.finish(f"Bridged {len(spans)} unsure stretch(es) of '{obj.name}' (frames {format_spans(spans)}) "
-                     f"into the new action '{action.name}'; the captured action is kept")
+                     f"into the new action '{action.name}'{also}; the captured actions are kept")
         return _report_done(self, self.bl_label)
 
 

@@ -284,7 +284,7 @@ def _head_part(scene_name: str, take_path: str, source: str, state) -> LocalJob:
         scene = bpy.data.scenes[scene_name]
         head, bone = _head_args(scene.facekey)
         action = bake_head_rotation(head, read_take(take_path), action_name_for(source) + "_head",
-                                    scene.facekey.start_frame, scene_fps(scene), bone)
+                                    scene.facekey.start_frame, scene_fps(scene), bone, take_path)
         return f"head rotation on {head.name}", {"head": action.name}
 
     return LocalJob(run, label="head rotation", state=state)

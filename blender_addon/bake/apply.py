@@ -63,5 +63,6 @@ def bake_take(take, objects, name_map, *, scene, source: str, start_frame: float
             "unused_keys": list(res.unused_keys),
         }
     if head_target is not None:
-        report["head"] = bake_head_rotation(head_target, take, name + "_head", start_frame, fps, head_bone or None).name
+        report["head"] = bake_head_rotation(head_target, take, name + "_head", start_frame, fps, head_bone or None,
+                                            take_path or "").name
     return report

@@ -19,6 +19,7 @@ from ..protocol.bridge import EPS, line_over_runs
 from ..protocol.errors import FaceKeyError
 from ..protocol.take import LOW_CONFIDENCE
 from .fcurves import LINEAR, action_fcurves, get_keys
+from .head import HEAD_PROP
 from .readback import confidence_curve, key_action, unsure_stretches
 from .shape_keys import CONFIDENCE_PATH
 
@@ -88,19 +89,19 @@ def _plan(obj, at_frame: Optional[float]):
                                f"is unsure of ({len(every)} stretch(es) in all).",
                                "Jump to one with Take > Unsure frames, or bridge all of them.")
         chosen = [found]
-    done = json.loads(action.get(BRIDGED_PROP, "[]"))
-    if all(_span(a, b) in done for a, b, _ in chosen):
+    if _bridged_already(action, chosen):
         which = "this stretch" if at_frame is not None else "every stretch"
         raise FaceKeyError("bad_argument", f"The action '{action.name}' has {which} bridged already.",
                            "Nothing to do; the captured action is kept beside it.")
     return key, action, chosen, every
 
 
-def _copy_assigned(key, action):
+def _copy_assigned(datablock, action):
     """Copy ``action``, name the copy ``"<captured action> bridged"`` (.001, .002, ... when taken), assign
-    it to ``key`` (on the same slot where actions are layered), keep ``action`` with a fake user; return it."""
+    it to ``datablock`` (on the same slot where actions are layered), keep ``action`` with a fake user;
+    return the copy."""
     import bpy
-    slot = getattr(key.animation_data, "action_slot", None)
+    slot = getattr(datablock.animation_data, "action_slot", None)
     identifier = slot.identifier if slot is not None else None
     root = action.get(BRIDGED_FROM_PROP, action.name)
     name = f"{root} bridged"
@@ -110,13 +111,47 @@ def _copy_assigned(key, action):
     new[BRIDGED_FROM_PROP] = root
     new.name = name
     action.use_fake_user = True
-    key.animation_data.action = new
-    if identifier is not None and key.animation_data.action_slot is None:
-        key.animation_data.action_slot = next(s for s in new.slots if s.identifier == identifier)
+    datablock.animation_data.action = new
+    if identifier is not None and datablock.animation_data.action_slot is None:
+        datablock.animation_data.action_slot = next(s for s in new.slots if s.identifier == identifier)
     return new
 
 
-def bridge_unsure(obj, at_frame: Optional[float] = None) -> tuple[object, list[list[float]]]:
+def _spans(chosen) -> list[list[float]]:
+    return [_span(a, b) for a, b, *_ in chosen]
+
+
+def _bridged_already(action, chosen) -> bool:
+    """Whether ``action``'s ``facekey_bridged`` lists every stretch of ``chosen``."""
+    done = json.loads(action.get(BRIDGED_PROP, "[]"))
+    return all(s in done for s in _spans(chosen))
+
+
+def _bridge_copy(datablock, action, chosen, every, keep) -> object:
+    """The bridged copy of ``action`` on ``datablock`` (:func:`_copy_assigned`): the keys of every curve
+    ``keep(data_path)`` selects put on the line (:func:`_bridge_curve`), the stretches added to its
+    ``facekey_bridged``."""
+    new = _copy_assigned(datablock, action)
+    for fc in action_fcurves(new, datablock):
+        if keep(fc.data_path) and len(fc.keyframe_points):
+            _bridge_curve(fc, chosen, every)
+    done = json.loads(new.get(BRIDGED_PROP, "[]"))
+    new[BRIDGED_PROP] = json.dumps(sorted(done + [s for s in _spans(chosen) if s not in done]))
+    return new
+
+
+def _head_action(target, key_act):
+    """The head-rotation action of the same take as ``key_act`` on the object ``target`` (``bake.head``: its
+    ``facekey_take`` is the shape-key action's; for a bone, the armature's), or None; never one in NLA tweak mode."""
+    ad = target.animation_data
+    act = ad.action if ad is not None and not ad.use_tweak_mode else None
+    take = key_act.get("facekey_take", "")
+    if act is None or HEAD_PROP not in act or not take or act.get("facekey_take") != take:
+        return None
+    return act
+
+
+def bridge_unsure(obj, at_frame: Optional[float] = None, head=None) -> tuple[object, list[list[float]], object]:
     """Bridge the unsure stretches of the action on ``obj``'s shape keys into a new action.
 
     Every shape-key F-curve key inside a stretch gets the value on the straight line between that curve's
@@ -125,37 +160,42 @@ def bridge_unsure(obj, at_frame: Optional[float] = None) -> tuple[object, list[l
     stretches, the confidence curve (it still says where the capture was unsure), curve modifiers and the
     action's FaceKey properties are copied as they are.  The new action, ``"<captured action> bridged"``,
     is assigned to the shape keys; the action it was made from is kept unchanged with a fake user.  Its
-    ``facekey_bridged`` property lists the stretches bridged so far.
+    ``facekey_bridged`` property lists the stretches bridged so far.  With ``head``, the head target's
+    rotation action of the same take (``bake.head``) is bridged the same way over the same stretches
+    (its rotation curves only; a bone's armature action keeps every other curve as it is).
 
     Args:
         obj: a mesh object whose shape keys' action has a confidence curve (a name-map bake, corrective keys
             or a character solve of a captured take).
         at_frame: bridge only the stretch whose keys span this scene frame (None: every stretch).
+        head: the object that received the take's head rotation (the armature, for a bone), or None.
 
     Returns:
-        ``(the new action, [[first frame, last frame], ...] of the stretches bridged)``.
+        ``(the new shape-key action, [[first frame, last frame], ...] of the stretches bridged, the new
+        head action or None when there was none of this take to bridge)``.
 
     Raises:
         FaceKeyError ``bad_argument``: no action with a confidence curve, NLA tweak mode, no unsure stretch
         (at ``at_frame``), no key the capture trusts, or the stretches bridged already; nothing is changed.
     """
     key, action, chosen, every = _plan(obj, at_frame)
-    new = _copy_assigned(key, action)
-    for fc in action_fcurves(new, key):
-        if fc.data_path != CONFIDENCE_PATH and len(fc.keyframe_points):
-            _bridge_curve(fc, chosen, every)
-    spans = [_span(a, b) for a, b, _ in chosen]
-    done = json.loads(new.get(BRIDGED_PROP, "[]"))
-    new[BRIDGED_PROP] = json.dumps(sorted(done + [s for s in spans if s not in done]))
-    return new, spans
+    head_act = _head_action(head, action) if head is not None else None
+    new = _bridge_copy(key, action, chosen, every, lambda path: path != CONFIDENCE_PATH)
+    new_head = None
+    if head_act is not None and not _bridged_already(head_act, chosen):
+        prefix = head_act[HEAD_PROP]
+        new_head = _bridge_copy(head, head_act, chosen, every, lambda path: path.startswith(prefix + "rotation_"))
+    return new, _spans(chosen), new_head
 
 
-def bridge_if_unsure(obj) -> dict:
+def bridge_if_unsure(obj, head=None) -> dict:
     """:func:`bridge_unsure` of every stretch, for ``blender -b`` runs (``--bridge-unsure``):
-    ``{"action": the new action's name or None, "stretches": [[first, last], ...], "skipped": why nothing
-    was bridged (the FaceKeyError's message: no confidence curve, no unsure stretch, ...) or None}``."""
+    ``{"action": the new action's name or None, "stretches": [[first, last], ...], "head": the new head
+    action's name or None, "skipped": why nothing was bridged (the FaceKeyError's message: no confidence
+    curve, no unsure stretch, ...) or None}``."""
     try:
-        action, spans = bridge_unsure(obj)
+        action, spans, head_action = bridge_unsure(obj, head=head)
     except FaceKeyError as e:
-        return {"action": None, "stretches": [], "skipped": e.message}
-    return {"action": action.name, "stretches": spans, "skipped": None}
+        return {"action": None, "stretches": [], "head": None, "skipped": e.message}
+    return {"action": action.name, "stretches": spans, "head": head_action.name if head_action else None,
+            "skipped": None}

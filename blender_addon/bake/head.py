@@ -8,9 +8,11 @@ from ..protocol.axes import quats_to_blender
 from .fcurves import ensure_fcurve, new_action_for, set_keys
 from .shape_keys import take_frames
 
-__all__ = ["bake_head_rotation", "head_quaternions"]
+__all__ = ["bake_head_rotation", "head_quaternions", "HEAD_PROP"]
 
 GROUP = "FaceKey Head"
+#: Action property of a head-rotation action: the data-path prefix of its rotation curves ("" for an object).
+HEAD_PROP = "facekey_head"
 
 
 def head_quaternions(take, rest, bone_rest=None) -> list:
@@ -56,13 +58,15 @@ def _channels(mode: str, quats: list) -> tuple[str, np.ndarray]:
 
 
 def bake_head_rotation(target, take, action_name: str, start_frame: float, scene_fps: float,
-                       bone: str | None = None):
+                       bone: str | None = None, take_path: str = ""):
     """Bake the take's head rotation onto ``target`` (object) or its pose bone ``bone``; return the new Action.
 
     Keys every valid frame at :func:`take_frames`, in the target's own
     rotation mode (quaternion, axis-angle or Euler of any order), composed
     after its current rotation.  For a bone the rotation is taken into the
     bone's rest axes.  The previously assigned action is kept (fake user).
+    The action records ``facekey_head`` (the data-path prefix of its rotation curves: "" for an object)
+    and ``facekey_take`` (``take_path``), which tie it to the take's shape-key actions (``bake.bridge``).
     """
     if not take.valid.any():
         raise FaceKeyError("no_face", "The take has no valid (tracked) frame to bake.",
@@ -85,6 +89,8 @@ def bake_head_rotation(target, take, action_name: str, start_frame: float, scene
     for c in range(vals.shape[1]):
         fc = ensure_fcurve(action, target, prefix + path, c, GROUP)
         set_keys(fc, frames, vals[:, c])
+    action[HEAD_PROP] = prefix
+    action["facekey_take"] = take_path or ""
     return action
 
 

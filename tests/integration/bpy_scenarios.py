@@ -521,26 +521,36 @@ def sc_mesh_retarget(params) -> dict:
     return res
 
 
-def _bake_dipped_take(pkg, junk_jaw: bool):
+def _bake_dipped_take(pkg, junk_jaw: bool, head: str = ""):
     """:func:`make_character`, then bake onto Face (made active) a 40-frame 20 fps take (24 fps scene: keys
     at scene frames 1 + 1.2 i) whose measured confidence dips on frames 11-14 (0.1-0.3) and 30-32 (0.4);
-    with ``junk_jaw`` its jawOpen is a smooth wave, 1.0 (junk) on those frames.  Returns (scene, Face)."""
+    with ``junk_jaw`` its jawOpen is a smooth wave, 1.0 (junk) on those frames, and its head yaw a ramp
+    to 0.4 rad, 1.2 rad (junk) there; ``head``: the name of an Empty made to receive the head rotation too.
+    Returns (scene, Face)."""
     import dataclasses
 
     import numpy as np
     make_character()
     scene, face = bpy.context.scene, bpy.data.objects["Face"]
+    if head:
+        scene.collection.objects.link(bpy.data.objects.new(head, None))
     take = sub(pkg, "protocol.take").Take.empty(40, 20.0, confidence="measured by the test")
     conf = np.ones(40, np.float32)
     conf[11:15], conf[30:33] = np.linspace(0.1, 0.3, 4), 0.4
     weights = take.weights.copy()
+    yaw = np.linspace(0.0, 0.4, 40)
     if junk_jaw:
         jaw = sub(pkg, "protocol.arkit").INDEX["jawOpen"]
         weights[:, jaw] = 0.5 + 0.3 * np.sin(np.arange(40) / 6.0)
         weights[11:15, jaw] = weights[30:33, jaw] = 1.0
-    take = dataclasses.replace(take, confidence=conf, weights=weights)
+        yaw[11:15] = yaw[30:33] = 1.2
+    zeros = np.zeros(40)
+    take = dataclasses.replace(take, confidence=conf, weights=weights,
+                               head_rotation=sub(pkg, "protocol.rotations").ypr_to_quat(yaw, zeros, zeros)
+                               .astype(np.float32))
     names = sub(pkg, "protocol.namemap").load_name_map("arkit", None)
-    sub(pkg, "bake.apply").bake_take(take, [face], names, scene=scene, source="unsure.mp4")
+    sub(pkg, "bake.apply").bake_take(take, [face], names, scene=scene, source="unsure.mp4",
+                                     take_path="/takes/unsure.npz", head_target=bpy.data.objects.get(head))
     bpy.context.view_layer.objects.active = face
     return scene, face
 
@@ -609,6 +619,40 @@ def sc_bridge_unsure(params) -> dict:
     return res
 
 
+def sc_bridge_head(params) -> dict:
+    """The bridge scenario's take baked onto Face and, as head rotation, onto the Empty "HeadCtl" (the
+    panel's head target, Euler XYZ); Bridge all with the panel's head target set, then once more with it set
+    to another object (nothing of that take on it).  Report the head actions' yaw keys (rotation_euler[2])."""
+    pkg = install(params)
+    scene, face = _bake_dipped_take(pkg, junk_jaw=True, head="HeadCtl")
+    ctl = bpy.data.objects["HeadCtl"]
+    fcurves = sub(pkg, "bake.fcurves")
+    captured = ctl.animation_data.action
+
+    def yaw_keys(action):
+        fc = next(fc for fc in fcurves.action_fcurves(action, ctl)
+                  if fc.data_path == "rotation_euler" and fc.array_index == 2)
+        return fcurves.get_keys(fc).tolist()
+
+    before = yaw_keys(captured)
+    s = scene.facekey
+    s.head_mode, s.head_object = "OBJECT", ctl
+    rc = call_op(bpy.ops.facekey.bridge_unsure, scope="ALL")
+    res = {"rc": rc, "captured": captured.name, "head_assigned": ctl.animation_data.action.name,
+           "before": before, "after": yaw_keys(ctl.animation_data.action),
+           "captured_after": yaw_keys(captured), "fake_user": captured.use_fake_user,
+           "message": sub(pkg, "state").STATE.message,
+           "key_assigned": face.data.shape_keys.animation_data.action.name}
+    other = bpy.data.objects.new("Other", None)
+    bpy.context.scene.collection.objects.link(other)
+    s.head_object = other
+    face.data.shape_keys.animation_data.action = bpy.data.actions[res["key_assigned"].replace(" bridged", "")]
+    res["other_rc"] = call_op(bpy.ops.facekey.bridge_unsure, scope="ALL")
+    res["other_has_action"] = other.animation_data is not None
+    res["head_after_other"] = ctl.animation_data.action.name
+    return res
+
+
 def sc_bridge_edges(params) -> dict:
     """Bridge a 24 fps take on a 24 fps scene (keys at scene frames 1 + i) whose capture is unsure of frames
     0-2 (the start), 10-12, 15-16 and 27-29 (the end), jawOpen junk (1.0) there, with the jawOpen keys of
@@ -656,7 +700,8 @@ def sc_bridge_edges(params) -> dict:
     for i in (14, 13):
         fc.keyframe_points.remove(fc.keyframe_points[i])
     res = {"captured": fcurves.get_keys(jaw_curve(captured)).tolist()}
-    action, spans = bridge.bridge_unsure(face)
+    action, spans, head_action = bridge.bridge_unsure(face)
+    assert head_action is None
     res.update(bridged=fcurves.get_keys(jaw_curve(action)).tolist(), spans=spans, name=action.name)
     interp = np.empty(len(jaw_curve(action).keyframe_points), np.int32)
     jaw_curve(action).keyframe_points.foreach_get("interpolation", interp)

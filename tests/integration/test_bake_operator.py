@@ -189,3 +189,25 @@ def test_bridge_edges_anchors_only_on_trusted_keys_and_refuses_what_it_cannot_do
         assert res[case]["actions_unchanged"], case
     assert res["tweak_mode"]["entered"]
     assert res["sure_if_unsure"]["action"] is None and "sure of every frame" in res["sure_if_unsure"]["skipped"]
+
+
+def test_bridge_also_bridges_the_head_rotation_of_the_same_take(run_scenario):
+    """With the panel's head target set, Bridge all also puts the head's yaw keys inside the unsure stretches
+    (junk: 1.2 rad) on the line between the trusted keys, as a new head action beside the captured one
+    (kept, unchanged, fake user); a head target that holds nothing of this take is left alone."""
+    res = run_scenario("bridge_head", {})
+    assert res["rc"] == ["FINISHED"] and res["head_assigned"] == res["captured"] + " bridged"
+    assert "head rotation" in res["message"]
+    before, after = np.array(res["before"]), np.array(res["after"])
+    assert before[11:15, 1].max() > 1.0                          # the junk yaw as captured (radians)
+    frames = before[:, 0]
+    np.testing.assert_allclose(frames, 1 + 1.2 * np.arange(40), atol=1e-4)
+    for first, last in ((11, 14), (30, 32)):
+        t = (frames[first:last + 1] - frames[first - 1]) / (frames[last + 1] - frames[first - 1])
+        line = before[first - 1, 1] + t * (before[last + 1, 1] - before[first - 1, 1])
+        np.testing.assert_allclose(after[first:last + 1, 1], line, atol=1e-5)
+    kept = [i for i in range(40) if not (11 <= i <= 14 or 30 <= i <= 32)]
+    np.testing.assert_array_equal(after[kept], before[kept])
+    assert res["captured_after"] == res["before"] and res["fake_user"]
+    assert res["other_rc"] == ["FINISHED"] and not res["other_has_action"]
+    assert res["head_after_other"] == res["head_assigned"]      # untouched by a bridge that did not target it

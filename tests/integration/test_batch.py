@@ -220,21 +220,23 @@ def test_bake_solve_bridge_unsure(custom_key_character, tmp_path):
 
 
 def test_bake_bridge_unsure_by_name_map(tmp_path):
-    """`facekey bake --bridge-unsure` (one take, name map): the bridged action is added and assigned, the
-    baked one kept; a take the capture is sure of everywhere is baked and the output says nothing needed
-    bridging."""
+    """`facekey bake --bridge-unsure` (one take, name map, head rotation onto the mesh itself): bridged
+    shape-key and head actions are added and assigned, the baked ones kept; a take the capture is sure of
+    everywhere is baked and the output says nothing needed bridging."""
     from backend.protocol.take import write_take
     blend_in = _character_with_action(tmp_path)
     path = write_take(tmp_path / "take1.npz", _unsure_take(synthetic_take(20, 24.0)))
     out = tmp_path / "out.blend"
     res = CliRunner().invoke(app, ["bake", str(path), str(blend_in), "-o", str(out), "--objects", "Head",
-                                   "--bridge-unsure"])
+                                   "--head-object", "Head", "--bridge-unsure"])
     assert res.exit_code == 0, res.output
-    assert "bridged 1 unsure stretch(es) (scene frames 6-8) into action 'FK_synthetic_take bridged'" in res.output
+    assert ("bridged 1 unsure stretch(es) (scene frames 6-8) into action 'FK_synthetic_take bridged', head "
+            "rotation into 'FK_synthetic_take_head bridged'") in res.output
     info = inspect_blend(out, "Head")
     jaw = 'key_blocks["jawOpen"].value[0]'
     assert info["peaks"]["FK_synthetic_take"][jaw] == pytest.approx(1.0)
     assert info["peaks"]["FK_synthetic_take bridged"][jaw] <= 0.5 + 1e-6
+    assert info["actions"]["FK_synthetic_take_head bridged"] == info["actions"]["FK_synthetic_take_head"]
     sure = synthetic_take(20, 24.0)
     sure.header.update(confidence="measured", low_confidence_frames=0)
     res = CliRunner().invoke(app, ["bake", str(write_take(tmp_path / "take2.npz", sure)), str(blend_in), "-o",
