@@ -166,7 +166,8 @@ def bake_take_file(take_path, blend_in, blend_out, objects: list[str], *, name_m
         ``{"objects": {name: {"action", "mapped", "unmapped_units", "unused_keys"[, "bridged"]}},
         "skipped": {name: reason}, "frames": int, "head": action name or None, "output": path}``;
         ``bridged`` (with ``bridge_unsure``) is ``{"action": name or None, "stretches": [[first, last], ...],
-        "head": the bridged head-rotation action or None, "skipped": why nothing was bridged or None}``.
+        "head": the bridged head-rotation action or None, "head_skipped": why the head target's rotation was
+        left as it is or None, "skipped": why nothing was bridged or None}``.
     """
     args = ["bake", "--take", os.fspath(take_path), *_target_args(blend_in, blend_out, objects, name_map, map_path,
                                                                   start_frame, head_target, bridge_unsure)]

@@ -422,9 +422,11 @@ def _print_solve_report(console: Console, solve: dict) -> None:
 
 
 def _print_bridged(console: Console, bridged: Optional[dict], indent: str = "  ") -> None:
-    """One line for a ``--bridge-unsure`` result (``{"action", "stretches", "head", "skipped"}``; None: not asked)."""
+    """One line for a ``--bridge-unsure`` result (``bake.bridge.bridge_if_unsure``'s dict; None: not asked)."""
     if bridged and bridged["action"]:
-        head = f", head rotation into {bridged['head']!r}" if bridged.get("head") else ""
+        head = (f", head rotation into {bridged['head']!r}" if bridged.get("head")
+                else f" (head rotation left as it is: {bridged['head_skipped']})" if bridged.get("head_skipped")
+                else "")
         console.print(f"{indent}bridged {len(bridged['stretches'])} unsure stretch(es) (scene frames "
                       f"{format_spans(bridged['stretches'])}) into action {bridged['action']!r}{head}", soft_wrap=True)
     elif bridged:

@@ -135,7 +135,7 @@ def bake_command(args) -> dict:
 def _bridge(report: dict, head) -> None:
     """``--bridge-unsure``: bridge each baked object's unsure stretches (``bake.bridge.bridge_if_unsure``),
     and with them the head rotation baked onto ``head`` (the object or armature, or None), and record
-    ``bridged`` (``{"action", "stretches", "head", "skipped"}``) in each object's entry of a bake report."""
+    ``bridged`` (``bake.bridge.bridge_if_unsure``'s dict) in each object's entry of a bake report."""
     from .bake.bridge import bridge_if_unsure
     for name, info in report["objects"].items():
         info["bridged"] = bridge_if_unsure(find_object(name), head)

@@ -257,8 +257,9 @@ class FACEKEY_OT_bridge_unsure(bpy.types.Operator):
         done = _guarded(self, lambda: bridge_unsure(obj, at, head))
         if done is None:
             return {"CANCELLED"}
-        action, spans, head_action = done
-        also = f" and the head rotation into '{head_action.name}'" if head_action is not None else ""
+        action, spans, head_action, head_note = done
+        also = (f" and the head rotation into '{head_action.name}'" if head_action is not None
+                else f" (head rotation left as it is: {head_note})" if head_note else "")
         STATE.finish(f"Bridged {len(spans)} unsure stretch(es) of '{obj.name}' (frames {format_spans(spans)}) "
                      f"into the new action '{action.name}'{also}; the captured actions are kept")
         return _report_done(self, self.bl_label)

@@ -244,7 +244,7 @@ def make_mesh_retarget_job(context, client_kwargs: dict | None = None, *, obj=No
         action_name = action_name_for(take_path)
         keys = add_corrective_keys(target, action_name, comp.keys)
         action = bake_corrective_keys(target, keys, comp.coefficients, take, action_name, start,
-                                      scene_fps(bpy.data.scenes[scene_name]), payload["pc2"])
+                                      scene_fps(bpy.data.scenes[scene_name]), payload["pc2"], take_path)
         mesh.update(comp.report(), action=action.name, key_names=keys)
         return (f"{len(keys)} corrective keys on {name} ({comp.max_error_mm:.2f} mm max error)",
                 {"mesh": mesh, "skipped": {}, "frames": int(take.valid.sum())})

@@ -96,7 +96,7 @@ def solve_bake(take_path, character, blend_out, object_name: str, *, settings: S
 
     Returns:
         ``{"output", "action", "key_take", "frames", "solve": retarget report, "bridged"}``; ``bridged`` is
-        ``{"action", "stretches": [[first, last], ...], "head", "skipped"}``
+        ``{"action", "stretches": [[first, last], ...], "head", "head_skipped", "skipped"}``
         (``bake.bridge.bridge_if_unsure``), or None when not asked.
     """
     from ..facemodel import load_face_model

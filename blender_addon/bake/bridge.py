@@ -19,6 +19,7 @@ from ..protocol.bridge import EPS, line_over_runs
 from ..protocol.errors import FaceKeyError
 from ..protocol.take import LOW_CONFIDENCE
 from .fcurves import LINEAR, action_fcurves, get_keys
+from .head import GROUP as HEAD_GROUP
 from .head import HEAD_PROP
 from .readback import confidence_curve, key_action, unsure_stretches
 from .shape_keys import CONFIDENCE_PATH
@@ -128,27 +129,41 @@ def _bridged_already(action, chosen) -> bool:
 
 
 def _bridge_copy(datablock, action, chosen, every, keep) -> object:
-    """The bridged copy of ``action`` on ``datablock`` (:func:`_copy_assigned`): the keys of every curve
-    ``keep(data_path)`` selects put on the line (:func:`_bridge_curve`), the stretches added to its
+    """The bridged copy of ``action`` on ``datablock`` (:func:`_copy_assigned`): the keys of every F-curve
+    ``keep(fcurve)`` selects put on the line (:func:`_bridge_curve`), the stretches added to its
     ``facekey_bridged``."""
     new = _copy_assigned(datablock, action)
     for fc in action_fcurves(new, datablock):
-        if keep(fc.data_path) and len(fc.keyframe_points):
+        if keep(fc) and len(fc.keyframe_points):
             _bridge_curve(fc, chosen, every)
     done = json.loads(new.get(BRIDGED_PROP, "[]"))
     new[BRIDGED_PROP] = json.dumps(sorted(done + [s for s in _spans(chosen) if s not in done]))
     return new
 
 
-def _head_action(target, key_act):
-    """The head-rotation action of the same take as ``key_act`` on the object ``target`` (``bake.head``: its
-    ``facekey_take`` is the shape-key action's; for a bone, the armature's), or None; never one in NLA tweak mode."""
+def _is_head_curve(fc) -> bool:
+    """A rotation curve the head bake wrote (its group; the data path changes when a bone is renamed)."""
+    return fc.group is not None and fc.group.name == HEAD_GROUP
+
+
+def _head_action(target, key_act, chosen) -> tuple[Optional[object], Optional[str]]:
+    """``(the head-rotation action of the same take as key_act on the object target, None)`` (for a bone,
+    the armature's: ``bake.head`` records the take, start frame and fps it shares with the shape-key
+    action), or ``(None, why it is left as it is)``."""
     ad = target.animation_data
-    act = ad.action if ad is not None and not ad.use_tweak_mode else None
-    take = key_act.get("facekey_take", "")
-    if act is None or HEAD_PROP not in act or not take or act.get("facekey_take") != take:
-        return None
-    return act
+    act = ad.action if ad is not None else None
+    if act is None or HEAD_PROP not in act:
+        return None, f"'{target.name}' has no head rotation baked by FaceKey"
+    if ad.use_tweak_mode:
+        return None, f"'{target.name}' is in NLA tweak mode"
+    same = [key_act.get(k) == act.get(k) for k in ("facekey_take", "facekey_start_frame", "facekey_scene_fps")]
+    if not key_act.get("facekey_take") or not all(same):
+        return None, f"its action '{act.name}' is from another take or another start frame"
+    if _bridged_already(act, chosen):
+        return None, f"its action '{act.name}' has these stretches bridged already"
+    if not any(_is_head_curve(fc) for fc in action_fcurves(act, target)):
+        return None, f"its action '{act.name}' has no FaceKey Head curve left"
+    return act, None
 
 
 def bridge_unsure(obj, at_frame: Optional[float] = None, head=None) -> tuple[object, list[list[float]], object]:
@@ -161,8 +176,10 @@ def bridge_unsure(obj, at_frame: Optional[float] = None, head=None) -> tuple[obj
     action's FaceKey properties are copied as they are.  The new action, ``"<captured action> bridged"``,
     is assigned to the shape keys; the action it was made from is kept unchanged with a fake user.  Its
     ``facekey_bridged`` property lists the stretches bridged so far.  With ``head``, the head target's
-    rotation action of the same take (``bake.head``) is bridged the same way over the same stretches
-    (its rotation curves only; a bone's armature action keeps every other curve as it is).
+    rotation action of the same take, start frame and fps (``bake.head``) is bridged the same way over the
+    same stretches: its FaceKey Head curves only (a bone's armature action keeps every other curve), each
+    channel on its own line (quaternion channels are kept sign-continuous by the bake and normalised by
+    Blender; axis-angle channels are not made continuous, so bridge long stretches of them with care).
 
     Args:
         obj: a mesh object whose shape keys' action has a confidence curve (a name-map bake, corrective keys
@@ -171,31 +188,29 @@ def bridge_unsure(obj, at_frame: Optional[float] = None, head=None) -> tuple[obj
         head: the object that received the take's head rotation (the armature, for a bone), or None.
 
     Returns:
-        ``(the new shape-key action, [[first frame, last frame], ...] of the stretches bridged, the new
-        head action or None when there was none of this take to bridge)``.
+        ``(the new shape-key action, [[first frame, last frame], ...] of the stretches bridged, the new head
+        action or None, why the head was left as it is or None)``.
 
     Raises:
         FaceKeyError ``bad_argument``: no action with a confidence curve, NLA tweak mode, no unsure stretch
         (at ``at_frame``), no key the capture trusts, or the stretches bridged already; nothing is changed.
     """
     key, action, chosen, every = _plan(obj, at_frame)
-    head_act = _head_action(head, action) if head is not None else None
-    new = _bridge_copy(key, action, chosen, every, lambda path: path != CONFIDENCE_PATH)
-    new_head = None
-    if head_act is not None and not _bridged_already(head_act, chosen):
-        prefix = head_act[HEAD_PROP]
-        new_head = _bridge_copy(head, head_act, chosen, every, lambda path: path.startswith(prefix + "rotation_"))
-    return new, _spans(chosen), new_head
+    head_act, head_note = _head_action(head, action, chosen) if head is not None else (None, None)
+    new = _bridge_copy(key, action, chosen, every, lambda fc: fc.data_path != CONFIDENCE_PATH)
+    new_head = None if head_act is None else _bridge_copy(head, head_act, chosen, every, _is_head_curve)
+    return new, _spans(chosen), new_head, head_note
 
 
 def bridge_if_unsure(obj, head=None) -> dict:
     """:func:`bridge_unsure` of every stretch, for ``blender -b`` runs (``--bridge-unsure``):
     ``{"action": the new action's name or None, "stretches": [[first, last], ...], "head": the new head
-    action's name or None, "skipped": why nothing was bridged (the FaceKeyError's message: no confidence
-    curve, no unsure stretch, ...) or None}``."""
+    action's name or None, "head_skipped": why a head target's rotation was left as it is or None,
+    "skipped": why nothing was bridged (the FaceKeyError's message: no confidence curve, no unsure
+    stretch, ...) or None}``."""
     try:
-        action, spans, head_action = bridge_unsure(obj, head=head)
+        action, spans, head_action, head_note = bridge_unsure(obj, head=head)
     except FaceKeyError as e:
-        return {"action": None, "stretches": [], "head": None, "skipped": e.message}
+        return {"action": None, "stretches": [], "head": None, "head_skipped": None, "skipped": e.message}
     return {"action": action.name, "stretches": spans, "head": head_action.name if head_action else None,
-            "skipped": None}
+            "head_skipped": head_note, "skipped": None}

@@ -65,8 +65,9 @@ def bake_head_rotation(target, take, action_name: str, start_frame: float, scene
     rotation mode (quaternion, axis-angle or Euler of any order), composed
     after its current rotation.  For a bone the rotation is taken into the
     bone's rest axes.  The previously assigned action is kept (fake user).
-    The action records ``facekey_head`` (the data-path prefix of its rotation curves: "" for an object)
-    and ``facekey_take`` (``take_path``), which tie it to the take's shape-key actions (``bake.bridge``).
+    The action records ``facekey_head`` (the data-path prefix of its rotation curves: "" for an object),
+    ``facekey_take`` (``take_path``), ``facekey_start_frame`` and ``facekey_scene_fps``, which tie it to
+    the take's shape-key actions (``bake.bridge``).
     """
     if not take.valid.any():
         raise FaceKeyError("no_face", "The take has no valid (tracked) frame to bake.",
@@ -91,6 +92,8 @@ def bake_head_rotation(target, take, action_name: str, start_frame: float, scene
         set_keys(fc, frames, vals[:, c])
     action[HEAD_PROP] = prefix
     action["facekey_take"] = take_path or ""
+    action["facekey_start_frame"] = float(start_frame)
+    action["facekey_scene_fps"] = float(scene_fps)
     return action
 
 

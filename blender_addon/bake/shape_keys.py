@@ -86,7 +86,9 @@ def bake_confidence(obj, action, take, start_frame: float, scene_fps: float) -> 
 
 def bake_source_confidence(obj, action, take_path: str, start_frame: float, scene_fps: float) -> None:
     """:func:`bake_confidence` of the Take file (.npz) a character solve was made from, when it is still
-    there (a solve from a Live Link CSV, or from a take that is gone, gets no curve)."""
+    there (a solve from a Live Link CSV, or from a take that is gone, gets no curve); the path is recorded
+    as ``facekey_take``, which ties the action to the take's head rotation (``bake.bridge``)."""
+    action["facekey_take"] = take_path or ""
     if take_path and take_path.lower().endswith(".npz") and os.path.isfile(take_path):
         bake_confidence(obj, action, read_take(take_path), start_frame, scene_fps)
 
@@ -149,17 +151,19 @@ def bake_key_take(obj, key_take, action_name: str, start_frame: float, scene_fps
 
 
 def bake_corrective_keys(obj, names: list[str], coefficients, take, action_name: str, start_frame: float,
-                         scene_fps: float, pc2_path: str | None = None):
+                         scene_fps: float, pc2_path: str | None = None, take_path: str | None = None):
     """Bake corrective key coefficients (T, K) in [-1, 1] (``retarget.corrective``) as a new Action.
 
     One LINEAR curve per key of ``names`` on the take's valid frames (see
     :func:`take_frames`), and the take's confidence (:func:`bake_confidence`);
-    the previous action is kept (fake user).
+    the previous action is kept (fake user).  ``take_path`` (the take's file) is recorded as
+    ``facekey_take``, which ties the action to the take's head rotation (``bake.bridge``).
     """
     action = _bake_key_curves(obj, list(names), np.asarray(coefficients), take, action_name, start_frame,
                               scene_fps, "Run the mesh-level retarget again for this object.",
                               "Add the corrective keys before baking them.", value_range=(-1.0, 1.0))
     bake_confidence(obj, action, take, start_frame, scene_fps)
+    action["facekey_take"] = take_path or ""
     action["facekey_pc2"] = pc2_path or ""
     action["facekey_retarget"] = "mesh"
     return action

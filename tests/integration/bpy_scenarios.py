@@ -648,6 +648,7 @@ def sc_bridge_head(params) -> dict:
     s.head_object = other
     face.data.shape_keys.animation_data.action = bpy.data.actions[res["key_assigned"].replace(" bridged", "")]
     res["other_rc"] = call_op(bpy.ops.facekey.bridge_unsure, scope="ALL")
+    res["other_message"] = sub(pkg, "state").STATE.message
     res["other_has_action"] = other.animation_data is not None
     res["head_after_other"] = ctl.animation_data.action.name
     return res
@@ -700,8 +701,8 @@ def sc_bridge_edges(params) -> dict:
     for i in (14, 13):
         fc.keyframe_points.remove(fc.keyframe_points[i])
     res = {"captured": fcurves.get_keys(jaw_curve(captured)).tolist()}
-    action, spans, head_action = bridge.bridge_unsure(face)
-    assert head_action is None
+    action, spans, head_action, head_note = bridge.bridge_unsure(face)
+    assert head_action is None and head_note is None
     res.update(bridged=fcurves.get_keys(jaw_curve(action)).tolist(), spans=spans, name=action.name)
     interp = np.empty(len(jaw_curve(action).keyframe_points), np.int32)
     jaw_curve(action).keyframe_points.foreach_get("interpolation", interp)

@@ -194,7 +194,8 @@ def test_bridge_edges_anchors_only_on_trusted_keys_and_refuses_what_it_cannot_do
 def test_bridge_also_bridges_the_head_rotation_of_the_same_take(run_scenario):
     """With the panel's head target set, Bridge all also puts the head's yaw keys inside the unsure stretches
     (junk: 1.2 rad) on the line between the trusted keys, as a new head action beside the captured one
-    (kept, unchanged, fake user); a head target that holds nothing of this take is left alone."""
+    (kept, unchanged, fake user); a head target that holds nothing of this take is left alone, and the
+    message says why."""
     res = run_scenario("bridge_head", {})
     assert res["rc"] == ["FINISHED"] and res["head_assigned"] == res["captured"] + " bridged"
     assert "head rotation" in res["message"]
@@ -210,4 +211,5 @@ def test_bridge_also_bridges_the_head_rotation_of_the_same_take(run_scenario):
     np.testing.assert_array_equal(after[kept], before[kept])
     assert res["captured_after"] == res["before"] and res["fake_user"]
     assert res["other_rc"] == ["FINISHED"] and not res["other_has_action"]
+    assert "head rotation left as it is: 'Other' has no head rotation baked by FaceKey" in res["other_message"]
     assert res["head_after_other"] == res["head_assigned"]      # untouched by a bridge that did not target it

@@ -69,10 +69,16 @@ def test_batch_bakes_a_folder_one_action_per_take(tmp_path):
 
 def _unsure_take(take, amplitude: float = 0.2):
     """``take`` as a capture writes it (confidence measured) with jawOpen a gentle wave (0.3 +- amplitude)
-    except on frames 5-7, where the capture was unsure (confidence 0.2) and the value is junk (1.0)."""
+    and head yaw a ramp to 0.3 rad, except on frames 5-7, where the capture was unsure (confidence 0.2)
+    and the values are junk (jawOpen 1.0, yaw 1.2 rad)."""
     from backend.protocol.arkit import INDEX
-    take.weights[:, INDEX["jawOpen"]] = 0.3 + amplitude * np.sin(np.arange(len(take.weights)) / 3.0)
+    from backend.protocol.rotations import ypr_to_quat
+    t = len(take.weights)
+    take.weights[:, INDEX["jawOpen"]] = 0.3 + amplitude * np.sin(np.arange(t) / 3.0)
     take.weights[5:8, INDEX["jawOpen"]] = 1.0
+    yaw = np.linspace(0.0, 0.3, t)
+    yaw[5:8] = 1.2
+    take.head_rotation = ypr_to_quat(yaw, np.zeros(t), np.zeros(t)).astype(np.float32)
     take.confidence[5:8] = 0.2
     take.header.update(confidence="measured", low_confidence_frames=3)
     return take
@@ -236,7 +242,9 @@ def test_bake_bridge_unsure_by_name_map(tmp_path):
     jaw = 'key_blocks["jawOpen"].value[0]'
     assert info["peaks"]["FK_synthetic_take"][jaw] == pytest.approx(1.0)
     assert info["peaks"]["FK_synthetic_take bridged"][jaw] <= 0.5 + 1e-6
-    assert info["actions"]["FK_synthetic_take_head bridged"] == info["actions"]["FK_synthetic_take_head"]
+    yaw = "rotation_euler[2]"                                   # the head faces -Y, Z up: yaw about Z
+    assert info["peaks"]["FK_synthetic_take_head"][yaw] == pytest.approx(1.2, abs=1e-3)
+    assert info["peaks"]["FK_synthetic_take_head bridged"][yaw] == pytest.approx(0.3, abs=1e-3)
     sure = synthetic_take(20, 24.0)
     sure.header.update(confidence="measured", low_confidence_frames=0)
     res = CliRunner().invoke(app, ["bake", str(write_take(tmp_path / "take2.npz", sure)), str(blend_in), "-o",
