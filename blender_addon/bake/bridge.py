@@ -166,7 +166,8 @@ def _head_action(target, key_act, chosen) -> tuple[Optional[object], Optional[st
     return act, None
 
 
-def bridge_unsure(obj, at_frame: Optional[float] = None, head=None) -> tuple[object, list[list[float]], object]:
+def bridge_unsure(obj, at_frame: Optional[float] = None,
+                  head=None) -> tuple[object, list[list[float]], Optional[object], Optional[str]]:
     """Bridge the unsure stretches of the action on ``obj``'s shape keys into a new action.
 
     Every shape-key F-curve key inside a stretch gets the value on the straight line between that curve's
