@@ -10,8 +10,8 @@ Run it either way (the same code runs in both)::
 Commands:
   bake   --take T --objects A,B -o OUT [--open IN] [--name-map auto|arkit|livelink|custom]
          [--map-path P] [--start-frame F] [--head-object O [--head-bone B]] [--report R.json]
-         [--bridge-unsure]  (each object's unsure stretches bridged into a new action, its report
-         entry's ``bridged``; see ``bake.bridge``)
+         [--bridge-unsure]  (each object's unsure stretches, and the head rotation baked with them,
+         bridged into new actions, its report entry's ``bridged``; see ``bake.bridge``)
   batch  --takes DIR, then the options of bake: every take in DIR (Take .npz, Live Link Face
          .csv) baked into its own new action ``FK_<file stem>``, one OUT for the folder
   demo   --head-npz H --take T -o OUT [--preview PNG] [--report R.json]

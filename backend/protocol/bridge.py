@@ -85,8 +85,8 @@ def bridge_take(take: Take) -> tuple[Take, list[tuple[int, int]]]:
         raise FaceKeyError("bad_argument", "The capture is unsure of every frame: there is no trusted frame to "
                            "bridge from.", "Capture the footage again with the face in view and well lit.")
     frames = np.arange(take.num_frames, dtype=np.float64)
-    weights = line_over_runs(frames, take.weights, runs, runs)[0]
-    gaze = line_over_runs(frames, take.eye_gaze, runs, runs)[0]
+    values = line_over_runs(frames, np.hstack([take.weights, take.eye_gaze]), runs, runs)[0]
+    weights, gaze = values[:, :take.weights.shape[1]], values[:, take.weights.shape[1]:]
     header = dict(take.header, bridged=[list(r) for r in runs])
     bridged = dataclasses.replace(take, weights=np.clip(weights, 0.0, 1.0).astype(np.float32),
                                   eye_gaze=gaze.astype(np.float32), header=header)
