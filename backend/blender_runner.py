@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .protocol.errors import FaceKeyError
 
-__all__ = ["run_blender_script", "staged_addon", "headless_script", "bake_take_file", "bake_take_folder",
+__all__ = ["run_blender_script", "staged_addon", "headless_script", "bake_take_file", "bake_take_folder", "render_take_rows",
            "build_head_blend"]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -224,4 +224,21 @@ def build_head_blend(face_model_npz, take_path, blend_out, preview_png=None, *, 
     args = ["demo", "--head-npz", os.fspath(face_model_npz), "--take", os.fspath(take_path), "-o", os.fspath(blend_out)]
     if preview_png:
         args += ["--preview", os.fspath(preview_png)]
+    return run_headless(args, blender, log_path, timeout, python_paths)
+
+
+def render_take_rows(take_path, blend_in, object_name: str, out_dir, *, every: int = 1, size: int = 480,
+                     name_map: str = "auto", blender: str | None = None, log_path=None,
+                     timeout: float | None = None, python_paths: list[str] | None = None) -> dict:
+    """Bake a Take onto ``object_name`` of ``blend_in`` (nothing saved) and render every ``every``-th take row
+    from the front (a 50 mm camera on -Y framing the object, Workbench, ``size`` x ``size`` pixels) to
+    ``out_dir/row_<row>.png``: footage of a known performance on a character.
+
+    Returns:
+        ``{"object", "action", "rows": [take row, ...], "files": [png path, ...], "fps": take fps}``.
+    """
+    args = ["render", "--take", os.fspath(take_path), "--objects", object_name, "--out-dir", os.fspath(out_dir),
+            "--every", str(int(every)), "--size", str(int(size)), "--name-map", name_map]
+    if blend_in:
+        args += ["--open", os.fspath(blend_in)]
     return run_headless(args, blender, log_path, timeout, python_paths)

@@ -1,4 +1,4 @@
-"""Headless entry: bake a Take into a .blend, or build the demo head scene.
+"""Headless entry: bake a Take into a .blend, build the demo head scene, or render a baked take.
 
 Run it either way (the same code runs in both)::
 
@@ -16,6 +16,9 @@ Commands:
          .csv) baked into its own new action ``FK_<file stem>``, one OUT for the folder
   demo   --head-npz H --take T -o OUT [--preview PNG] [--report R.json]
          (H: vertices (N,3), triangles (F,3), unit_deltas (52,N,3) metres, names (52,))
+  render --take T --objects A --out-dir D [--open IN] [--every N] [--size PX] [--name-map ...]
+         bake T onto A (in memory, nothing saved) and render every N-th take row from the front
+         (camera on -Y framing A, Workbench) to D/row_<row>.png; the report lists ``rows`` and ``files``
 
 The report (JSON) is the bake report, or ``{"error": {code, message, hint}}``;
 the exit code is 0 on success, 2 on a FaceKeyError.  A batch goes on past a
@@ -42,7 +45,7 @@ if __name__ == "__main__" and not __package__:
 
 from .protocol.errors import FaceKeyError  # noqa: E402
 
-__all__ = ["main", "bake_command", "batch_command", "demo_command", "EXIT_SOME_TAKES_FAILED"]
+__all__ = ["main", "bake_command", "batch_command", "demo_command", "render_command", "EXIT_SOME_TAKES_FAILED"]
 
 #: Exit code of a batch that saved its output but could not bake every take.
 EXIT_SOME_TAKES_FAILED = 3
@@ -78,6 +81,17 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", required=True)
     d.add_argument("--preview", default=None)
     d.add_argument("--report", default=None)
+    r = sub.add_parser("render", help="bake a Take onto an object and render its rows from the front")
+    r.add_argument("--take", required=True)
+    r.add_argument("--open", dest="blend_in", default=None)
+    r.add_argument("--objects", required=True, help="the object to bake and frame (one name)")
+    r.add_argument("--out-dir", required=True)
+    r.add_argument("--every", type=int, default=1, help="render every N-th take row")
+    r.add_argument("--size", type=int, default=480, help="square image side, pixels")
+    r.add_argument("--name-map", default="auto", choices=["auto", "arkit", "livelink", "custom"])
+    r.add_argument("--map-path", default=None)
+    r.add_argument("--report", default=None)
+    r.set_defaults(head_object=None)
     return p
 
 
@@ -224,6 +238,68 @@ def demo_command(args) -> dict:
     return report
 
 
+def render_command(args) -> dict:
+    """Bake ``args.take`` onto the one object of ``args.objects`` (the open file is not saved) and render
+    every ``args.every``-th take row with a front camera framing the object (Workbench, square
+    ``args.size`` pixels) to ``args.out_dir/row_<row>.png``.
+
+    Returns:
+        ``{"object", "action", "rows": [take row, ...], "files": [png path, ...], "fps": take fps}``.
+    """
+    import bpy
+
+    from .bake.apply import bake_take, scene_fps
+    from .protocol.take import read_take
+    if args.every < 1 or args.size < 16:
+        raise FaceKeyError("bad_argument", f"--every must be >= 1 and --size >= 16 (got {args.every}, {args.size}).",
+                           "Pass a positive row step and an image side of at least 16 pixels.")
+    objects, _, name_map = _open_targets(args)
+    if len(objects) != 1:
+        raise FaceKeyError("bad_argument", f"render frames one object, got {len(objects)}: {args.objects}",
+                           "Name the one mesh to render with --objects.")
+    obj = objects[0]
+    take = read_take(args.take)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = max(1, round(take.fps)), 1.0
+    baked = bake_take(take, [obj], name_map, scene=scene, source=take.header.get("source") or args.take,
+                      start_frame=1.0, take_path=os.path.abspath(args.take))
+    _front_camera(scene, obj)
+    scene.render.engine = "BLENDER_WORKBENCH"
+    scene.render.resolution_x = scene.render.resolution_y = args.size
+    scene.render.resolution_percentage = 100
+    os.makedirs(args.out_dir, exist_ok=True)
+    rows, files = list(range(0, len(take.timestamps), args.every)), []
+    for row in rows:
+        frame = 1.0 + float(take.timestamps[row]) * scene_fps(scene)
+        scene.frame_set(int(frame), subframe=float(frame - int(frame)))
+        scene.render.filepath = os.path.join(os.path.abspath(args.out_dir), f"row_{row:05d}.png")
+        bpy.ops.render.render(write_still=True)
+        files.append(scene.render.filepath)
+    return {"object": obj.name, "action": baked["objects"][obj.name]["action"], "rows": rows, "files": files,
+            "fps": float(take.fps)}
+
+
+def _front_camera(scene, obj) -> None:
+    """A 50 mm camera on -Y (Blender's front view) looking along +Y at ``obj``'s world bounding box,
+    far enough for its height to fill the square frame with a 15 % margin."""
+    import math
+
+    import bpy
+    from mathutils import Vector
+    corners = [obj.matrix_world @ Vector(c) for c in obj.bound_box]
+    lo = Vector([min(c[i] for c in corners) for i in range(3)])
+    hi = Vector([max(c[i] for c in corners) for i in range(3)])
+    cam_data = bpy.data.cameras.new("FaceKeyRenderCamera")
+    cam_data.lens = 50.0
+    cam = bpy.data.objects.new("FaceKeyRenderCamera", cam_data)
+    scene.collection.objects.link(cam)
+    half_fov = math.atan(cam_data.sensor_width / (2.0 * cam_data.lens))
+    reach = 0.5 * max(hi.z - lo.z, hi.x - lo.x) * 1.15 / math.tan(half_fov)
+    cam.location = Vector(((lo.x + hi.x) / 2, lo.y - reach, (lo.z + hi.z) / 2))
+    cam.rotation_euler = (math.pi / 2, 0.0, 0.0)
+    scene.camera = cam
+
+
 def _add_camera_and_light(scene, verts) -> None:
     """Camera on -Y looking at the face (+Y direction), a sun light; framed to the head's size (metres)."""
     import bpy
@@ -248,7 +324,8 @@ def _add_camera_and_light(scene, verts) -> None:
 def main(argv: list[str]) -> int:
     """Parse ``argv`` (after ``--``), run the command, write the report; 0 on success, 2 on FaceKeyError."""
     args = _parser().parse_args(argv)
-    command = {"bake": bake_command, "batch": batch_command, "demo": demo_command}[args.command]
+    command = {"bake": bake_command, "batch": batch_command, "demo": demo_command,
+               "render": render_command}[args.command]
     return run_reporting(lambda: command(args), args.report)
 
 

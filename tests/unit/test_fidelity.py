@@ -231,8 +231,41 @@ def test_reference_rig_rows_pair_mirror_units():
     pairs that differ apart; units the filter drops are not listed."""
     from backend.fidelity.report import _paired
 
-    units = {"mouthSmileLeft": {"scale": 1.975, "residual": 0.5}, "mouthSmileRight": {"scale": 1.974, "residual": 0.5},
-             "jawLeft": {"scale": 1.6, "residual": 0.1}, "jawRight": {"scale": 1.7, "residual": 0.1},
-             "jawOpen": {"scale": 1.0, "residual": 0.1}, "eyeSquintLeft": {"scale": 3.0, "residual": 0.9}}
-    assert _paired(units, lambda s, r: s >= 1.5 and r < 0.8) == "mouthSmile 1.97, jawRight 1.70, jawLeft 1.60"
-    assert _paired(units, lambda s, r: s > 5) == "none"
+    scales = {"mouthSmileLeft": 1.975, "mouthSmileRight": 1.974, "jawLeft": 1.6, "jawRight": 1.7, "jawOpen": 1.0}
+    assert _paired(scales, lambda s: s >= 1.5) == "mouthSmile 1.97, jawRight 1.70, jawLeft 1.60"
+    assert _paired(scales, lambda s: s > 5) == "none"
+
+
+def test_compare_weights_scores_each_moving_unit_against_the_truth():
+    """A captured curve at half the true one reads ratio 0.5 and correlation 1; a flat one has no
+    correlation; a unit whose truth barely moves is not scored alone; saturation is counted per frame."""
+    from backend.fidelity.rendered_performance import MIN_RANGE, compare_weights
+
+    t = np.linspace(0.0, 1.0, 50)
+    truth = np.stack([0.8 * t, 0.8 * t, 0.5 * np.sin(6 * t) ** 2, np.full(50, 0.05)], 1)
+    ours = np.stack([0.4 * t, np.zeros(50), truth[:, 2], np.zeros(50)], 1)
+    ours[-5:, 2] = 1.0
+    out = compare_weights(ours, truth, ["a", "b", "c", "d"])
+    assert set(out["units"]) == {"a", "b", "c"} and np.ptp(truth[:, 3]) < MIN_RANGE
+    a, b, c = out["units"]["a"], out["units"]["b"], out["units"]["c"]
+    assert a["ratio"] == pytest.approx(0.5) and a["corr"] == pytest.approx(1.0) and a["ours_max"] == pytest.approx(0.4)
+    assert b["corr"] is None and b["ratio"] == 0.0 and b["mae"] == pytest.approx(np.abs(truth[:, 1]).mean(), abs=1e-4)
+    assert 0.0 < c["corr"] < 1.0 and c["ratio"] > 1.0
+    assert out["saturated"] == {"ours": 0.1, "truth": 0.0} and out["frames"] == 50
+    with pytest.raises(ValueError):
+        compare_weights(ours[:, :3], truth, ["a", "b", "c", "d"])
+
+
+def test_rendered_performance_rows_list_over_and_under_read_units():
+    """The table names the followed units read too high or too low (a pair once), and the units not followed."""
+    unit = lambda corr, ratio: {"corr": corr, "ratio": ratio, "mae": 0.1, "truth_max": 0.8, "ours_max": 0.8}
+    perf = {"frames": 82, "mae": 0.126, "saturated": {"ours": 0.35, "truth": 0.0}, "tracked": [82, 82],
+            "units": {"jawOpen": unit(0.98, 0.84), "mouthLowerDownLeft": unit(0.9, 1.9),
+                      "mouthLowerDownRight": unit(0.88, 1.92), "mouthSmileLeft": unit(0.8, 0.43),
+                      "mouthPucker": unit(0.05, 1.0), "mouthDimpleLeft": unit(None, 0.0)}}
+    console = Console(record=True, width=200)
+    console.print(fidelity_table({"size": "quick", "seed": 0, "seconds": {},
+                                  "real": {"checks": [], "rendered_performance": perf}}))
+    text = console.export_text()
+    assert "mouthLowerDown 1.91" in text and "mouthSmileLeft 0.43" in text
+    assert "mouthDimpleLeft, mouthPucker" in text and "35% / 0%" in text

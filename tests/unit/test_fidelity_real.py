@@ -106,3 +106,25 @@ def test_units_against_the_arkit_reference_rig(realdata):
     console.print(fidelity_table({"size": "quick", "seed": 0, "seconds": {}, "real": {"checks": [], "reference_rig": rig}}))
     text = console.export_text()
     assert "units against an ARKit reference rig (FBHead, 51 keys" in text and "as far" in text
+
+
+def test_a_rendered_live_link_face_performance_is_followed(realdata):
+    """The Live Link Face recording baked onto its own ARKit head, rendered in Blender and captured: every
+    rendered frame is tracked, and the capture's jaw and blink curves rise and fall with the recording's
+    (a real ARKit performance: the curves mean what their names say)."""
+    from rich.console import Console
+
+    from backend.fidelity.rendered_performance import ROW_STEP, rendered_performance
+    from backend.fidelity.report import fidelity_table
+
+    perf = rendered_performance(realdata, "quick")
+    assert "skipped" not in perf, perf
+    assert perf["tracked"] == [perf["frames"], perf["frames"]] and perf["frames"] == -(-328 // ROW_STEP["quick"])
+    units = perf["units"]
+    assert units["jawOpen"]["corr"] >= 0.9 and 0.5 <= units["jawOpen"]["ratio"] <= 1.5, units["jawOpen"]
+    assert max(units["eyeBlinkLeft"]["corr"], units["eyeBlinkRight"]["corr"]) >= 0.8
+    assert perf["saturated"]["truth"] == 0.0 and 0.0 < perf["mae"] < 0.3
+    console = Console(width=240, record=True)
+    console.print(fidelity_table({"size": "quick", "seed": 0, "seconds": {},
+                                  "real": {"checks": [], "rendered_performance": perf}}))
+    assert "rendered on the rig, captured (21/21 frames)" in console.export_text()
