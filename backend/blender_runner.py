@@ -228,17 +228,21 @@ def build_head_blend(face_model_npz, take_path, blend_out, preview_png=None, *, 
 
 
 def render_take_rows(take_path, blend_in, object_name: str, out_dir, *, every: int = 1, size: int = 480,
-                     name_map: str = "auto", blender: str | None = None, log_path=None,
-                     timeout: float | None = None, python_paths: list[str] | None = None) -> dict:
-    """Bake a Take onto ``object_name`` of ``blend_in`` (nothing saved) and render every ``every``-th take row
-    from the front (a 50 mm camera on -Y framing the object, Workbench, ``size`` x ``size`` pixels) to
-    ``out_dir/row_<row>.png``: footage of a known performance on a character.
+                     name_map: str = "auto", head_object: str | None = None, blender: str | None = None,
+                     log_path=None, timeout: float | None = None, python_paths: list[str] | None = None) -> dict:
+    """Bake a Take onto ``object_name`` of ``blend_in`` (its head rotation onto ``head_object`` if given;
+    nothing saved) and render every ``every``-th take row from the front (a 50 mm camera on -Y framing the
+    object at rest, Workbench, ``size`` x ``size`` pixels) to ``out_dir/row_<row>.png``: footage of a known
+    performance on a character.
 
     Returns:
-        ``{"object", "action", "rows": [take row, ...], "files": [png path, ...], "fps": take fps}``.
+        ``{"object", "action", "head": head action or None, "rows": [take row, ...], "files": [png path, ...],
+        "fps": take fps}``.
     """
     args = ["render", "--take", os.fspath(take_path), "--objects", object_name, "--out-dir", os.fspath(out_dir),
             "--every", str(int(every)), "--size", str(int(size)), "--name-map", name_map]
     if blend_in:
         args += ["--open", os.fspath(blend_in)]
+    if head_object:
+        args += ["--head-object", head_object]
     return run_headless(args, blender, log_path, timeout, python_paths)

@@ -17,8 +17,9 @@ Commands:
   demo   --head-npz H --take T -o OUT [--preview PNG] [--report R.json]
          (H: vertices (N,3), triangles (F,3), unit_deltas (52,N,3) metres, names (52,))
   render --take T --objects A --out-dir D [--open IN] [--every N] [--size PX] [--name-map ...]
-         bake T onto A (in memory, nothing saved) and render every N-th take row from the front
-         (camera on -Y framing A, Workbench) to D/row_<row>.png; the report lists ``rows`` and ``files``
+         [--head-object O]  bake T onto A (and its head rotation onto O; in memory, nothing saved)
+         and render every N-th take row from the front (camera on -Y framing A at rest, Workbench)
+         to D/row_<row>.png; the report lists ``rows`` and ``files``
 
 The report (JSON) is the bake report, or ``{"error": {code, message, hint}}``;
 the exit code is 0 on success, 2 on a FaceKeyError.  A batch goes on past a
@@ -90,8 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--size", type=int, default=480, help="square image side, pixels")
     r.add_argument("--name-map", default="auto", choices=["auto", "arkit", "livelink", "custom"])
     r.add_argument("--map-path", default=None)
+    r.add_argument("--head-object", default=None, help="object that gets the take's head rotation")
     r.add_argument("--report", default=None)
-    r.set_defaults(head_object=None)
     return p
 
 
@@ -239,12 +240,14 @@ def demo_command(args) -> dict:
 
 
 def render_command(args) -> dict:
-    """Bake ``args.take`` onto the one object of ``args.objects`` (the open file is not saved) and render
-    every ``args.every``-th take row with a front camera framing the object (Workbench, square
-    ``args.size`` pixels) to ``args.out_dir/row_<row>.png``.
+    """Bake ``args.take`` onto the one object of ``args.objects`` (and its head rotation onto
+    ``args.head_object`` if given; the open file is not saved) and render every ``args.every``-th take row
+    with a front camera framing the object as it rests before the bake (Workbench, square ``args.size``
+    pixels) to ``args.out_dir/row_<row>.png``.
 
     Returns:
-        ``{"object", "action", "rows": [take row, ...], "files": [png path, ...], "fps": take fps}``.
+        ``{"object", "action", "head": head action or None, "rows": [take row, ...], "files": [png path, ...],
+        "fps": take fps}``.
     """
     import bpy
 
@@ -253,7 +256,7 @@ def render_command(args) -> dict:
     if args.every < 1 or args.size < 16:
         raise FaceKeyError("bad_argument", f"--every must be >= 1 and --size >= 16 (got {args.every}, {args.size}).",
                            "Pass a positive row step and an image side of at least 16 pixels.")
-    objects, _, name_map = _open_targets(args)
+    objects, head, name_map = _open_targets(args)
     if len(objects) != 1:
         raise FaceKeyError("bad_argument", f"render frames one object, got {len(objects)}: {args.objects}",
                            "Name the one mesh to render with --objects.")
@@ -261,9 +264,9 @@ def render_command(args) -> dict:
     take = read_take(args.take)
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = max(1, round(take.fps)), 1.0
-    baked = bake_take(take, [obj], name_map, scene=scene, source=take.header.get("source") or args.take,
-                      start_frame=1.0, take_path=os.path.abspath(args.take))
     _front_camera(scene, obj)
+    baked = bake_take(take, [obj], name_map, scene=scene, source=take.header.get("source") or args.take,
+                      start_frame=1.0, take_path=os.path.abspath(args.take), head_target=head)
     scene.render.engine = "BLENDER_WORKBENCH"
     scene.render.resolution_x = scene.render.resolution_y = args.size
     scene.render.resolution_percentage = 100
@@ -275,8 +278,8 @@ def render_command(args) -> dict:
         scene.render.filepath = os.path.join(os.path.abspath(args.out_dir), f"row_{row:05d}.png")
         bpy.ops.render.render(write_still=True)
         files.append(scene.render.filepath)
-    return {"object": obj.name, "action": baked["objects"][obj.name]["action"], "rows": rows, "files": files,
-            "fps": float(take.fps)}
+    return {"object": obj.name, "action": baked["objects"][obj.name]["action"], "head": baked["head"], "rows": rows,
+            "files": files, "fps": float(take.fps)}
 
 
 def _front_camera(scene, obj) -> None:

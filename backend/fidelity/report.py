@@ -20,8 +20,8 @@ Sizes:
 Both sizes end the real part with two diagnostics against real ARKit data: the
 size of each unit against an ARKit reference rig (:mod:`.reference_rig`, a few
 seconds), and a Live Link Face recording rendered on that rig and captured
-(:mod:`.rendered_performance`: every 16th row quick, every 4th default; about
-20 s and 50 s).
+(:mod:`.rendered_performance`: every 16th row quick, every 4th default, each
+rendered frontal and again with a head turn added; about 30 s and 90 s).
 
 The real-data parts run only when the realdata folder exists (otherwise the
 report says ``"skipped": "realdata absent"``).  Acceptance targets from the
@@ -304,6 +304,16 @@ def _rendered_rows(row, perf: Optional[dict]) -> None:
         _paired(follows, lambda s: s <= 1 / RENDERED_FAR))
     lost = sorted(n for n, u in units.items() if u["corr"] is None or u["corr"] < RENDERED_FOLLOWS)
     row("real", f"  not followed (correlation < {RENDERED_FOLLOWS:g} or flat)", ", ".join(lost) or "none")
+    turn = perf.get("head_turn")
+    if turn:
+        rot, (y, p, r) = turn["rotation"], turn["turn_deg"]
+        row("real", f"  with a head turn added (yaw +-{y:g}, pitch +-{p:g}, roll +-{r:g} deg; {turn['tracked'][0]}/"
+            f"{turn['tracked'][1]} frames): rotation error median (p90), deg", f"{rot['median_deg']:.2f} ({rot['p90_deg']:.2f})")
+        row("real", f"    by |yaw| {' / '.join(rot['by_yaw'])} deg",
+            " / ".join("-" if v is None else f"{v:.2f}" for v in rot["by_yaw"].values()))
+        row("real", "    turn read at (captured / true): yaw / pitch / roll",
+            " / ".join(f"{rot['per_axis'][k]:.2f}" for k in ("yaw", "pitch", "roll")))
+        row("real", "    weight MAE under the turn", turn["weights_mae"])
 
 
 def write_report(report: dict, path: str | os.PathLike) -> Path:

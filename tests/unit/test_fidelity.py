@@ -259,7 +259,10 @@ def test_compare_weights_scores_each_moving_unit_against_the_truth():
 def test_rendered_performance_rows_list_over_and_under_read_units():
     """The table names the followed units read too high or too low (a pair once), and the units not followed."""
     unit = lambda corr, ratio: {"corr": corr, "ratio": ratio, "mae": 0.1, "truth_max": 0.8, "ours_max": 0.8}
-    perf = {"frames": 82, "mae": 0.126, "saturated": {"ours": 0.35, "truth": 0.0}, "tracked": [82, 82],
+    turn = {"turn_deg": [45.0, 12.0, 8.0], "tracked": [80, 82], "weights_mae": 0.177,
+            "rotation": {"median_deg": 4.11, "p90_deg": 8.29, "by_yaw": {"0-15": 2.45, "15-30": None, "30-45": 5.07},
+                         "per_axis": {"yaw": 0.909, "pitch": 0.725, "roll": 1.288}}}
+    perf = {"frames": 82, "mae": 0.126, "saturated": {"ours": 0.35, "truth": 0.0}, "tracked": [82, 82], "head_turn": turn,
             "units": {"jawOpen": unit(0.98, 0.84), "mouthLowerDownLeft": unit(0.9, 1.9),
                       "mouthLowerDownRight": unit(0.88, 1.92), "mouthSmileLeft": unit(0.8, 0.43),
                       "mouthPucker": unit(0.05, 1.0), "mouthDimpleLeft": unit(None, 0.0)}}
@@ -269,3 +272,23 @@ def test_rendered_performance_rows_list_over_and_under_read_units():
     text = console.export_text()
     assert "mouthLowerDown 1.91" in text and "mouthSmileLeft 0.43" in text
     assert "mouthDimpleLeft, mouthPucker" in text and "35% / 0%" in text
+    assert "80/82 frames" in text and "4.11 (8.29)" in text and "2.45 / - / 5.07" in text and "0.91 / 0.72 / 1.29" in text
+
+
+def test_compare_rotations_takes_out_the_rest_offset_and_reads_the_turn_size():
+    """A capture that reads the turn at its full size behind a constant rest offset scores ~0 degrees and
+    factors 1; one that reads the yaw at 80 % scores the yaw factor 0.8 and grows with |yaw|."""
+    from backend.fidelity.rendered_performance import compare_rotations, head_turn
+    from backend.protocol.rotations import quat_to_ypr, ypr_to_quat
+
+    truth = head_turn(120)
+    offset = ypr_to_quat(np.array([0.0]), np.array([-0.1]), np.array([0.0]))[0]
+    w0, v0 = offset[0], offset[1:]
+    w, v = truth[:, :1], truth[:, 1:]
+    shifted = np.concatenate([w * w0 - v @ v0[:, None], w * v0 + w0 * v + np.cross(v, v0)], 1)   # truth * offset
+    same = compare_rotations(shifted, truth)
+    assert same["median_deg"] < 0.05 and all(abs(f - 1.0) < 0.01 for f in same["per_axis"].values())
+    ypr = quat_to_ypr(truth.astype(np.float64))
+    short = compare_rotations(ypr_to_quat(0.8 * ypr[:, 0], ypr[:, 1], ypr[:, 2]), truth)
+    assert short["per_axis"]["yaw"] == pytest.approx(0.8, abs=0.02) and short["per_axis"]["pitch"] == pytest.approx(1.0, abs=0.05)
+    assert short["by_yaw"]["0-15"] < short["by_yaw"]["15-30"] < short["by_yaw"]["30-45"] <= 9.5
