@@ -267,9 +267,7 @@ def render_command(args) -> dict:
     _front_camera(scene, obj)
     baked = bake_take(take, [obj], name_map, scene=scene, source=take.header.get("source") or args.take,
                       start_frame=1.0, take_path=os.path.abspath(args.take), head_target=head)
-    scene.render.engine = "BLENDER_WORKBENCH"
-    scene.render.resolution_x = scene.render.resolution_y = args.size
-    scene.render.resolution_percentage = 100
+    _plain_render_settings(scene, args.size)
     os.makedirs(args.out_dir, exist_ok=True)
     rows, files = list(range(0, len(take.timestamps), args.every)), []
     for row in rows:
@@ -282,23 +280,46 @@ def render_command(args) -> dict:
             "files": files, "fps": float(take.fps)}
 
 
+def _plain_render_settings(scene, size: int) -> None:
+    """Workbench, ``size`` x ``size`` RGB PNG, nothing of the file's own output set-up in the way
+    (compositor, sequencer strips, transparent film, X-ray)."""
+    scene.render.engine = "BLENDER_WORKBENCH"
+    scene.render.resolution_x = scene.render.resolution_y = size
+    scene.render.resolution_percentage = 100
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.image_settings.color_mode = "RGB"
+    scene.render.use_compositing = scene.render.use_sequencer = False
+    scene.render.film_transparent = False
+    scene.display.shading.light = "STUDIO"
+    scene.display.shading.show_xray = False
+
+
 def _front_camera(scene, obj) -> None:
-    """A 50 mm camera on -Y (Blender's front view) looking along +Y at ``obj``'s world bounding box,
-    far enough for its height to fill the square frame with a 15 % margin."""
+    """A 50 mm camera on -Y (Blender's front view) looking along +Y at ``obj`` as it rests now: the box
+    around its vertices that belong to a face (loose vertices left out), far enough for the larger of the
+    box's height and width to fill the square frame times 1.15; clip range from that distance."""
     import math
 
     import bpy
+    import numpy as np
     from mathutils import Vector
-    corners = [obj.matrix_world @ Vector(c) for c in obj.bound_box]
-    lo = Vector([min(c[i] for c in corners) for i in range(3)])
-    hi = Vector([max(c[i] for c in corners) for i in range(3)])
+    me = obj.data
+    co = np.empty(len(me.vertices) * 3)
+    me.vertices.foreach_get("co", co)
+    used = np.empty(len(me.loops), np.int64)
+    me.loops.foreach_get("vertex_index", used)
+    local = co.reshape(-1, 3)[np.unique(used)] if len(used) else co.reshape(-1, 3)
+    world = local @ np.array(obj.matrix_world)[:3, :3].T + np.array(obj.matrix_world)[:3, 3]
+    lo, hi = world.min(0), world.max(0)
     cam_data = bpy.data.cameras.new("FaceKeyRenderCamera")
     cam_data.lens = 50.0
     cam = bpy.data.objects.new("FaceKeyRenderCamera", cam_data)
     scene.collection.objects.link(cam)
     half_fov = math.atan(cam_data.sensor_width / (2.0 * cam_data.lens))
-    reach = 0.5 * max(hi.z - lo.z, hi.x - lo.x) * 1.15 / math.tan(half_fov)
-    cam.location = Vector(((lo.x + hi.x) / 2, lo.y - reach, (lo.z + hi.z) / 2))
+    reach = 0.5 * float(max(hi[2] - lo[2], hi[0] - lo[0])) * 1.15 / math.tan(half_fov)
+    cam_data.clip_start = reach * 0.01
+    cam_data.clip_end = reach * 10.0 + float(hi[1] - lo[1])
+    cam.location = Vector((float(lo[0] + hi[0]) / 2, float(lo[1]) - reach, float(lo[2] + hi[2]) / 2))
     cam.rotation_euler = (math.pi / 2, 0.0, 0.0)
     scene.camera = cam
 

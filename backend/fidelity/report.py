@@ -21,7 +21,7 @@ Both sizes end the real part with two diagnostics against real ARKit data: the
 size of each unit against an ARKit reference rig (:mod:`.reference_rig`, a few
 seconds), and a Live Link Face recording rendered on that rig and captured
 (:mod:`.rendered_performance`: every 16th row quick, every 4th default, each
-rendered frontal and again with a head turn added; about 30 s and 90 s).
+rendered frontal and again with a head turn added; about 45 s and 90 s).
 
 The real-data parts run only when the realdata folder exists (otherwise the
 report says ``"skipped": "realdata absent"``).  Acceptance targets from the
@@ -242,7 +242,7 @@ def _paired(values: dict, keep) -> str:
     for name, v in values.items():
         if keep(v):
             stem = name[:-4] if name.endswith("Left") else name[:-5] if name.endswith("Right") else name
-            groups.setdefault(stem, []).append((name, v))
+            groups.setdefault(stem if stem not in ("jaw", "mouth") else stem + "Left/Right", []).append((name, v))
     items = []
     for stem, members in groups.items():
         scales = [v for _, v in members]
@@ -305,14 +305,16 @@ def _rendered_rows(row, perf: Optional[dict]) -> None:
     lost = sorted(n for n, u in units.items() if u["corr"] is None or u["corr"] < RENDERED_FOLLOWS)
     row("real", f"  not followed (correlation < {RENDERED_FOLLOWS:g} or flat)", ", ".join(lost) or "none")
     turn = perf.get("head_turn")
-    if turn:
+    if turn and "skipped" in turn:
+        row("real", "  with a head turn added: skipped", turn["skipped"])
+    elif turn:
         rot, (y, p, r) = turn["rotation"], turn["turn_deg"]
         row("real", f"  with a head turn added (yaw +-{y:g}, pitch +-{p:g}, roll +-{r:g} deg; {turn['tracked'][0]}/"
             f"{turn['tracked'][1]} frames): rotation error median (p90), deg", f"{rot['median_deg']:.2f} ({rot['p90_deg']:.2f})")
-        row("real", f"    by |yaw| {' / '.join(rot['by_yaw'])} deg",
-            " / ".join("-" if v is None else f"{v:.2f}" for v in rot["by_yaw"].values()))
+        row("real", f"    by |yaw| {' / '.join(rot['by_yaw'])} deg (frames)",
+            " / ".join(("-" if v is None else f"{v:.2f}") + f" ({n})" for v, n in rot["by_yaw"].values()))
         row("real", "    turn read at (captured / true): yaw / pitch / roll",
-            " / ".join(f"{rot['per_axis'][k]:.2f}" for k in ("yaw", "pitch", "roll")))
+            " / ".join("-" if rot["per_axis"][k] is None else f"{rot['per_axis'][k]:.2f}" for k in ("yaw", "pitch", "roll")))
         row("real", "    weight MAE under the turn", turn["weights_mae"])
 
 

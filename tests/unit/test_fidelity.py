@@ -231,8 +231,9 @@ def test_reference_rig_rows_pair_mirror_units():
     pairs that differ apart; units the filter drops are not listed."""
     from backend.fidelity.report import _paired
 
-    scales = {"mouthSmileLeft": 1.975, "mouthSmileRight": 1.974, "jawLeft": 1.6, "jawRight": 1.7, "jawOpen": 1.0}
-    assert _paired(scales, lambda s: s >= 1.5) == "mouthSmile 1.97, jawRight 1.70, jawLeft 1.60"
+    scales = {"mouthSmileLeft": 1.975, "mouthSmileRight": 1.974, "jawLeft": 1.6, "jawRight": 1.7, "jawOpen": 1.0,
+              "mouthLeft": 1.52, "mouthRight": 1.53}
+    assert _paired(scales, lambda s: s >= 1.5) == "mouthSmile 1.97, jawRight 1.70, jawLeft 1.60, mouthLeft/Right 1.52"
     assert _paired(scales, lambda s: s > 5) == "none"
 
 
@@ -260,8 +261,8 @@ def test_rendered_performance_rows_list_over_and_under_read_units():
     """The table names the followed units read too high or too low (a pair once), and the units not followed."""
     unit = lambda corr, ratio: {"corr": corr, "ratio": ratio, "mae": 0.1, "truth_max": 0.8, "ours_max": 0.8}
     turn = {"turn_deg": [45.0, 12.0, 8.0], "tracked": [80, 82], "weights_mae": 0.177,
-            "rotation": {"median_deg": 4.11, "p90_deg": 8.29, "by_yaw": {"0-15": 2.45, "15-30": None, "30-45": 5.07},
-                         "per_axis": {"yaw": 0.909, "pitch": 0.725, "roll": 1.288}}}
+            "rotation": {"median_deg": 4.11, "p90_deg": 8.29, "by_yaw": {"0-15": [2.45, 18], "15-30": [None, 0], "30-45": [5.07, 44]},
+                         "per_axis": {"yaw": 0.909, "pitch": None, "roll": 1.288}}}
     perf = {"frames": 82, "mae": 0.126, "saturated": {"ours": 0.35, "truth": 0.0}, "tracked": [82, 82], "head_turn": turn,
             "units": {"jawOpen": unit(0.98, 0.84), "mouthLowerDownLeft": unit(0.9, 1.9),
                       "mouthLowerDownRight": unit(0.88, 1.92), "mouthSmileLeft": unit(0.8, 0.43),
@@ -272,7 +273,7 @@ def test_rendered_performance_rows_list_over_and_under_read_units():
     text = console.export_text()
     assert "mouthLowerDown 1.91" in text and "mouthSmileLeft 0.43" in text
     assert "mouthDimpleLeft, mouthPucker" in text and "35% / 0%" in text
-    assert "80/82 frames" in text and "4.11 (8.29)" in text and "2.45 / - / 5.07" in text and "0.91 / 0.72 / 1.29" in text
+    assert "80/82 frames" in text and "4.11 (8.29)" in text and "2.45 (18) / - (0) / 5.07 (44)" in text and "0.91 / - / 1.29" in text
 
 
 def test_compare_rotations_takes_out_the_rest_offset_and_reads_the_turn_size():
@@ -291,4 +292,7 @@ def test_compare_rotations_takes_out_the_rest_offset_and_reads_the_turn_size():
     ypr = quat_to_ypr(truth.astype(np.float64))
     short = compare_rotations(ypr_to_quat(0.8 * ypr[:, 0], ypr[:, 1], ypr[:, 2]), truth)
     assert short["per_axis"]["yaw"] == pytest.approx(0.8, abs=0.02) and short["per_axis"]["pitch"] == pytest.approx(1.0, abs=0.05)
-    assert short["by_yaw"]["0-15"] < short["by_yaw"]["15-30"] < short["by_yaw"]["30-45"] <= 9.5
+    bands = [short["by_yaw"][k] for k in ("0-15", "15-30", "30-45")]
+    assert bands[0][0] < bands[1][0] < bands[2][0] <= 9.5 and sum(n for _, n in bands) == 120
+    still = compare_rotations(ypr_to_quat(ypr[:, 0], 0 * ypr[:, 1], 0 * ypr[:, 2]), ypr_to_quat(ypr[:, 0], 0 * ypr[:, 1], 0 * ypr[:, 2]))
+    assert still["per_axis"]["pitch"] is None and still["per_axis"]["yaw"] == pytest.approx(1.0)

@@ -1,6 +1,7 @@
 """Fidelity benchmark on the shared real data (skipped when absent): landmark GT and the quick real checks."""
 from __future__ import annotations
 
+import importlib.util
 import shutil
 
 import numpy as np
@@ -118,8 +119,10 @@ def test_a_rendered_live_link_face_performance_is_followed(realdata):
     from backend.fidelity.rendered_performance import ROW_STEP, rendered_performance
     from backend.fidelity.report import fidelity_table
 
+    if importlib.util.find_spec("bpy") is None and shutil.which("blender") is None:
+        pytest.skip("no Blender: neither the bpy module nor a blender executable")
     perf = rendered_performance(realdata, "quick")
-    assert "skipped" not in perf, perf
+    assert "skipped" not in perf and "skipped" not in perf["head_turn"], perf
     assert perf["tracked"] == [perf["frames"], perf["frames"]] and perf["frames"] == -(-328 // ROW_STEP["quick"])
     units = perf["units"]
     assert units["jawOpen"]["corr"] >= 0.9 and 0.5 <= units["jawOpen"]["ratio"] <= 1.5, units["jawOpen"]
