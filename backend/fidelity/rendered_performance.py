@@ -132,12 +132,12 @@ def compare_rotations(ours: np.ndarray, truth: np.ndarray) -> dict:
     o, t = rot(ours), rot(truth)
     offset = (t.inv() * o).mean()
     err = np.rad2deg(((t * offset).inv() * o).magnitude())
-    yt = np.rad2deg(quat_to_ypr(np.asarray(truth, np.float64)))
+    true_ypr = np.rad2deg(quat_to_ypr(np.asarray(truth, np.float64)))
     yo = np.rad2deg(quat_to_ypr((o * offset.inv()).as_quat()[:, [3, 0, 1, 2]]))
-    yt, yo = yt - yt.mean(0), yo - yo.mean(0)
+    yt, yo = true_ypr - true_ypr.mean(0), yo - yo.mean(0)
     per_axis = {n: round(float(yo[:, i] @ yt[:, i] / (yt[:, i] @ yt[:, i])), 3) if np.ptp(yt[:, i]) > 1e-3 else None
                 for i, n in enumerate(("yaw", "pitch", "roll"))}
-    ayaw = np.abs(np.rad2deg(quat_to_ypr(np.asarray(truth, np.float64))[:, 0]))
+    ayaw = np.abs(true_ypr[:, 0])
     by_yaw = {}
     for k, (lo, hi) in enumerate(YAW_BANDS):
         band = (ayaw >= lo) & ((ayaw <= hi) if k == len(YAW_BANDS) - 1 else (ayaw < hi))
