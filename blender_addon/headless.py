@@ -280,9 +280,15 @@ def render_command(args) -> dict:
             "files": files, "fps": float(take.fps)}
 
 
+#: The plain grey matcap of Blender 4+ and of Blender 3 (the first found is used).
+PLAIN_MATCAPS = ("basic_grey.exr", "basic_1.exr")
+
+
 def _plain_render_settings(scene, size: int) -> None:
     """Workbench, ``size`` x ``size`` RGB PNG, nothing of the file's own output set-up in the way
-    (compositor, sequencer strips, transparent film, X-ray)."""
+    (compositor, sequencer strips, transparent film, X-ray), lit by a plain grey matcap (light from the
+    view, so the two sides of a frontal face are lit alike; the default studio light is not symmetric)."""
+    import bpy
     scene.render.engine = "BLENDER_WORKBENCH"
     scene.render.resolution_x = scene.render.resolution_y = size
     scene.render.resolution_percentage = 100
@@ -290,8 +296,14 @@ def _plain_render_settings(scene, size: int) -> None:
     scene.render.image_settings.color_mode = "RGB"
     scene.render.use_compositing = scene.render.use_sequencer = False
     scene.render.film_transparent = False
-    scene.display.shading.light = "STUDIO"
-    scene.display.shading.show_xray = False
+    shading = scene.display.shading
+    matcaps = {light.name for light in bpy.context.preferences.studio_lights if light.type == "MATCAP"}
+    plain = next((m for m in PLAIN_MATCAPS if m in matcaps), None)
+    if plain:    # lit from the view: both sides of a frontal face alike
+        shading.light, shading.studio_light = "MATCAP", plain
+    else:
+        shading.light = "STUDIO"
+    shading.show_xray = False
 
 
 def _front_camera(scene, obj) -> None:

