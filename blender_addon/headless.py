@@ -312,7 +312,6 @@ def _front_camera(scene, obj) -> None:
     box's height and width to fill the square frame times 1.15; clip range from that distance."""
     import math
 
-    import bpy
     import numpy as np
     from mathutils import Vector
     me = obj.data
@@ -323,17 +322,26 @@ def _front_camera(scene, obj) -> None:
     local = co.reshape(-1, 3)[np.unique(used)] if len(used) else co.reshape(-1, 3)
     world = local @ np.array(obj.matrix_world)[:3, :3].T + np.array(obj.matrix_world)[:3, 3]
     lo, hi = world.min(0), world.max(0)
-    cam_data = bpy.data.cameras.new("FaceKeyRenderCamera")
-    cam_data.lens = 50.0
-    cam = bpy.data.objects.new("FaceKeyRenderCamera", cam_data)
-    scene.collection.objects.link(cam)
-    half_fov = math.atan(cam_data.sensor_width / (2.0 * cam_data.lens))
+    cam = _camera_looking_along_y(scene, "FaceKeyRenderCamera")
+    half_fov = math.atan(cam.data.sensor_width / (2.0 * cam.data.lens))
     reach = 0.5 * float(max(hi[2] - lo[2], hi[0] - lo[0])) * 1.15 / math.tan(half_fov)
-    cam_data.clip_start = reach * 0.01
-    cam_data.clip_end = reach * 10.0 + float(hi[1] - lo[1])
+    cam.data.clip_start = reach * 0.01
+    cam.data.clip_end = reach * 10.0 + float(hi[1] - lo[1])
     cam.location = Vector((float(lo[0] + hi[0]) / 2, float(lo[1]) - reach, float(lo[2] + hi[2]) / 2))
+
+
+def _camera_looking_along_y(scene, name: str):
+    """A new 50 mm camera object ``name`` in ``scene``, turned to look along +Y (Blender's front view), made
+    the scene camera; its location is the caller's."""
+    import math
+
+    import bpy
+    cam = bpy.data.objects.new(name, bpy.data.cameras.new(name))
+    cam.data.lens = 50.0
+    scene.collection.objects.link(cam)
     cam.rotation_euler = (math.pi / 2, 0.0, 0.0)
     scene.camera = cam
+    return cam
 
 
 def _add_camera_and_light(scene, verts) -> None:
@@ -345,13 +353,8 @@ def _add_camera_and_light(scene, verts) -> None:
     from .protocol.axes import points_to_blender
     size = float(np.ptp(verts, axis=0).max())
     center = Vector(points_to_blender(verts.mean(axis=0)).tolist())
-    cam_data = bpy.data.cameras.new("FaceKeyCamera")
-    cam_data.lens = 50.0
-    cam = bpy.data.objects.new("FaceKeyCamera", cam_data)
-    scene.collection.objects.link(cam)
+    cam = _camera_looking_along_y(scene, "FaceKeyCamera")
     cam.location = center + Vector((0.0, -3.0 * size, 0.0))
-    cam.rotation_euler = (1.5707963, 0.0, 0.0)
-    scene.camera = cam
     light = bpy.data.objects.new("FaceKeyLight", bpy.data.lights.new("FaceKeyLight", "SUN"))
     scene.collection.objects.link(light)
     light.rotation_euler = (1.0, 0.0, 0.3)
