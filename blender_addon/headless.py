@@ -252,6 +252,7 @@ def render_command(args) -> dict:
     import bpy
 
     from .bake.apply import bake_take, scene_fps
+    from .bake.shape_keys import take_frames
     from .protocol.take import read_take
     if args.every < 1 or args.size < 16:
         raise FaceKeyError("bad_argument", f"--every must be >= 1 and --size >= 16 (got {args.every}, {args.size}).",
@@ -270,8 +271,9 @@ def render_command(args) -> dict:
     _plain_render_settings(scene, args.size)
     os.makedirs(args.out_dir, exist_ok=True)
     rows, files = list(range(0, len(take.timestamps), args.every)), []
+    at = take_frames(take, 1.0, scene_fps(scene), every_frame=True)
     for row in rows:
-        frame = 1.0 + float(take.timestamps[row]) * scene_fps(scene)
+        frame = float(at[row])
         scene.frame_set(int(frame), subframe=float(frame - int(frame)))
         scene.render.filepath = os.path.join(os.path.abspath(args.out_dir), f"row_{row:05d}.png")
         bpy.ops.render.render(write_still=True)
