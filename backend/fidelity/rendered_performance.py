@@ -42,6 +42,7 @@ import numpy as np
 from backend.protocol.errors import FaceKeyError
 
 from .reference_rig import REFERENCE_RIG
+from .synthetic_scores import rotation_error_deg, unit_correlation
 
 __all__ = ["PERFORMANCE_CSV", "MIN_RANGE", "SATURATED", "TURN_DEG", "compare_weights", "head_turn",
            "compare_rotations", "rendered_performance"]
@@ -76,13 +77,13 @@ def compare_weights(ours: np.ndarray, truth: np.ndarray, names) -> dict:
     ours, truth = np.asarray(ours, np.float64), np.asarray(truth, np.float64)
     if ours.shape != truth.shape or ours.ndim != 2 or len(names) != ours.shape[1]:
         raise ValueError(f"ours {ours.shape} and truth {truth.shape} must both be (T, {len(names)})")
+    corrs = unit_correlation(ours, truth)
     units = {}
     for u, name in enumerate(names):
         t, o = truth[:, u], ours[:, u]
         if np.ptp(t) < MIN_RANGE:
             continue
-        corr = float(np.corrcoef(o, t)[0, 1]) if np.ptp(o) > 1e-6 else None
-        units[name] = {"corr": None if corr is None else round(corr, 3),
+        units[name] = {"corr": None if np.isnan(corrs[u]) else round(float(corrs[u]), 3),
                        "ratio": round(float(o @ t / (t @ t)), 3), "mae": round(float(np.abs(o - t).mean()), 4),
                        "truth_max": round(float(t.max()), 3), "ours_max": round(float(o.max()), 3)}
     return {"frames": int(len(ours)), "mae": round(float(np.abs(ours - truth).mean()), 4),
@@ -131,7 +132,7 @@ def compare_rotations(ours: np.ndarray, truth: np.ndarray) -> dict:
 
     o, t = rot(ours), rot(truth)
     offset = (t.inv() * o).mean()
-    err = np.rad2deg(((t * offset).inv() * o).magnitude())
+    err = rotation_error_deg(np.asarray(ours, np.float64), (t * offset).as_quat()[:, [3, 0, 1, 2]])
     true_ypr = np.rad2deg(quat_to_ypr(np.asarray(truth, np.float64)))
     yo = np.rad2deg(quat_to_ypr((o * offset.inv()).as_quat()[:, [3, 0, 1, 2]]))
     yt, yo = true_ypr - true_ypr.mean(0), yo - yo.mean(0)
