@@ -228,21 +228,25 @@ def build_head_blend(face_model_npz, take_path, blend_out, preview_png=None, *, 
 
 
 def render_take_rows(take_path, blend_in, object_name: str, out_dir, *, every: int = 1, size: int = 480,
-                     name_map: str = "auto", head_object: str | None = None, blender: str | None = None,
+                     name_map: str = "auto", map_path=None, turn: bool = False, blender: str | None = None,
                      log_path=None, timeout: float | None = None, python_paths: list[str] | None = None) -> dict:
-    """Bake a Take onto ``object_name`` of ``blend_in`` (its head rotation onto ``head_object`` if given;
-    nothing saved) and render every ``every``-th take row from the front (a 50 mm camera on -Y framing the
-    object at rest, Workbench, ``size`` x ``size`` pixels) to ``out_dir/row_<row>.png``: footage of a known
-    performance on a character.
+    """Bake a Take onto ``object_name`` of ``blend_in`` (nothing saved) and render every ``every``-th take
+    row from the front (a 50 mm camera on -Y framing the part of the mesh its shape keys move, at rest;
+    Workbench, ``size`` x ``size`` pixels) to ``out_dir/row_<row>.png``: footage of a known performance on
+    a character; the keys matched by ``name_map`` (with ``map_path``, the JSON file of a custom map) as a
+    bake matches them.  With ``turn`` the rows show the head turned by the take's head rotation (the camera
+    orbits the face; the scene's objects are not moved).
 
     Returns:
-        ``{"object", "action", "head": head action or None, "rows": [take row, ...], "files": [png path, ...],
-        "fps": take fps}``.
+        ``{"object", "action", "head": the camera orbit's action or None, "units": [ARKit names the object
+        has a key for], "rows": [take row, ...], "files": [png path, ...], "fps": take fps}``.
     """
     args = ["render", "--take", os.fspath(take_path), "--objects", object_name, "--out-dir", os.fspath(out_dir),
             "--every", str(int(every)), "--size", str(int(size)), "--name-map", name_map]
     if blend_in:
         args += ["--open", os.fspath(blend_in)]
-    if head_object:
-        args += ["--head-object", head_object]
+    if map_path:
+        args += ["--map-path", os.fspath(map_path)]
+    if turn:
+        args.append("--turn")
     return run_headless(args, blender, log_path, timeout, python_paths)

@@ -703,6 +703,39 @@ def bench_fidelity(
     console.print(f"report: {escape(str(write_report(report, output)))}")
 
 
+@bench_app.command("rendered")
+@_handle_errors
+def bench_rendered(
+    recording: Path = typer.Argument(..., help="The performance: a Live Link Face .csv or a Take .npz."),
+    rig: Path = typer.Argument(..., help="The character's .blend."),
+    object_name: str = typer.Option(..., "--object", help="Its mesh with ARKit shape keys."),
+    every: int = typer.Option(4, "--every", min=1, help="Render every N-th row of the performance."),
+    size: int = typer.Option(480, "--size", min=64, help="Rendered image side, pixels."),
+    name_map: NameMapOption = "auto",
+    turn: bool = typer.Option(True, "--turn/--no-turn",
+                              help="Also a pass with the head turned (the recording's turn, or a sweep if it holds still)."),
+    output: Path = typer.Option(Path("rendered_report.json"), "-o", "--output", help="JSON report to write."),
+    blender: Optional[str] = typer.Option(None, "--blender", help="Blender executable (default: bpy or PATH)."),
+) -> None:
+    """Render a performance on your character, capture the frames, and score the capture against it."""
+    from .fidelity.rendered_performance import performance_on_rig
+    from .fidelity.report import rendered_table, write_report
+    from .protocol.takefolder import read_any_take
+
+    for label, path in (("recording", recording), ("rig", rig)):
+        if not path.is_file():
+            raise FaceKeyError("file_missing", f"{label} not found: {path}", f"Pass the path of an existing {label} file.")
+    kind, map_path = _name_map_args(name_map)
+    truth = read_any_take(recording)
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    with console.status(f"rendering {recording.name} on {object_name} and capturing it"):
+        perf = performance_on_rig(truth, rig, object_name, every, turn=turn, name_map=(kind, map_path),
+                                  image_side=size, blender=blender)
+    perf.update({"recording": str(recording), "rig": str(rig)})
+    console.print(rendered_table(perf, recording.name))
+    console.print(f"report: {escape(str(write_report(perf, output)))}")
+
+
 def main() -> None:
     """Entry point of the ``facekey`` script."""
     app()

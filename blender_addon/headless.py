@@ -17,9 +17,10 @@ Commands:
   demo   --head-npz H --take T -o OUT [--preview PNG] [--report R.json]
          (H: vertices (N,3), triangles (F,3), unit_deltas (52,N,3) metres, names (52,))
   render --take T --objects A --out-dir D [--open IN] [--every N] [--size PX] [--name-map ...]
-         [--head-object O]  bake T onto A (and its head rotation onto O; in memory, nothing saved)
-         and render every N-th take row from the front (camera on -Y framing A at rest, Workbench)
-         to D/row_<row>.png; the report lists ``rows`` and ``files``
+         [--turn]  bake T onto A (in memory, nothing saved) and render every N-th take row from the
+         front (camera on -Y framing the part of A its shape keys move, at rest; Workbench) to
+         D/row_<row>.png, with --turn as the head turned by T's head rotation (the camera orbits the
+         face); the report lists ``rows``, ``files`` and the ``units`` A has a key for
 
 The report (JSON) is the bake report, or ``{"error": {code, message, hint}}``;
 the exit code is 0 on success, 2 on a FaceKeyError.  A batch goes on past a
@@ -91,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--size", type=int, default=480, help="square image side, pixels")
     r.add_argument("--name-map", default="auto", choices=["auto", "arkit", "livelink", "custom"])
     r.add_argument("--map-path", default=None)
-    r.add_argument("--head-object", default=None, help="object that gets the take's head rotation")
+    r.add_argument("--turn", action="store_true", help="show the head turned by the take's head rotation")
+    r.set_defaults(head_object=None)    # the turn is the camera's (_orbit_camera), not an object's
     r.add_argument("--report", default=None)
     return p
 
@@ -240,14 +242,15 @@ def demo_command(args) -> dict:
 
 
 def render_command(args) -> dict:
-    """Bake ``args.take`` onto the one object of ``args.objects`` (and its head rotation onto
-    ``args.head_object`` if given; the open file is not saved) and render every ``args.every``-th take row
-    with a front camera framing the object as it rests before the bake (Workbench, square ``args.size``
-    pixels) to ``args.out_dir/row_<row>.png``.
+    """Bake ``args.take`` onto the one object of ``args.objects`` (the open file is not saved) and render
+    every ``args.every``-th take row with a front camera framing the object's face as it rests before the
+    bake (:func:`_front_camera`; Workbench, square ``args.size`` pixels) to ``args.out_dir/row_<row>.png``;
+    with ``args.turn`` the camera orbits the face by the inverse of the take's head rotation
+    (:func:`_orbit_camera`), so the rows show the head turned.
 
     Returns:
-        ``{"object", "action", "head": head action or None, "rows": [take row, ...], "files": [png path, ...],
-        "fps": take fps}``.
+        ``{"object", "action", "head": the camera orbit's action or None, "units": [ARKit name the object has
+        a key for, ...], "rows": [take row, ...], "files": [png path, ...], "fps": take fps}``.
     """
     import bpy
 
@@ -257,7 +260,7 @@ def render_command(args) -> dict:
     if args.every < 1 or args.size < 16:
         raise FaceKeyError("bad_argument", f"--every must be >= 1 and --size >= 16 (got {args.every}, {args.size}).",
                            "Pass a positive row step and an image side of at least 16 pixels.")
-    objects, head, name_map = _open_targets(args)
+    objects, _, name_map = _open_targets(args)
     if len(objects) != 1:
         raise FaceKeyError("bad_argument", f"render frames one object, got {len(objects)}: {args.objects}",
                            "Name the one mesh to render with --objects.")
@@ -265,9 +268,14 @@ def render_command(args) -> dict:
     take = read_take(args.take)
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = max(1, round(take.fps)), 1.0
-    _front_camera(scene, obj)
+    cam, centre = _front_camera(scene, obj)
+    take_path = os.path.abspath(args.take)
     baked = bake_take(take, [obj], name_map, scene=scene, source=take.header.get("source") or args.take,
-                      start_frame=1.0, take_path=os.path.abspath(args.take), head_target=head)
+                      start_frame=1.0, take_path=take_path)
+    if obj.name not in baked["objects"]:
+        raise FaceKeyError("bad_argument", f"'{obj.name}' cannot show the take: {baked['skipped'].get(obj.name)}",
+                           "Render a mesh with ARKit shape keys, or pass a name map that matches its keys.")
+    orbit = _orbit_camera(scene, cam, centre, take, take_path) if args.turn else None
     _plain_render_settings(scene, args.size)
     os.makedirs(args.out_dir, exist_ok=True)
     rows, files = list(range(0, len(take.timestamps), args.every)), []
@@ -278,8 +286,9 @@ def render_command(args) -> dict:
         scene.render.filepath = os.path.join(os.path.abspath(args.out_dir), f"row_{row:05d}.png")
         bpy.ops.render.render(write_still=True)
         files.append(scene.render.filepath)
-    return {"object": obj.name, "action": baked["objects"][obj.name]["action"], "head": baked["head"], "rows": rows,
-            "files": files, "fps": float(take.fps)}
+    done = baked["objects"][obj.name]
+    return {"object": obj.name, "action": done["action"], "head": orbit, "units": list(done["mapped"]),
+            "rows": rows, "files": files, "fps": float(take.fps)}
 
 
 #: The plain grey matcap of Blender 4+ and of Blender 3 (the first found is used).
@@ -308,28 +317,86 @@ def _plain_render_settings(scene, size: int) -> None:
     shading.show_xray = False
 
 
-def _front_camera(scene, obj) -> None:
-    """A 50 mm camera on -Y (Blender's front view) looking along +Y at ``obj`` as it rests now: the box
-    around its vertices that belong to a face (loose vertices left out), far enough for the larger of the
-    box's height and width to fill the square frame times 1.15; clip range from that distance."""
+def _front_camera(scene, obj):
+    """A 50 mm camera on -Y (Blender's front view) looking along +Y at the face of ``obj`` as it rests now:
+    the box around :func:`_face_points`, far enough for the larger of the box's height and width to fill
+    the square frame times 1.15; clip range from that distance.  Returns ``(camera object, the box's
+    centre as a Vector)``."""
     import math
 
-    import numpy as np
     from mathutils import Vector
-    me = obj.data
-    co = np.empty(len(me.vertices) * 3)
-    me.vertices.foreach_get("co", co)
-    used = np.empty(len(me.loops), np.int64)
-    me.loops.foreach_get("vertex_index", used)
-    local = co.reshape(-1, 3)[np.unique(used)] if len(used) else co.reshape(-1, 3)
-    world = local @ np.array(obj.matrix_world)[:3, :3].T + np.array(obj.matrix_world)[:3, 3]
+    world = _face_points(obj)
     lo, hi = world.min(0), world.max(0)
     cam = _camera_looking_along_y(scene, "FaceKeyRenderCamera")
     half_fov = math.atan(cam.data.sensor_width / (2.0 * cam.data.lens))
     reach = 0.5 * float(max(hi[2] - lo[2], hi[0] - lo[0])) * 1.15 / math.tan(half_fov)
     cam.data.clip_start = reach * 0.01
     cam.data.clip_end = reach * 10.0 + float(hi[1] - lo[1])
-    cam.location = Vector((float(lo[0] + hi[0]) / 2, float(lo[1]) - reach, float(lo[2] + hi[2]) / 2))
+    centre = Vector(((lo + hi) / 2.0).tolist())
+    cam.location = Vector((centre.x, float(lo[1]) - reach, centre.z))
+    return cam, centre
+
+
+#: A vertex is part of the face when some shape key moves it by more than this share of that key's
+#: largest displacement (a sculpted key's float noise elsewhere stays below it).
+KEYED_SHARE = 0.01
+
+
+def _face_points(obj):
+    """(M, 3) float64 world positions of the vertices of mesh ``obj`` its shape keys move (the face, on a
+    mesh that also holds a body, teeth or hair), or, where no key moves any, of every vertex that belongs
+    to a polygon (loose vertices left out)."""
+    import numpy as np
+    me = obj.data
+    n = len(me.vertices)
+    co = np.empty(n * 3)
+    me.vertices.foreach_get("co", co)
+    co = co.reshape(-1, 3)
+    keys = me.shape_keys
+    moved = np.zeros(n, bool)
+    if keys is not None and keys.reference_key is not None:
+        base = np.empty(n * 3)
+        keys.reference_key.data.foreach_get("co", base)
+        for kb in keys.key_blocks:
+            if kb == keys.reference_key:
+                continue
+            k = np.empty(n * 3)
+            kb.data.foreach_get("co", k)
+            d = np.linalg.norm((k - base).reshape(-1, 3), axis=1)
+            if d.max() > 0.0:
+                moved |= d > KEYED_SHARE * d.max()
+    if moved.any():
+        local = co[moved]
+    else:
+        used = np.empty(len(me.loops), np.int64)
+        me.loops.foreach_get("vertex_index", used)
+        local = co[np.unique(used)] if len(used) else co
+    m = np.array(obj.matrix_world)
+    return local @ m[:3, :3].T + m[:3, 3]
+
+
+def _orbit_camera(scene, cam, centre, take, take_path: str) -> str:
+    """Show the head turned by ``take``'s head rotation without moving it: ``cam`` is parented to a new
+    empty at ``centre`` (the framed face's centre) keyed with the inverse rotation at the take's frames, so
+    the camera orbits the face.  Relative to the camera the face turns by the take's rotation about its
+    centre, and with light from the view (the render's matcap) the image is the turned head's; the object,
+    its parents and its armature are untouched.  Returns the empty's action name."""
+    import dataclasses
+
+    import bpy
+    import numpy as np
+
+    from .bake.apply import scene_fps
+    from .bake.head import bake_head_rotation
+    pivot = bpy.data.objects.new("FaceKeyTurnPivot", None)
+    scene.collection.objects.link(pivot)
+    pivot.location = centre
+    pivot.rotation_mode = "QUATERNION"
+    cam.parent = pivot
+    cam.location = cam.location - centre
+    inverse = (take.head_rotation * np.array([1.0, -1.0, -1.0, -1.0])).astype(take.head_rotation.dtype)
+    turned = dataclasses.replace(take, head_rotation=inverse)
+    return bake_head_rotation(pivot, turned, "FK_turn", 1.0, scene_fps(scene), None, take_path).name
 
 
 def _camera_looking_along_y(scene, name: str):

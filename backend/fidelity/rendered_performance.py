@@ -26,10 +26,14 @@ And over all 52 units: ``mae``, and the share of frames where some unit is at 1 
 capture and in the truth.
 
 The recording has no head motion (its head columns are 0), so a second pass adds a known head turn
-(:func:`head_turn`: yaw to +-45 degrees, pitch +-12, roll +-8, one sweep) baked onto the head object
-itself, and scores the captured head rotation (:func:`compare_rotations`) beside the weights under the
-turn.  The synthetic benchmark projects our own model's points, so it cannot show how the tracker
+(:func:`head_turn`: yaw to +-45 degrees, pitch +-12, roll +-8, one sweep; the render's camera orbits
+the face) and scores the captured head rotation (:func:`compare_rotations`) beside the weights under
+the turn.  The synthetic benchmark projects our own model's points, so it cannot show how the tracker
 reads a turned face; this pass does, on a head that is not our model.
+
+:func:`performance_on_rig` is the same measurement on any character and performance
+(``facekey bench rendered``): how the capture reads a user's own rig, through that rig's keys, with
+the units the rig has no key for left out of the scores.
 """
 from __future__ import annotations
 
@@ -45,7 +49,7 @@ from .reference_rig import REFERENCE_RIG
 from .synthetic_scores import rotation_error_deg, unit_correlation
 
 __all__ = ["PERFORMANCE_CSV", "MIN_RANGE", "SATURATED", "TURN_DEG", "compare_weights", "head_turn",
-           "compare_rotations", "rendered_performance"]
+           "compare_rotations", "STILL_HEAD_DEG", "performance_on_rig", "rendered_performance"]
 
 #: The Live Link Face recording under realdata (made for the reference rig's head).
 PERFORMANCE_CSV = "blendshape_recordings/livelinkface_MySlate_3_Jason_Millers_iPhone.csv"
@@ -147,9 +151,11 @@ def compare_rotations(ours: np.ndarray, truth: np.ndarray) -> dict:
             "by_yaw": by_yaw, "per_axis": per_axis}
 
 
-def _render_and_capture(truth, rig_path: Path, name: str, step: int, blender, turn: bool):
+def _render_and_capture(truth, rig_path: Path, name: str, step: int, blender, turn: bool, name_map: tuple,
+                        image_side: int):
     """Render every ``step``-th row of ``truth`` on ``name`` (turned by its head rotation when ``turn``)
-    and capture the frames as one clip: ``(rendered rows (R,), captured Take)``."""
+    and capture the frames as one clip: ``(rendered rows (R,), captured Take, ARKit names the object has a
+    key for)``."""
     from backend.blender_runner import render_take_rows
     from backend.estimators import SolverSettings, get_estimator
     from backend.footage import open_footage
@@ -158,26 +164,95 @@ def _render_and_capture(truth, rig_path: Path, name: str, step: int, blender, tu
 
     with tempfile.TemporaryDirectory(prefix="facekey-rendered-") as tmp:
         take_path = write_take(Path(tmp) / "performance.npz", truth)
-        rendered = render_take_rows(take_path, rig_path, name, Path(tmp) / "frames", every=step, size=IMAGE_SIDE,
-                                    head_object=name if turn else None, blender=blender, timeout=600)
+        rendered = render_take_rows(take_path, rig_path, name, Path(tmp) / "frames", every=step, size=image_side,
+                                    name_map=name_map[0], map_path=name_map[1], turn=turn, blender=blender,
+                                    timeout=600)
         track = track_footage(open_footage(str(Path(tmp) / "frames" / "row_*.png"), fps=truth.fps / step))
-    return np.asarray(rendered["rows"]), get_estimator("solver").estimate(track, SolverSettings())
+    return np.asarray(rendered["rows"]), get_estimator("solver").estimate(track, SolverSettings()), rendered["units"]
 
 
-def rendered_performance(realdata: Path, size: str = "default", blender: Optional[str] = None) -> dict:
-    """Render the recording on the reference head (every ``ROW_STEP[size]``-th row), capture it, score it;
-    then again with :func:`head_turn` added.
+def _scored(take, truth, rows, keyed) -> tuple[np.ndarray, dict]:
+    """(valid rows mask, :func:`compare_weights` of the units in ``keyed``) of a captured ``take`` against
+    the ``truth`` rows it shows."""
+    from backend.protocol.arkit import INDEX
+
+    found = np.asarray(take.valid, bool)
+    cols = [INDEX[n] for n in keyed]
+    return found, compare_weights(take.weights[found][:, cols], truth.weights[rows][found][:, cols], keyed)
+
+
+#: A performance whose head rotation stays within this angle (degrees) of its first frame holds its head
+#: still: its turned pass shows :func:`head_turn` instead.
+STILL_HEAD_DEG = 1.0
+
+
+def _head_is_still(truth) -> bool:
+    """Whether every valid frame's head rotation of ``truth`` is within :data:`STILL_HEAD_DEG` of the first's."""
+    q = np.asarray(truth.head_rotation, np.float64)[np.asarray(truth.valid, bool)]
+    return len(q) == 0 or float(rotation_error_deg(q, np.repeat(q[:1], len(q), 0)).max()) <= STILL_HEAD_DEG
+
+
+def performance_on_rig(truth, rig_path: Path, object_name: str, step: int, *, turn: bool = True,
+                       name_map: tuple = ("auto", None), image_side: int = IMAGE_SIDE,
+                       blender: Optional[str] = None) -> dict:
+    """Render a performance on a character, capture it, and score the capture against the performance.
+
+    Args:
+        truth: the performance, a Take (a Live Link Face recording, a captured or generated take): its
+            weights are the truth.
+        rig_path: the .blend of the character; ``object_name``: its mesh with ARKit shape keys, matched as
+            a bake matches them by ``name_map`` = (kind: auto | arkit | livelink | custom, the custom map's
+            JSON path or None).
+        step: every ``step``-th row of ``truth`` is rendered.
+        turn: also render and score a second pass with the head turned: by the performance's own head
+            rotation, or by :func:`head_turn` where the performance holds its head still (a Live Link Face
+            recording without head columns).
+        image_side: rendered image side, pixels.
 
     Returns:
-        :func:`compare_weights`'s dict of the frontal pass plus ``{"recording", "rig", "object", "row_step",
-        "image_side", "tracked", "head_turn"}`` (``tracked``: frames with a face found, of those rendered;
-        ``head_turn``: ``{"turn_deg", "tracked", "weights_mae", "rotation"}``, ``rotation`` as
-        :func:`compare_rotations`, or ``{"skipped": reason}`` when only the turned pass failed), or
-        ``{"skipped": reason}`` when a file is absent or Blender cannot render it.
+        :func:`compare_weights`'s dict of the frontal pass over the units the object has a key for (a unit
+        it cannot show is not scored) plus ``{"object", "keyed_units", "row_step", "image_side", "tracked",
+        "head_turn"}`` (``tracked``: [frames with a face found, frames rendered]; ``head_turn``: ``{"turn_deg"
+        ([yaw, pitch, roll] amplitudes of :func:`head_turn`, or None for the performance's own turn),
+        "tracked", "weights_mae", "rotation"}`` with ``rotation`` as :func:`compare_rotations`, or
+        ``{"skipped": reason}`` when only that pass failed; absent without ``turn``).
+
+    Raises:
+        FaceKeyError: the character cannot be rendered (file, object or keys missing, Blender not found).
     """
     import dataclasses
 
-    from backend.protocol.arkit import ARKIT_NAMES
+    rows, take, keyed = _render_and_capture(truth, rig_path, object_name, step, blender, False, name_map, image_side)
+    found, out = _scored(take, truth, rows, keyed)
+    out.update({"object": object_name, "keyed_units": len(keyed), "row_step": step, "image_side": image_side,
+                "tracked": [int(found.sum()), int(len(rows))]})
+    if not turn:
+        return out
+    sweep = _head_is_still(truth)
+    if sweep:
+        truth = dataclasses.replace(truth, head_rotation=head_turn(len(truth.timestamps)))
+    try:
+        turn_rows, turn_take, _ = _render_and_capture(truth, rig_path, object_name, step, blender, True, name_map,
+                                                      image_side)
+    except FaceKeyError as e:
+        out["head_turn"] = {"skipped": f"{e.message} (turned)"}
+        return out
+    turn_found, turn_scores = _scored(turn_take, truth, turn_rows, keyed)
+    out["head_turn"] = {"turn_deg": list(TURN_DEG) if sweep else None,
+                        "tracked": [int(turn_found.sum()), int(len(turn_rows))], "weights_mae": turn_scores["mae"],
+                        "rotation": compare_rotations(turn_take.head_rotation[turn_found],
+                                                      truth.head_rotation[turn_rows][turn_found])}
+    return out
+
+
+def rendered_performance(realdata: Path, size: str = "default", blender: Optional[str] = None) -> dict:
+    """The shared Live Link Face recording on the reference head (every ``ROW_STEP[size]``-th row), frontal
+    and again with :func:`head_turn` added, scored by :func:`performance_on_rig`.
+
+    Returns:
+        :func:`performance_on_rig`'s dict plus ``{"recording", "rig"}``, or ``{"skipped": reason}`` when a
+        file is absent or Blender cannot render it.
+    """
     from backend.protocol.livelink import read_livelink_csv
 
     rel_rig, name = REFERENCE_RIG
@@ -185,27 +260,9 @@ def rendered_performance(realdata: Path, size: str = "default", blender: Optiona
     for rel, p in ((PERFORMANCE_CSV, csv_path), (rel_rig, rig_path)):
         if not p.is_file():
             return {"skipped": f"{rel} absent"}
-    step = ROW_STEP[size]
-    truth = read_livelink_csv(csv_path)
     try:
-        rows, take = _render_and_capture(truth, rig_path, name, step, blender, turn=False)
+        out = performance_on_rig(read_livelink_csv(csv_path), rig_path, name, ROW_STEP[size], blender=blender)
     except FaceKeyError as e:
         return {"skipped": f"{e.message} ({rel_rig})"}
-    found = np.asarray(take.valid, bool)
-    out = compare_weights(take.weights[found], truth.weights[rows][found], ARKIT_NAMES)
-    out.update({"recording": PERFORMANCE_CSV, "rig": rel_rig, "object": name, "row_step": step,
-                "image_side": IMAGE_SIDE, "tracked": [int(found.sum()), int(len(rows))]})
-    turned = dataclasses.replace(truth, head_rotation=head_turn(len(truth.timestamps)))
-    try:
-        turn_rows, turn_take = _render_and_capture(turned, rig_path, name, step, blender, turn=True)
-    except FaceKeyError as e:
-        out["head_turn"] = {"skipped": f"{e.message} ({rel_rig}, turned)"}
-        return out
-    turn_found = np.asarray(turn_take.valid, bool)
-    out["head_turn"] = {
-        "turn_deg": list(TURN_DEG), "tracked": [int(turn_found.sum()), int(len(turn_rows))],
-        "weights_mae": compare_weights(turn_take.weights[turn_found], truth.weights[turn_rows][turn_found],
-                                       ARKIT_NAMES)["mae"],
-        "rotation": compare_rotations(turn_take.head_rotation[turn_found],
-                                      turned.head_rotation[turn_rows][turn_found])}
+    out.update({"recording": PERFORMANCE_CSV, "rig": rel_rig})
     return out

@@ -8,19 +8,32 @@ import pytest
 pytest.importorskip("bpy")
 
 
-@pytest.fixture
-def arkit_head(tmp_path):
-    """A .blend whose "FaceKeyHead" has our 52 units as ARKit-named keys (the demo head)."""
+def _head_blend(tmp_path, body: bool = False):
+    """A .blend whose "FaceKeyHead" has our 52 units as ARKit-named keys (the demo head); with ``body`` the
+    same mesh also holds a 1.6 m box below the head that no key moves (a character's body)."""
     from backend.blender_runner import build_head_blend
     from backend.facemodel import load_face_model
     from backend.protocol.arkit import ARKIT_NAMES
     from backend.protocol.take import Take, write_take
     m = load_face_model()
+    verts, tris, deltas = m.neutral, m.triangles, m.unit_deltas
+    if body:    # head frame, metres: x right, y up; the box from the chin down to 1.6 m below it
+        box = np.array([[x, y, z] for x in (-0.25, 0.25) for y in (-1.7, -0.12) for z in (-0.15, 0.05)])
+        quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+        box_tris = np.array([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))]) + len(verts)
+        verts, tris = np.vstack([verts, box]), np.vstack([tris, box_tris])
+        deltas = np.concatenate([deltas, np.zeros((52, len(box), 3), deltas.dtype)], 1)
     npz = tmp_path / "head.npz"
-    np.savez(npz, vertices=m.neutral, triangles=m.triangles, unit_deltas=m.unit_deltas, names=np.array(ARKIT_NAMES))
-    blend = tmp_path / "head.blend"
+    np.savez(npz, vertices=verts, triangles=tris, unit_deltas=deltas, names=np.array(ARKIT_NAMES))
+    blend = tmp_path / ("body.blend" if body else "head.blend")
     build_head_blend(npz, write_take(tmp_path / "still.npz", Take.empty(2, 24.0)), blend)
     return blend
+
+
+@pytest.fixture
+def arkit_head(tmp_path):
+    """A .blend whose "FaceKeyHead" has our 52 units as ARKit-named keys (the demo head)."""
+    return _head_blend(tmp_path)
 
 
 def test_render_rows_show_the_baked_expression_to_the_capture(arkit_head, tmp_path):
@@ -61,3 +74,75 @@ def test_render_rows_refuses_bad_arguments(arkit_head, tmp_path):
         render_take_rows(take_path, arkit_head, "FaceKeyHead,FaceKeyCamera", tmp_path / "b")
     assert err.value.code == "bad_argument" and "one object" in err.value.message
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_render_frames_the_face_of_a_mesh_that_also_holds_a_body(tmp_path):
+    """A mesh whose head sits on a 1.6 m body is framed on the part its shape keys move: the face fills
+    the frame (the whole mesh framed would make it about a tenth of the frame) and the capture finds it."""
+    from backend.blender_runner import render_take_rows
+    from backend.footage import open_footage
+    from backend.protocol.take import Take, write_take
+    from backend.tracking import track_footage
+    blend = _head_blend(tmp_path, body=True)
+    out = render_take_rows(write_take(tmp_path / "still.npz", Take.empty(1, 24.0)), blend, "FaceKeyHead",
+                           tmp_path / "frames", size=320)
+    track = track_footage(open_footage(out["files"][0]))
+    assert track.valid[0]
+    assert np.ptp(track.landmarks[0, :, 0]) > 0.4 * 320
+
+
+def test_render_turn_shows_the_take_head_rotation(arkit_head, tmp_path):
+    """With ``turn`` the rows show the head turned by the take's rotation (the camera orbits the face): a
+    take turning 30 degrees to its left, then tilting 15 degrees up, is captured turning the same ways."""
+    from backend.blender_runner import render_take_rows
+    from backend.estimators import SolverSettings, get_estimator
+    from backend.footage import open_footage
+    from backend.protocol.rotations import quat_to_ypr, ypr_to_quat
+    from backend.protocol.take import Take, write_take
+    from backend.tracking import track_footage
+    take = Take.empty(3, 24.0, source="turn.mp4")
+    take.head_rotation[:] = ypr_to_quat(np.radians([0.0, 30.0, 0.0]), np.radians([0.0, 0.0, 15.0]), np.zeros(3))
+    out = render_take_rows(write_take(tmp_path / "turn.npz", take), arkit_head, "FaceKeyHead", tmp_path / "frames",
+                           size=360, turn=True)
+    assert out["head"] and out["rows"] == [0, 1, 2]
+    captured = get_estimator("solver").estimate(track_footage(open_footage(str(tmp_path / "frames" / "row_*.png"))),
+                                                SolverSettings(smoothing=0.0))
+    assert captured.valid.all()
+    ypr = np.degrees(quat_to_ypr(captured.head_rotation.astype(np.float64)))
+    turn, tilt = ypr[1] - ypr[0], ypr[2] - ypr[0]
+    assert 18.0 <= turn[0] <= 36.0 and abs(turn[1]) < 8.0
+    assert 8.0 <= tilt[1] <= 20.0 and abs(tilt[0]) < 8.0
+
+
+def test_bench_rendered_scores_the_keyed_units_of_a_character(arkit_head, tmp_path):
+    """`facekey bench rendered`: a recorded jaw and smile rendered on a character through a custom map that
+    keys only those two units is scored on those two (a unit the rig cannot show is not scored): the
+    capture follows the jaw; the report and table are written.  A missing rig is a coded error."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from backend.cli import app
+    from backend.protocol.arkit import INDEX
+    from backend.protocol.take import Take, write_take
+    take = Take.empty(12, 24.0, source="perf.mp4")
+    s = np.linspace(0.0, 1.0, 12)
+    take.weights[:, INDEX["jawOpen"]] = 0.8 * np.sin(np.pi * s) ** 2
+    take.weights[:, INDEX["mouthSmileLeft"]] = take.weights[:, INDEX["mouthSmileRight"]] = 0.7 * s
+    take.weights[:, INDEX["browInnerUp"]] = 0.6 * s
+    recording = write_take(tmp_path / "perf.npz", take)
+    name_map = tmp_path / "map.json"
+    name_map.write_text(json.dumps({"jawOpen": "jawOpen", "mouthSmileLeft": "mouthSmileLeft"}))
+    report = tmp_path / "rendered.json"
+    res = CliRunner().invoke(app, ["bench", "rendered", str(recording), str(arkit_head), "--object", "FaceKeyHead",
+                                   "--every", "1", "--size", "320", "--name-map", str(name_map), "--no-turn",
+                                   "-o", str(report)])
+    assert res.exit_code == 0, res.output
+    perf = json.loads(report.read_text())
+    assert perf["keyed_units"] == 2 and set(perf["units"]) == {"jawOpen", "mouthSmileLeft"}
+    assert perf["tracked"] == [12, 12] and "head_turn" not in perf
+    assert perf["units"]["jawOpen"]["corr"] >= 0.9
+    assert "jawOpen" in res.output and "perf.npz rendered on FaceKeyHead" in res.output
+    res = CliRunner().invoke(app, ["bench", "rendered", str(recording), str(tmp_path / "none.blend"),
+                                   "--object", "FaceKeyHead"])
+    assert res.exit_code != 0 and "rig not found" in res.output

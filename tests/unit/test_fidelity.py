@@ -276,6 +276,41 @@ def test_rendered_performance_rows_list_over_and_under_read_units():
     assert "80/82 frames" in text and "4.11 (8.29)" in text and "2.45 (18) / - (0) / 5.07 (44)" in text and "0.91 / - / 1.29" in text
 
 
+def test_rendered_table_lists_every_scored_unit_and_the_recording_own_turn():
+    """`facekey bench rendered`'s table: the summary rows, then each scored unit (worst followed first);
+    a turn from the recording itself is named so, not as the added sweep."""
+    from backend.fidelity.report import rendered_table
+    unit = lambda corr, ratio: {"corr": corr, "ratio": ratio, "mae": 0.1, "truth_max": 0.8, "ours_max": 0.7}
+    rotation = {"median_deg": 2.5, "p90_deg": 5.0, "by_yaw": {"0-15": [1.0, 10], "15-30": [None, 0], "30-45": [None, 0]},
+                "per_axis": {"yaw": 0.95, "pitch": 0.8, "roll": None}}
+    perf = {"frames": 20, "mae": 0.05, "saturated": {"ours": 0.0, "truth": 0.0}, "tracked": [20, 20],
+            "object": "Face", "keyed_units": 2, "row_step": 2, "image_side": 320,
+            "units": {"jawOpen": unit(0.97, 0.9), "mouthSmileLeft": unit(0.4, 0.5)},
+            "head_turn": {"turn_deg": None, "tracked": [20, 20], "weights_mae": 0.06, "rotation": rotation}}
+    console = Console(record=True, width=200)
+    console.print(rendered_table(perf, "take.csv"))
+    text = console.export_text()
+    assert "take.csv rendered on Face (2 keyed units, row step 2, 320 px)" in text
+    assert "the recording's own head turn, 20/20 frames" in text and "2.50 (5.00)" in text
+    units = text.split("units whose true curve spans >= 0.2", 1)[1]
+    assert units.index("mouthSmileLeft") < units.index("jawOpen") and "0.97" in units and "0.40" in units
+
+
+def test_a_performance_that_holds_its_head_still_gets_the_sweep():
+    """The turned pass shows the recording's own head rotation, unless it stays within a degree (a Live Link
+    Face recording without head columns), where the standard sweep is shown instead."""
+    import dataclasses
+
+    from backend.fidelity.rendered_performance import _head_is_still, head_turn
+    from backend.protocol.rotations import ypr_to_quat
+    from backend.protocol.take import Take
+    take = Take.empty(30, 30.0)
+    assert _head_is_still(take)
+    wobble = ypr_to_quat(np.radians(0.4 * np.sin(np.arange(30.0))), np.zeros(30), np.zeros(30)).astype(np.float32)
+    assert _head_is_still(dataclasses.replace(take, head_rotation=wobble))
+    assert not _head_is_still(dataclasses.replace(take, head_rotation=head_turn(30)))
+
+
 def test_compare_rotations_takes_out_the_rest_offset_and_reads_the_turn_size():
     """A capture that reads the turn at its full size behind a constant rest offset scores ~0 degrees and
     factors 1; one that reads the yaw at 80 % scores the yaw factor 0.8 and grows with |yaw|."""
