@@ -715,6 +715,7 @@ def bench_rendered(
     turn: bool = typer.Option(True, "--turn/--no-turn",
                               help="Also a pass with the head turned (the recording's turn, or a sweep if it holds still)."),
     output: Path = typer.Option(Path("rendered_report.json"), "-o", "--output", help="JSON report to write."),
+    keep: Optional[Path] = typer.Option(None, "--keep", help="Folder to keep each pass's frames and captured take in."),
     blender: Optional[str] = typer.Option(None, "--blender", help="Blender executable (default: bpy or PATH)."),
 ) -> None:
     """Render a performance on your character, capture the frames, and score the capture against it."""
@@ -730,9 +731,12 @@ def bench_rendered(
     console = Console(width=None if sys.stdout.isatty() else 120)
     with console.status(f"rendering {recording.name} on {object_name} and capturing it"):
         perf = performance_on_rig(truth, rig, object_name, every, turn=turn, name_map=(kind, map_path),
-                                  image_side=size, blender=blender)
+                                  image_side=size, blender=blender, keep=keep)
     perf.update({"recording": str(recording), "rig": str(rig)})
     console.print(rendered_table(perf, recording.name))
+    if keep is not None:
+        console.print(f"frames and captured takes: {escape(str(keep))}/frontal" + ("" if "head_turn" not in perf
+                      else f", {escape(str(keep))}/turned"))
     console.print(f"report: {escape(str(write_report(perf, output)))}")
 
 

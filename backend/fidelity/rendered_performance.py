@@ -152,10 +152,11 @@ def compare_rotations(ours: np.ndarray, truth: np.ndarray) -> dict:
 
 
 def _render_and_capture(truth, rig_path: Path, name: str, step: int, blender, turn: bool, name_map: tuple,
-                        image_side: int):
+                        image_side: int, keep: Optional[Path]):
     """Render every ``step``-th row of ``truth`` on ``name`` (turned by its head rotation when ``turn``)
     and capture the frames as one clip: ``(rendered rows (R,), captured Take, ARKit names the object has a
-    key for)``."""
+    key for)``.  With ``keep`` (a folder) the performance (``performance.npz``), the frames (``frames/``)
+    and the captured take (``captured.npz``, one frame per rendered row) are left there."""
     from backend.blender_runner import render_take_rows
     from backend.estimators import SolverSettings, get_estimator
     from backend.footage import open_footage
@@ -163,12 +164,21 @@ def _render_and_capture(truth, rig_path: Path, name: str, step: int, blender, tu
     from backend.tracking import track_footage
 
     with tempfile.TemporaryDirectory(prefix="facekey-rendered-") as tmp:
-        take_path = write_take(Path(tmp) / "performance.npz", truth)
-        rendered = render_take_rows(take_path, rig_path, name, Path(tmp) / "frames", every=step, size=image_side,
+        folder = Path(tmp) if keep is None else Path(keep)
+        frames = folder / "frames"
+        if frames.is_dir() and any(frames.iterdir()):
+            raise FaceKeyError("bad_argument", f"{frames} already holds files; the capture would read them too",
+                               "Pass a new or empty folder to keep the frames in.")
+        folder.mkdir(parents=True, exist_ok=True)
+        take_path = write_take(folder / "performance.npz", truth)
+        rendered = render_take_rows(take_path, rig_path, name, frames, every=step, size=image_side,
                                     name_map=name_map[0], map_path=name_map[1], turn=turn, blender=blender,
                                     timeout=600)
-        track = track_footage(open_footage(str(Path(tmp) / "frames" / "row_*.png"), fps=truth.fps / step))
-    return np.asarray(rendered["rows"]), get_estimator("solver").estimate(track, SolverSettings()), rendered["units"]
+        track = track_footage(open_footage(str(frames / "row_*.png"), fps=truth.fps / step))
+        take = get_estimator("solver").estimate(track, SolverSettings())
+        if keep is not None:
+            write_take(folder / "captured.npz", take)
+    return np.asarray(rendered["rows"]), take, rendered["units"]
 
 
 def _scored(take, truth, rows, keyed) -> tuple[np.ndarray, dict]:
@@ -194,7 +204,7 @@ def _head_is_still(truth) -> bool:
 
 def performance_on_rig(truth, rig_path: Path, object_name: str, step: int, *, turn: bool = True,
                        name_map: tuple = ("auto", None), image_side: int = IMAGE_SIDE,
-                       blender: Optional[str] = None) -> dict:
+                       blender: Optional[str] = None, keep: Optional[Path] = None) -> dict:
     """Render a performance on a character, capture it, and score the capture against the performance.
 
     Args:
@@ -208,6 +218,9 @@ def performance_on_rig(truth, rig_path: Path, object_name: str, step: int, *, tu
             rotation, or by :func:`head_turn` where the performance holds its head still (a Live Link Face
             recording without head columns).
         image_side: rendered image side, pixels.
+        keep: a folder to leave each pass's performance, frames and captured take in (``frontal/`` and
+            ``turned/``: ``performance.npz``, ``frames/row_<row>.png``, ``captured.npz``), to look at or
+            bake; None = nothing kept.
 
     Returns:
         :func:`compare_weights`'s dict of the frontal pass over the units the object has a key for (a unit
@@ -222,7 +235,9 @@ def performance_on_rig(truth, rig_path: Path, object_name: str, step: int, *, tu
     """
     import dataclasses
 
-    rows, take, keyed = _render_and_capture(truth, rig_path, object_name, step, blender, False, name_map, image_side)
+    kept = (lambda sub: None if keep is None else Path(keep) / sub)
+    rows, take, keyed = _render_and_capture(truth, rig_path, object_name, step, blender, False, name_map, image_side,
+                                            kept("frontal"))
     found, out = _scored(take, truth, rows, keyed)
     out.update({"object": object_name, "keyed_units": len(keyed), "row_step": step, "image_side": image_side,
                 "tracked": [int(found.sum()), int(len(rows))]})
@@ -233,7 +248,7 @@ def performance_on_rig(truth, rig_path: Path, object_name: str, step: int, *, tu
         truth = dataclasses.replace(truth, head_rotation=head_turn(len(truth.timestamps)))
     try:
         turn_rows, turn_take, _ = _render_and_capture(truth, rig_path, object_name, step, blender, True, name_map,
-                                                      image_side)
+                                                      image_side, kept("turned"))
     except FaceKeyError as e:
         out["head_turn"] = {"skipped": f"{e.message} (turned)"}
         return out

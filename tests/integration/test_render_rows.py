@@ -117,14 +117,15 @@ def test_render_turn_shows_the_take_head_rotation(arkit_head, tmp_path):
 def test_bench_rendered_scores_the_keyed_units_of_a_character(arkit_head, tmp_path):
     """`facekey bench rendered`: a recorded jaw and smile rendered on a character through a custom map that
     keys only those two units is scored on those two (a unit the rig cannot show is not scored): the
-    capture follows the jaw; the report and table are written.  A missing rig is a coded error."""
+    capture follows the jaw; the report and table are written, and ``--keep`` leaves the frames and the
+    captured take.  A --keep folder that already holds frames and a missing rig are coded errors."""
     import json
 
     from typer.testing import CliRunner
 
     from backend.cli import app
     from backend.protocol.arkit import INDEX
-    from backend.protocol.take import Take, write_take
+    from backend.protocol.take import Take, read_take, write_take
     take = Take.empty(12, 24.0, source="perf.mp4")
     s = np.linspace(0.0, 1.0, 12)
     take.weights[:, INDEX["jawOpen"]] = 0.8 * np.sin(np.pi * s) ** 2
@@ -136,13 +137,19 @@ def test_bench_rendered_scores_the_keyed_units_of_a_character(arkit_head, tmp_pa
     report = tmp_path / "rendered.json"
     res = CliRunner().invoke(app, ["bench", "rendered", str(recording), str(arkit_head), "--object", "FaceKeyHead",
                                    "--every", "1", "--size", "320", "--name-map", str(name_map), "--no-turn",
-                                   "-o", str(report)])
+                                   "-o", str(report), "--keep", str(tmp_path / "kept")])
     assert res.exit_code == 0, res.output
     perf = json.loads(report.read_text())
     assert perf["keyed_units"] == 2 and set(perf["units"]) == {"jawOpen", "mouthSmileLeft"}
     assert perf["tracked"] == [12, 12] and "head_turn" not in perf
     assert perf["units"]["jawOpen"]["corr"] >= 0.9
     assert "jawOpen" in res.output and "perf.npz rendered on FaceKeyHead" in res.output
+    captured = read_take(tmp_path / "kept" / "frontal" / "captured.npz")
+    assert captured.num_frames == 12 and len(list((tmp_path / "kept" / "frontal" / "frames").glob("row_*.png"))) == 12
+    assert np.corrcoef(captured.weights[:, INDEX["jawOpen"]], take.weights[:, INDEX["jawOpen"]])[0, 1] >= 0.9
+    res = CliRunner().invoke(app, ["bench", "rendered", str(recording), str(arkit_head), "--object", "FaceKeyHead",
+                                   "--no-turn", "--keep", str(tmp_path / "kept")])
+    assert res.exit_code != 0 and "already holds files" in res.output
     res = CliRunner().invoke(app, ["bench", "rendered", str(recording), str(tmp_path / "none.blend"),
                                    "--object", "FaceKeyHead"])
     assert res.exit_code != 0 and "rig not found" in res.output
