@@ -726,6 +726,9 @@ def bench_rendered(
     for label, path in (("recording", recording), ("rig", rig)):
         if not path.is_file():
             raise FaceKeyError("file_missing", f"{label} not found: {path}", f"Pass the path of an existing {label} file.")
+    if rig.suffix.lower() != ".blend":
+        raise FaceKeyError("bad_argument", f"the rig must be a .blend file, not {rig.name}",
+                           "Import the character into Blender and save it as a .blend first.")
     kind, map_path = _name_map_args(name_map)
     truth = read_any_take(recording)
     console = Console(width=None if sys.stdout.isatty() else 120)

@@ -93,7 +93,6 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--name-map", default="auto", choices=["auto", "arkit", "livelink", "custom"])
     r.add_argument("--map-path", default=None)
     r.add_argument("--turn", action="store_true", help="show the head turned by the take's head rotation")
-    r.set_defaults(head_object=None)    # the turn is the camera's (_orbit_camera), not an object's
     r.add_argument("--report", default=None)
     return p
 
@@ -126,7 +125,8 @@ def _open_targets(args):
         bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.blend_in))
     names = [n.strip() for n in args.objects.split(",") if n.strip()]
     objects = [find_object(n) for n in names]
-    head = find_object(args.head_object) if args.head_object else None
+    head_name = getattr(args, "head_object", None)     # render has none: its turn is the camera's
+    head = find_object(head_name) if head_name else None
     return objects, head, load_name_map(args.name_map, args.map_path)
 
 
@@ -257,6 +257,7 @@ def render_command(args) -> dict:
     from .bake.apply import bake_take, scene_fps
     from .bake.shape_keys import take_frames
     from .protocol.take import read_take
+    from .targets import resolve_targets
     if args.every < 1 or args.size < 16:
         raise FaceKeyError("bad_argument", f"--every must be >= 1 and --size >= 16 (got {args.every}, {args.size}).",
                            "Pass a positive row step and an image side of at least 16 pixels.")
@@ -266,15 +267,13 @@ def render_command(args) -> dict:
                            "Name the one mesh to render with --objects.")
     obj = objects[0]
     take = read_take(args.take)
+    resolve_targets([obj], name_map)     # a mesh with keys the map matches, or a coded error before any change
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = max(1, round(take.fps)), 1.0
     cam, centre = _front_camera(scene, obj)
     take_path = os.path.abspath(args.take)
     baked = bake_take(take, [obj], name_map, scene=scene, source=take.header.get("source") or args.take,
                       start_frame=1.0, take_path=take_path)
-    if obj.name not in baked["objects"]:
-        raise FaceKeyError("bad_argument", f"'{obj.name}' cannot show the take: {baked['skipped'].get(obj.name)}",
-                           "Render a mesh with ARKit shape keys, or pass a name map that matches its keys.")
     orbit = _orbit_camera(scene, cam, centre, take, take_path) if args.turn else None
     _plain_render_settings(scene, args.size)
     os.makedirs(args.out_dir, exist_ok=True)
@@ -319,9 +318,10 @@ def _plain_render_settings(scene, size: int) -> None:
 
 def _front_camera(scene, obj):
     """A 50 mm camera on -Y (Blender's front view) looking along +Y at the face of ``obj`` as it rests now:
-    the box around :func:`_face_points`, far enough for the larger of the box's height and width to fill
-    the square frame times 1.15; clip range from that distance.  Returns ``(camera object, the box's
-    centre as a Vector)``."""
+    the box around :func:`_face_points`, far enough for the larger of
+    the box's height and width times :data:`FRAME_MARGIN` to fill the square frame; clip range from that
+    distance.
+    Returns ``(camera object, the box's centre as a Vector)``."""
     import math
 
     from mathutils import Vector
@@ -329,7 +329,7 @@ def _front_camera(scene, obj):
     lo, hi = world.min(0), world.max(0)
     cam = _camera_looking_along_y(scene, "FaceKeyRenderCamera")
     half_fov = math.atan(cam.data.sensor_width / (2.0 * cam.data.lens))
-    reach = 0.5 * float(max(hi[2] - lo[2], hi[0] - lo[0])) * 1.15 / math.tan(half_fov)
+    reach = 0.5 * float(max(hi[2] - lo[2], hi[0] - lo[0])) * FRAME_MARGIN / math.tan(half_fov)
     cam.data.clip_start = reach * 0.01
     cam.data.clip_end = reach * 10.0 + float(hi[1] - lo[1])
     centre = Vector(((lo + hi) / 2.0).tolist())
@@ -337,36 +337,40 @@ def _front_camera(scene, obj):
     return cam, centre
 
 
-#: A vertex is part of the face when some shape key moves it by more than this share of that key's
-#: largest displacement (a sculpted key's float noise elsewhere stays below it).
+#: The square frame's side over the larger side of the box the shape keys move.  That box stops short of
+#: the forehead and chin outline on a face mask whose keys leave them still (our head's: 0.16 m of its
+#: 0.18 m height), and the tracker needs them in view: our head opening its jaw, captured as a clip, reads
+#: a jawOpen that correlates 0.57 with the true one at 1.15, 0.86 at 1.4.
+FRAME_MARGIN = 1.4
+
+#: A vertex is part of the face when one of the shape keys moves it by more than this share of the
+#: largest displacement of any of them (an exporter's float noise in a key that moves nothing stays
+#: below it).
 KEYED_SHARE = 0.01
 
 
 def _face_points(obj):
-    """(M, 3) float64 world positions of the vertices of mesh ``obj`` its shape keys move (the face, on a
-    mesh that also holds a body, teeth or hair), or, where no key moves any, of every vertex that belongs
-    to a polygon (loose vertices left out)."""
+    """(M, 3) float64 world positions of the vertices of mesh ``obj`` that its shape keys move, each against
+    its relative key (the face, on a mesh that also holds a body, teeth or hair; every key counts, not only
+    those a name map matches, so a rig keyed for a few units is still framed on its whole face), or,
+    where they move none, of every vertex that belongs to a polygon (loose vertices left out).  The mesh's
+    own vertex positions: armature poses and modifiers are not applied."""
     import numpy as np
     me = obj.data
     n = len(me.vertices)
     co = np.empty(n * 3)
     me.vertices.foreach_get("co", co)
     co = co.reshape(-1, 3)
-    keys = me.shape_keys
-    moved = np.zeros(n, bool)
-    if keys is not None and keys.reference_key is not None:
-        base = np.empty(n * 3)
-        keys.reference_key.data.foreach_get("co", base)
-        for kb in keys.key_blocks:
-            if kb == keys.reference_key:
-                continue
-            k = np.empty(n * 3)
+    moved = np.zeros(n)
+    blocks = me.shape_keys.key_blocks if me.shape_keys is not None else ()
+    for kb in blocks:
+        if kb.relative_key is not None and kb.relative_key != kb:
+            k, base = np.empty(n * 3), np.empty(n * 3)
             kb.data.foreach_get("co", k)
-            d = np.linalg.norm((k - base).reshape(-1, 3), axis=1)
-            if d.max() > 0.0:
-                moved |= d > KEYED_SHARE * d.max()
-    if moved.any():
-        local = co[moved]
+            kb.relative_key.data.foreach_get("co", base)
+            moved = np.maximum(moved, np.linalg.norm((k - base).reshape(-1, 3), axis=1))
+    if moved.max(initial=0.0) > 0.0:
+        local = co[moved > KEYED_SHARE * moved.max()]
     else:
         used = np.empty(len(me.loops), np.int64)
         me.loops.foreach_get("vertex_index", used)
@@ -380,7 +384,8 @@ def _orbit_camera(scene, cam, centre, take, take_path: str) -> str:
     empty at ``centre`` (the framed face's centre) keyed with the inverse rotation at the take's frames, so
     the camera orbits the face.  Relative to the camera the face turns by the take's rotation about its
     centre, and with light from the view (the render's matcap) the image is the turned head's; the object,
-    its parents and its armature are untouched.  Returns the empty's action name."""
+    its parents and its armature are untouched (whatever else is in view turns with the head in the
+    image).  Returns the empty's action name."""
     import dataclasses
 
     import bpy

@@ -62,8 +62,8 @@ IMAGE_SIDE = 480
 ROW_STEP = {"quick": 16, "default": 4}
 #: Amplitudes (degrees) of the head turn of the pose pass: yaw, pitch, roll.
 TURN_DEG = (45.0, 12.0, 8.0)
-#: |yaw| bands (degrees) the rotation error is also given for.
-YAW_BANDS = ((0.0, 15.0), (15.0, 30.0), (30.0, 45.0))
+#: |yaw| bands (degrees) the rotation error is also given for (the last for a recording's own turn).
+YAW_BANDS = ((0.0, 15.0), (15.0, 30.0), (30.0, 45.0), (45.0, 90.0))
 
 
 def compare_weights(ours: np.ndarray, truth: np.ndarray, names) -> dict:
@@ -123,8 +123,8 @@ def compare_rotations(ours: np.ndarray, truth: np.ndarray) -> dict:
 
     Returns:
         ``{"median_deg", "p90_deg", "by_yaw": {"0-15": [median degrees or None, frames], ...}, "per_axis":
-        {"yaw", "pitch", "roll"}}``: ``by_yaw`` over the frames whose true |yaw| is in the band (the last
-        band includes its upper end); ``per_axis`` the least-squares factor captured / true of each angle
+        {"yaw", "pitch", "roll"}}``: ``by_yaw`` over the frames whose true |yaw| is in the band (each band
+        includes its upper end, the first also 0); ``per_axis`` the least-squares factor captured / true of each angle
         about its mean (1 = the turn is read at its full size; None for an angle the truth holds still).
     """
     from scipy.spatial.transform import Rotation
@@ -145,7 +145,7 @@ def compare_rotations(ours: np.ndarray, truth: np.ndarray) -> dict:
     ayaw = np.abs(true_ypr[:, 0])
     by_yaw = {}
     for k, (lo, hi) in enumerate(YAW_BANDS):
-        band = (ayaw >= lo) & ((ayaw <= hi) if k == len(YAW_BANDS) - 1 else (ayaw < hi))
+        band = ((ayaw > lo) if k else (ayaw >= lo)) & (ayaw <= hi)
         by_yaw[f"{lo:g}-{hi:g}"] = [round(float(np.median(err[band])), 2) if band.any() else None, int(band.sum())]
     return {"median_deg": round(float(np.median(err)), 2), "p90_deg": round(float(np.percentile(err, 90)), 2),
             "by_yaw": by_yaw, "per_axis": per_axis}
@@ -182,13 +182,20 @@ def _render_and_capture(truth, rig_path: Path, name: str, step: int, blender, tu
 
 
 def _scored(take, truth, rows, keyed) -> tuple[np.ndarray, dict]:
-    """(valid rows mask, :func:`compare_weights` of the units in ``keyed``) of a captured ``take`` against
-    the ``truth`` rows it shows."""
+    """(scored rows mask, :func:`compare_weights` of the units in ``keyed``) of a captured ``take`` against
+    the ``truth`` rows it shows; a row is scored where the capture found the face and the performance's
+    row is valid (the bake skips invalid rows, so what renders there is the neighbours' blend, not the
+    row's weights)."""
     from backend.protocol.arkit import INDEX
 
-    found = np.asarray(take.valid, bool)
+    found = np.asarray(take.valid, bool) & np.asarray(truth.valid, bool)[rows]
     cols = [INDEX[n] for n in keyed]
     return found, compare_weights(take.weights[found][:, cols], truth.weights[rows][found][:, cols], keyed)
+
+
+def _tracked(found, truth, rows) -> list[int]:
+    """[scored rows (``found``), rendered rows the performance holds valid]."""
+    return [int(found.sum()), int(np.asarray(truth.valid, bool)[rows].sum())]
 
 
 #: A performance whose head rotation stays within this angle (degrees) of its first frame holds its head
@@ -224,8 +231,9 @@ def performance_on_rig(truth, rig_path: Path, object_name: str, step: int, *, tu
 
     Returns:
         :func:`compare_weights`'s dict of the frontal pass over the units the object has a key for (a unit
-        it cannot show is not scored) plus ``{"object", "keyed_units", "row_step", "image_side", "tracked",
-        "head_turn"}`` (``tracked``: [frames with a face found, frames rendered]; ``head_turn``: ``{"turn_deg"
+        it cannot show is not scored, nor a row the performance marks invalid) plus ``{"object",
+        "keyed_units", "row_step", "image_side", "tracked", "head_turn"}`` (``tracked``: [scored rows: valid in
+        the performance and the face found, rendered rows valid in the performance]; ``head_turn``: ``{"turn_deg"
         ([yaw, pitch, roll] amplitudes of :func:`head_turn`, or None for the performance's own turn),
         "tracked", "weights_mae", "rotation"}`` with ``rotation`` as :func:`compare_rotations`, or
         ``{"skipped": reason}`` when only that pass failed; absent without ``turn``).
@@ -240,7 +248,7 @@ def performance_on_rig(truth, rig_path: Path, object_name: str, step: int, *, tu
                                             kept("frontal"))
     found, out = _scored(take, truth, rows, keyed)
     out.update({"object": object_name, "keyed_units": len(keyed), "row_step": step, "image_side": image_side,
-                "tracked": [int(found.sum()), int(len(rows))]})
+                "tracked": _tracked(found, truth, rows)})
     if not turn:
         return out
     sweep = _head_is_still(truth)
@@ -254,7 +262,7 @@ def performance_on_rig(truth, rig_path: Path, object_name: str, step: int, *, tu
         return out
     turn_found, turn_scores = _scored(turn_take, truth, turn_rows, keyed)
     out["head_turn"] = {"turn_deg": list(TURN_DEG) if sweep else None,
-                        "tracked": [int(turn_found.sum()), int(len(turn_rows))], "weights_mae": turn_scores["mae"],
+                        "tracked": _tracked(turn_found, truth, turn_rows), "weights_mae": turn_scores["mae"],
                         "rotation": compare_rotations(turn_take.head_rotation[turn_found],
                                                       truth.head_rotation[turn_rows][turn_found])}
     return out

@@ -332,7 +332,7 @@ def rendered_table(perf: dict, recording: str) -> Table:
     table = Table("measure", "value", title=f"{recording} rendered on {perf['object']} ({perf['keyed_units']} keyed "
                   f"units, row step {perf['row_step']}, {perf['image_side']} px), captured", title_justify="left")
     _rendered_rows(lambda _section, measure, value, *_: table.add_row(measure, _fmt(value)), perf,
-                   "weights", section="")
+                   "frontal", section="")
     units = Table("unit", "correlation", "captured / true", "MAE", "true max", "captured max", title_justify="left",
                   title=f"units whose true curve spans >= {MIN_RANGE:g}")
     for name, u in sorted(perf["units"].items(), key=lambda kv: -1.0 if kv[1]["corr"] is None else kv[1]["corr"]):

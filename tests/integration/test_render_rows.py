@@ -10,7 +10,8 @@ pytest.importorskip("bpy")
 
 def _head_blend(tmp_path, body: bool = False):
     """A .blend whose "FaceKeyHead" has our 52 units as ARKit-named keys (the demo head); with ``body`` the
-    same mesh also holds a 1.6 m box below the head that no key moves (a character's body)."""
+    same mesh also holds a 1.6 m box below the head that no key moves (a character's body), and one key
+    (eyeLookInLeft) also carries 2 micrometres of exporter noise on every vertex."""
     from backend.blender_runner import build_head_blend
     from backend.facemodel import load_face_model
     from backend.protocol.arkit import ARKIT_NAMES
@@ -23,6 +24,7 @@ def _head_blend(tmp_path, body: bool = False):
         box_tris = np.array([t for a, b, c, d in quads for t in ((a, b, c), (a, c, d))]) + len(verts)
         verts, tris = np.vstack([verts, box]), np.vstack([tris, box_tris])
         deltas = np.concatenate([deltas, np.zeros((52, len(box), 3), deltas.dtype)], 1)
+        deltas[ARKIT_NAMES.index("eyeLookInLeft")] += 2e-6 * np.random.default_rng(0).standard_normal(deltas.shape[1:])
     npz = tmp_path / "head.npz"
     np.savez(npz, vertices=verts, triangles=tris, unit_deltas=deltas, names=np.array(ARKIT_NAMES))
     blend = tmp_path / ("body.blend" if body else "head.blend")
@@ -37,10 +39,10 @@ def arkit_head(tmp_path):
 
 
 def test_render_rows_show_the_baked_expression_to_the_capture(arkit_head, tmp_path):
-    """Rows 0 and 7 of a jaw-opening take render as two front views of the head, and the capture reads the
-    jaw opening between them.  (Our low-poly head is a poor face to render: its inner lips rest 5.5 mm
-    apart and its mouth has no hole, so what its closed row reads depends on the lighting; the rise is
-    what this checks.)"""
+    """The rows of a jaw-opening take render as front views of the head (every other row: 0, 2, 4, 6), and
+    the capture of the eight rows as one clip reads the jaw opening with them.  (Our low-poly head is a poor
+    face to render: its inner lips rest 5.5 mm apart and its mouth has no hole, so a single row solved as a
+    photo reads mostly noise; the clip's shared face is what makes its jaw readable.)"""
     import cv2
 
     from backend.blender_runner import render_take_rows
@@ -50,15 +52,19 @@ def test_render_rows_show_the_baked_expression_to_the_capture(arkit_head, tmp_pa
     from backend.protocol.take import Take, write_take
     from backend.tracking import track_footage
     take = Take.empty(8, 24.0, source="jaw.mp4")
-    take.weights[:, INDEX["jawOpen"]] = np.linspace(0.0, 0.8, 8)
+    jaw = np.linspace(0.0, 0.8, 8)
+    take.weights[:, INDEX["jawOpen"]] = jaw
+    out = render_take_rows(write_take(tmp_path / "jaw.npz", take), arkit_head, "FaceKeyHead", tmp_path / "every2",
+                           every=2, size=160)
+    assert out["rows"] == [0, 2, 4, 6] and out["object"] == "FaceKeyHead" and out["action"].startswith("FK_jaw")
     out = render_take_rows(write_take(tmp_path / "jaw.npz", take), arkit_head, "FaceKeyHead", tmp_path / "frames",
-                           every=7, size=360)
-    assert out["rows"] == [0, 7] and out["object"] == "FaceKeyHead" and out["action"].startswith("FK_jaw")
+                           size=360)
     images = [cv2.imread(f) for f in out["files"]]
-    assert all(im.shape == (360, 360, 3) for im in images) and np.abs(images[0].astype(int) - images[1]).max() > 50
-    weights = [get_estimator("solver").estimate(track_footage(open_footage(f)), SolverSettings()).weights[0]
-               for f in out["files"]]
-    assert weights[1][INDEX["jawOpen"]] - weights[0][INDEX["jawOpen"]] >= 0.4
+    assert all(im.shape == (360, 360, 3) for im in images) and np.abs(images[0].astype(int) - images[-1]).max() > 50
+    captured = get_estimator("solver").estimate(track_footage(open_footage(str(tmp_path / "frames" / "row_*.png"))),
+                                                SolverSettings())
+    read = captured.weights[:, INDEX["jawOpen"]]
+    assert captured.valid.all() and np.corrcoef(read, jaw)[0, 1] >= 0.8 and read[-3:].max() - read[:2].min() >= 0.4
 
 
 def test_render_rows_refuses_bad_arguments(arkit_head, tmp_path):
@@ -77,8 +83,9 @@ def test_render_rows_refuses_bad_arguments(arkit_head, tmp_path):
 
 
 def test_render_frames_the_face_of_a_mesh_that_also_holds_a_body(tmp_path):
-    """A mesh whose head sits on a 1.6 m body is framed on the part its shape keys move: the face fills
-    the frame (the whole mesh framed would make it about a tenth of the frame) and the capture finds it."""
+    """A mesh whose head sits on a 1.6 m body is framed on the part its shape keys move, float noise in a
+    key left out: the face fills the frame (the whole mesh framed would make it about a tenth of the frame)
+    and the capture finds it."""
     from backend.blender_runner import render_take_rows
     from backend.footage import open_footage
     from backend.protocol.take import Take, write_take
@@ -152,4 +159,4 @@ def test_bench_rendered_scores_the_keyed_units_of_a_character(arkit_head, tmp_pa
     assert res.exit_code != 0 and "already holds files" in res.output
     res = CliRunner().invoke(app, ["bench", "rendered", str(recording), str(tmp_path / "none.blend"),
                                    "--object", "FaceKeyHead"])
-    assert res.exit_code != 0 and "rig not found" in res.output
+    assert res.exit_code != 0 and "error[file_missing]" in res.output and "rig not found" in res.output

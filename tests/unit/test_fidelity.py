@@ -296,6 +296,25 @@ def test_rendered_table_lists_every_scored_unit_and_the_recording_own_turn():
     assert units.index("mouthSmileLeft") < units.index("jawOpen") and "0.97" in units and "0.40" in units
 
 
+def test_rows_the_performance_marks_invalid_are_not_scored():
+    """A performance row marked invalid is not baked (what renders there is its neighbours' blend), so it is
+    left out of the scores even where the capture found a face; ``tracked`` counts the valid rows."""
+    from backend.fidelity.rendered_performance import _scored, _tracked
+    from backend.protocol.arkit import INDEX
+    from backend.protocol.take import Take
+    truth, ours = Take.empty(16, 30.0), Take.empty(8, 30.0)
+    truth.weights[:, INDEX["jawOpen"]] = np.linspace(0.0, 0.9, 16)
+    truth.valid[6:10] = False
+    truth.weights[6:10] = 0.0
+    rows = np.arange(0, 16, 2)
+    ours.weights[:, INDEX["jawOpen"]] = truth.weights[rows, INDEX["jawOpen"]]
+    ours.weights[3:5, INDEX["jawOpen"]] = 0.4      # rows 6 and 8: the blend the render shows there
+    found, scores = _scored(ours, truth, rows, ["jawOpen"])
+    assert found.tolist() == [True] * 3 + [False] * 2 + [True] * 3
+    assert scores["units"]["jawOpen"]["corr"] == pytest.approx(1.0) and scores["mae"] == pytest.approx(0.0)
+    assert _tracked(found, truth, rows) == [6, 6]
+
+
 def test_a_performance_that_holds_its_head_still_gets_the_sweep():
     """The turned pass shows the recording's own head rotation, unless it stays within a degree (a Live Link
     Face recording without head columns), where the standard sweep is shown instead."""
