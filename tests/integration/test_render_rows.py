@@ -68,7 +68,8 @@ def test_render_rows_show_the_baked_expression_to_the_capture(arkit_head, tmp_pa
 
 
 def test_render_rows_refuses_bad_arguments(arkit_head, tmp_path):
-    """A row step below 1 or more than one object is refused with a coded error, before anything renders."""
+    """A row step below 1, more than one object, or an object without shape keys (a camera) is refused with
+    a coded error, before anything renders."""
     from backend.blender_runner import render_take_rows
     from backend.protocol.errors import FaceKeyError
     from backend.protocol.take import Take, write_take
@@ -79,7 +80,10 @@ def test_render_rows_refuses_bad_arguments(arkit_head, tmp_path):
     with pytest.raises(FaceKeyError) as err:
         render_take_rows(take_path, arkit_head, "FaceKeyHead,FaceKeyCamera", tmp_path / "b")
     assert err.value.code == "bad_argument" and "one object" in err.value.message
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    with pytest.raises(FaceKeyError) as err:
+        render_take_rows(take_path, arkit_head, "FaceKeyCamera", tmp_path / "c")
+    assert err.value.code == "no_shape_keys" and "FaceKeyCamera" in err.value.message
+    assert not any((tmp_path / d).exists() for d in "abc")
 
 
 def test_render_frames_the_face_of_a_mesh_that_also_holds_a_body(tmp_path):
@@ -125,7 +129,8 @@ def test_bench_rendered_scores_the_keyed_units_of_a_character(arkit_head, tmp_pa
     """`facekey bench rendered`: a recorded jaw and smile rendered on a character through a custom map that
     keys only those two units is scored on those two (a unit the rig cannot show is not scored): the
     capture follows the jaw; the report and table are written, and ``--keep`` leaves the frames and the
-    captured take.  A --keep folder that already holds frames and a missing rig are coded errors."""
+    captured take.  A --keep folder that already holds frames, a missing rig and a rig that is not a .blend
+    are coded errors."""
     import json
 
     from typer.testing import CliRunner
@@ -160,3 +165,5 @@ def test_bench_rendered_scores_the_keyed_units_of_a_character(arkit_head, tmp_pa
     res = CliRunner().invoke(app, ["bench", "rendered", str(recording), str(tmp_path / "none.blend"),
                                    "--object", "FaceKeyHead"])
     assert res.exit_code != 0 and "error[file_missing]" in res.output and "rig not found" in res.output
+    res = CliRunner().invoke(app, ["bench", "rendered", str(recording), str(recording), "--object", "FaceKeyHead"])
+    assert res.exit_code != 0 and "error[bad_argument]" in res.output and "must be a .blend" in res.output
