@@ -40,6 +40,21 @@ def test_weights_match_ground_truth(solved):
     assert take.weights[v][strong].mean() > 0.45
 
 
+def test_clear_evidence_still_reaches_full_weight_above_the_knee(monkeypatch):
+    """Weights above ``FitTerms.knee`` cost more (near-tied units share weight instead of one saturating),
+    but a unit the landmarks clearly show at full strength is still read there: on a clip of jaw, smile and
+    blink events, frames where the truth is >= 0.9 read about as high as without the knee."""
+    from backend.estimators import fit, solver
+
+    track, truth = make_clip(seed=3, num_frames=60, units=("jawOpen", "mouthSmileLeft", "eyeBlinkLeft"))
+    strong = truth["weights"] >= 0.9
+    assert strong.sum() >= 5
+    with_knee = get_estimator("solver").estimate(track).weights[strong]
+    monkeypatch.setattr(solver, "FitTerms", lambda: fit.FitTerms(above_knee=0.0))
+    without = get_estimator("solver").estimate(track).weights[strong]
+    assert with_knee.mean() >= 0.8 and with_knee.mean() >= without.mean() - 0.1, (with_knee.mean(), without.mean())
+
+
 def test_head_rotation_within_two_degrees(solved):
     _, truth, take = solved
     err = _angle_deg(take.head_rotation[take.valid], truth["head_rotation"][take.valid])
