@@ -10,8 +10,9 @@ and solved for all frames at once (no Python loop over frames):
   equations ``H = J^T W J`` of size (T, 52, 52) with the priors added
   (L1 sparsity is a linear term on the box, CPEM's exclusive loss a diagonal
   penalty on the currently smaller unit of each pair, a quadratic cost on
-  each weight above a knee so near-tied units share weight rather than one
-  saturating, smoothness a Jacobi coupling to the neighbouring frames),
+  each weight above a knee (every unit but the eyes', this stage only) so
+  near-tied units share weight rather than one saturating, smoothness a
+  Jacobi coupling to the neighbouring frames),
 * identity: solved jointly with the weights of a subset of frames through a
   Schur complement over the frames, then frozen;
 * rest face (optional): the residual on frames the user marks as "at rest",
@@ -68,9 +69,9 @@ class FitTerms:
     identity_prior: float = 90.0
     close_limit: float = 500.0  # mouthClose may not exceed jawOpen: close_limit * relu(close - open)^2
     # A weight above ``knee`` costs ``above_knee * (w - knee)^2`` more, in the expression stage and for
-    # every unit but the eyes' (a closed lid is a real stop: blink at 1 is common, and the lids' few
-    # millimetres of motion would read a full blink as 0.8): a mouth, brow or cheek unit pinned at 1 is
-    # rarely what a face does (the Live Link Face recording in realdata never reaches 1), and near-tied
+    # every unit but the 14 eye units (blink, squint, wide, look: a closed lid is a real stop, blink at 1
+    # is common, and the lids' few millimetres of motion would read a full blink as 0.8): a jaw, mouth,
+    # brow, cheek or nose unit pinned at 1 is rarely what a face does (the Live Link Face recording in realdata never reaches 1), and near-tied
     # explanations of one mouth (jawOpen vs mouthLowerDown + mouthUpperUp, mouthFunnel vs mouthPucker)
     # share the weight instead of one unit saturating.  That recording rendered on its ARKit head and
     # captured (fidelity bench, earlier framing): frames with a unit at 1 34% -> 0%, weight MAE 0.119 ->
@@ -109,6 +110,9 @@ def unit_costs() -> np.ndarray:
         c[INDEX[name]] = v
     return c
 
+
+#: Bisections of the exact line search (:meth:`Fitter._step_length`): the step to 2^-30 of the segment.
+STEP_BISECTIONS = 30
 
 #: MediaPipe's face-oval contour (jaw line, cheeks, forehead).
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
@@ -445,22 +449,15 @@ class Fitter:
                                                    self.trans, self.stable)
 
     # -- priors -------------------------------------------------------------------------------
-    def _priors(self, weights: torch.Tensor, knee: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """The weight priors re-linearised at ``weights`` (B, 52): ``(p (B, 58, 58), r (B, 58))`` to add to
-        ``a`` and ``b`` of min 1/2 x^T a x - b^T x.
+    def _prior_matrix(self, weights: torch.Tensor) -> torch.Tensor:
+        """(B, 58, 58) quadratic part of the weight priors, re-linearised at ``weights`` (B, 52).
 
         CPEM exclusive loss: ``exclusive * w^2`` on the currently smaller unit of
-        each pair; mouthClose <= jawOpen: ``close_limit * (close - open)^2`` where violated;
-        with ``knee``, ``above_knee * (w - knee)^2`` on each weight above ``FitTerms.knee``.
+        each pair; mouthClose <= jawOpen: ``close_limit * (close - open)^2`` where violated.
         """
         t = self.terms
         p = torch.zeros(weights.shape[0], 58, 58, dtype=weights.dtype, device=weights.device)
         diag = torch.zeros(weights.shape[0], 58, dtype=weights.dtype, device=weights.device)
-        r = torch.zeros_like(diag)
-        if knee and t.above_knee > 0:
-            over = (weights > t.knee).to(weights.dtype) * (2.0 * t.above_knee) * self.knee_units
-            diag[:, :52] += over
-            r[:, :52] = over * t.knee
         if t.exclusive > 0:
             wa, wb = weights[:, self.pair_a], weights[:, self.pair_b]
             diag.index_add_(1, self.pair_a, (wa < wb).to(weights.dtype) * 2.0 * t.exclusive)
@@ -471,7 +468,41 @@ class Fitter:
         diag[:, o] += on
         p[:, c, o] -= on
         p[:, o, c] -= on
-        return p + torch.diag_embed(diag), r
+        return p + torch.diag_embed(diag)
+
+    def _knee(self, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The knee prior ``above_knee * relu(w - knee)^2`` on the units it covers, as the quadratic it is on
+        the side of the knee each weight of ``weights`` (B, 52) is on: ``(diag (B, 58), rhs (B, 58))`` to add
+        to ``a`` and ``b`` of min 1/2 x^T a x - b^T x (0 where a weight is at or below the knee)."""
+        t = self.terms
+        diag = torch.zeros(weights.shape[0], 58, dtype=weights.dtype, device=weights.device)
+        diag[:, :52] = (weights > t.knee).to(weights.dtype) * (2.0 * t.above_knee) * self.knee_units
+        return diag, diag * t.knee
+
+    def _step_length(self, x, d, aa, bb) -> torch.Tensor:
+        """(B, 1) exact minimiser over ``t`` in [0, 1] of the objective along ``x + t d`` (B, 58): the
+        quadratic ``1/2 y^T aa y - bb^T y`` plus the knee prior, which is a different quadratic on each side
+        of the knee, so the linearisation at ``x`` does not hold past it.  The objective is convex along the
+        segment and its derivative increases: bisection finds where it crosses 0 (``t = 1`` if it never
+        does), so the objective never rises."""
+        t = self.terms
+        slope = (d * (torch.bmm(aa, x[..., None])[..., 0] - bb)).sum(-1)
+        curv = (d * torch.bmm(aa, d[..., None])[..., 0]).sum(-1)
+        if t.above_knee <= 0:       # a quadratic: its minimiser in closed form
+            return torch.where(slope < 0, (-slope / curv.clamp_min(1e-12)).clamp(max=1.0), torch.zeros_like(slope))[:, None]
+        lam = (2.0 * t.above_knee) * self.knee_units
+        xw, dw = x[:, :52], d[:, :52]
+
+        def derivative(s: torch.Tensor) -> torch.Tensor:
+            return slope + s * curv + (lam * torch.relu(xw + s[:, None] * dw - t.knee) * dw).sum(-1)
+
+        lo, hi = torch.zeros_like(slope), torch.ones_like(slope)
+        for _ in range(STEP_BISECTIONS):
+            mid = 0.5 * (lo + hi)
+            rising = derivative(mid) > 0
+            hi, lo = torch.where(rising, mid, hi), torch.where(rising, lo, mid)
+        step = torch.where(derivative(hi) <= 0, hi, lo)       # hi = 1 when the objective falls all the way
+        return torch.where(derivative(torch.zeros_like(slope)) >= 0, torch.zeros_like(step), step)[:, None]
 
     def _smoothing(self, x, rmat, trans, nb):
         """Jacobi coupling to the neighbours' current values: (diag (B, 58), rhs (B, 58)) to add to a, b.
@@ -503,32 +534,31 @@ class Fitter:
     def _box_newton(self, a, b, x, rmat, trans, nb, iters: int):
         """Projected Newton for min 1/2 x^T A x - b^T x (+ priors, smoothing), weights in [0, 1].
 
-        Each iteration re-linearises the exclusive/close priors, couples each frame to its
-        neighbours' current weights (Jacobi), frees the variables not pinned at a bound by
+        Each iteration re-linearises the exclusive/close priors and the knee, couples each frame to
+        its neighbours' current weights (Jacobi), frees the variables not pinned at a bound by
         their gradient, solves the free block (Cholesky), clamps, and takes the exact
-        line-search step on the (feasible, convex) segment toward it, so the objective never rises.
+        line-search step on the (feasible) segment toward it (:meth:`_step_length`, the knee
+        exact past the point it was linearised at), so the objective never rises.
         """
         ridge = _ridge(a)
         for _ in range(iters):
-            p, r = self._priors(x[:, :52])
-            aa = a + p + ridge
+            aa = a + self._prior_matrix(x[:, :52]) + ridge
             sd, sr = self._smoothing(x, rmat, trans, nb)
             aa = aa + torch.diag_embed(sd)
-            bb = b + r + sr
-            grad = torch.bmm(aa, x[..., None])[..., 0] - bb
+            bb = b + sr
+            kd, kr = self._knee(x[:, :52])
+            aa_k, bb_k = aa + torch.diag_embed(kd), bb + kr      # the knee as the quadratic it is at x
+            grad = torch.bmm(aa_k, x[..., None])[..., 0] - bb_k
             fixed = ((x <= 0.0) & (grad > 0)) | ((x >= 1.0) & (grad < 0))
             fixed[:, 52:] = False
             free = (~fixed).to(a.dtype)
             xf = x * (1.0 - free)
-            rhs = torch.where(fixed, x, bb - torch.bmm(aa, xf[..., None])[..., 0])
-            am = aa * free[:, :, None] * free[:, None, :] + torch.diag_embed(1.0 - free)
+            rhs = torch.where(fixed, x, bb_k - torch.bmm(aa_k, xf[..., None])[..., 0])
+            am = aa_k * free[:, :, None] * free[:, None, :] + torch.diag_embed(1.0 - free)
             cand = torch.cholesky_solve(rhs[..., None], torch.linalg.cholesky(am))[..., 0]
             cand[:, :52] = cand[:, :52].clamp(0.0, 1.0)
             d = cand - x
-            slope = (grad * d).sum(-1, keepdim=True)
-            curv = (d * torch.bmm(aa, d[..., None])[..., 0]).sum(-1, keepdim=True)
-            step = torch.where(slope < 0, (-slope / curv.clamp_min(1e-12)).clamp(max=1.0), torch.zeros_like(slope))
-            x = x + step * d
+            x = x + self._step_length(x, d, aa, bb) * d
         return x
 
     def fit_expressions(self, iters: int = 3, on_iter=None) -> None:
@@ -641,9 +671,8 @@ class Fitter:
         for _ in range(1 if freeze_weights else iters):
             # no knee while the identity is fitted: what a weight may not take would go into the face
             # (the Pexels clip's halves 1.34 -> 2.81 mm apart with it)
-            p, r = self._priors(x[:, :52], knee=False)
-            aa, bb = a + p + ridge, b + r
-            grad = torch.bmm(aa, x[..., None])[..., 0] + c @ ident - bb
+            aa = a + self._prior_matrix(x[:, :52]) + ridge
+            grad = torch.bmm(aa, x[..., None])[..., 0] + c @ ident - b
             if freeze_weights:
                 fixed = torch.zeros_like(x, dtype=torch.bool)
                 fixed[:, :52] = True
@@ -652,7 +681,7 @@ class Fitter:
                 fixed[:, 52:] = False
             free = (~fixed).to(a.dtype)
             xf = x * (1.0 - free)
-            rhs = torch.where(fixed, x, bb - torch.bmm(aa, xf[..., None])[..., 0])
+            rhs = torch.where(fixed, x, b - torch.bmm(aa, xf[..., None])[..., 0])
             am = aa * free[:, :, None] * free[:, None, :] + torch.diag_embed(1.0 - free)
             cm = c * free[..., None]
             sol = torch.cholesky_solve(torch.cat([rhs[..., None], cm], -1), torch.linalg.cholesky(am))

@@ -63,7 +63,7 @@ ROW_STEP = {"quick": 16, "default": 4}
 #: Amplitudes (degrees) of the head turn of the pose pass: yaw, pitch, roll.
 TURN_DEG = (45.0, 12.0, 8.0)
 #: |yaw| bands (degrees) the rotation error is also given for (the last for a recording's own turn).
-YAW_BANDS = ((0.0, 15.0), (15.0, 30.0), (30.0, 45.0), (45.0, 90.0))
+YAW_BANDS = ((0.0, 15.0), (15.0, 30.0), (30.0, 45.0), (45.0, 180.0))
 
 
 def compare_weights(ours: np.ndarray, truth: np.ndarray, names) -> dict:

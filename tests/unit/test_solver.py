@@ -42,17 +42,21 @@ def test_weights_match_ground_truth(solved):
 
 def test_clear_evidence_still_reaches_full_weight_above_the_knee(monkeypatch):
     """Weights above ``FitTerms.knee`` cost more (near-tied units share weight instead of one saturating),
-    but a unit the landmarks clearly show at full strength is still read there: on a clip of jaw, smile and
-    blink events, frames where the truth is >= 0.9 read about as high as without the knee."""
+    but a unit the landmarks clearly show at full strength is still read near it: on a clip of jaw, smile
+    and blink events, the frames where jawOpen (under the knee) or eyeBlinkLeft (exempt) is truly >= 0.9
+    read it at >= 0.85 on average, jawOpen within 0.08 of the reading without the knee."""
     from backend.estimators import fit, solver
 
     track, truth = make_clip(seed=3, num_frames=60, units=("jawOpen", "mouthSmileLeft", "eyeBlinkLeft"))
-    strong = truth["weights"] >= 0.9
-    assert strong.sum() >= 5
-    with_knee = get_estimator("solver").estimate(track).weights[strong]
+    jaw, blink = INDEX["jawOpen"], INDEX["eyeBlinkLeft"]
+    strong = {u: truth["weights"][:, u] >= 0.9 for u in (jaw, blink)}
+    assert all(m.sum() >= 4 for m in strong.values())
+    with_knee = get_estimator("solver").estimate(track).weights
     monkeypatch.setattr(solver, "FitTerms", lambda: fit.FitTerms(above_knee=0.0))
-    without = get_estimator("solver").estimate(track).weights[strong]
-    assert with_knee.mean() >= 0.8 and with_knee.mean() >= without.mean() - 0.1, (with_knee.mean(), without.mean())
+    without = get_estimator("solver").estimate(track).weights
+    read = {u: with_knee[m, u].mean() for u, m in strong.items()}
+    assert read[jaw] >= 0.85 and read[blink] >= 0.85, read
+    assert read[jaw] >= without[strong[jaw], jaw].mean() - 0.08
 
 
 def test_head_rotation_within_two_degrees(solved):
