@@ -70,15 +70,16 @@ class FitTerms:
     close_limit: float = 500.0  # mouthClose may not exceed jawOpen: close_limit * relu(close - open)^2
     # A weight above ``knee`` costs ``above_knee * (w - knee)^2`` more, in the expression stage and for
     # every unit but the 14 eye units (blink, squint, wide, look: a closed lid is a real stop, blink at 1
-    # is common, and the lids' few millimetres of motion would read a full blink as 0.8): a jaw, mouth,
-    # brow, cheek or nose unit pinned at 1 is rarely what a face does (the Live Link Face recording in realdata never reaches 1), and near-tied
-    # explanations of one mouth (jawOpen vs mouthLowerDown + mouthUpperUp, mouthFunnel vs mouthPucker)
-    # share the weight instead of one unit saturating.  That recording rendered on its ARKit head and
-    # captured (fidelity bench, earlier framing): frames with a unit at 1 34% -> 0%, weight MAE 0.119 ->
-    # 0.108, units followed 18 -> 20 of 35 (mouthPucker's correlation 0.49 -> 0.75, mouthLowerDown read
-    # at 2.15 -> 1.50x the true weight); synthetic weight MAE 0.0266 -> 0.0274; every real check as
-    # before, the extreme clip's brow raise (95th percentile) 1.00 -> 0.87, a photo's smile 0.96 -> 0.78.
-    # (0.5 / 300 compresses more: synthetic MAE 0.0294; 0.7 / 300 leaves the rendered MAE at 0.110.)
+    # is common, and the lids' few millimetres of motion would read a full blink as 0.8).  A jaw, mouth,
+    # brow, cheek or nose unit pinned at 1 is rarely what a face does (the Live Link Face recording in
+    # realdata never reaches 1), and near-tied explanations of one mouth (jawOpen vs mouthLowerDown +
+    # mouthUpperUp, mouthFunnel vs mouthPucker) share the weight instead of one unit saturating.  That
+    # recording rendered on its ARKit head and captured (default fidelity bench, side by side): frames
+    # with a unit at 1 38% -> 0%, weight MAE 0.117 -> 0.104, units followed 18 -> 20 of 35,
+    # mouthLowerDown read at 2.01 -> 1.33x the true weight, mouthPucker's correlation 0.52 -> 0.67;
+    # synthetic weight MAE 0.0266 -> 0.0275; every real check as before, the extreme clip's brow raise
+    # (95th percentile) 1.00 -> 0.87, a photo's smile 0.96 -> 0.78.  (0.5 / 300 compresses more:
+    # synthetic MAE 0.0294; 0.7 / 300 leaves more over-read: rendered MAE 0.110 against 0.108.)
     knee: float = 0.6
     above_knee: float = 200.0
 
