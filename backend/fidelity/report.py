@@ -280,47 +280,47 @@ RENDERED_FAR = 1.4
 RENDERED_FOLLOWS = 0.6
 
 
-def _rendered_rows(row, perf: Optional[dict], title: str = "a Live Link Face recording rendered on the rig, captured",
-                   section: str = "real") -> None:
+def _rendered_rows(row, perf: Optional[dict],
+                   title: str = "a Live Link Face recording rendered on the rig, captured") -> None:
     """A performance rendered on a rig and captured (:mod:`.rendered_performance`): MAE, saturation, and per
     unit whether the capture follows the true curve and how much of its weight it reads; ``row(section,
-    measure, value)`` adds a row."""
+    measure, value)`` adds a row (section "real")."""
     if not perf:
         return
     if "skipped" in perf:
-        row(section, f"{title}: skipped", perf["skipped"])
+        row("real", f"{title}: skipped", perf["skipped"])
         return
     units = perf["units"]
     corr = [u["corr"] for u in units.values() if u["corr"] is not None]
-    row(section, f"{title} ({perf['tracked'][0]}/{perf['tracked'][1]} frames): weight MAE against the recording",
+    row("real", f"{title} ({perf['tracked'][0]}/{perf['tracked'][1]} frames): weight MAE against the recording",
         perf["mae"])
-    row(section, "  frames with a unit at 1: captured / recorded",
+    row("real", "  frames with a unit at 1: captured / recorded",
         f"{perf['saturated']['ours']:.0%} / {perf['saturated']['truth']:.0%}")
-    row(section, f"  units the capture follows (correlation >= {RENDERED_FOLLOWS:g}), of {len(units)} that move",
+    row("real", f"  units the capture follows (correlation >= {RENDERED_FOLLOWS:g}), of {len(units)} that move",
         f"{sum(c >= RENDERED_FOLLOWS for c in corr)}; median correlation {np.median(corr) if corr else float('nan'):.2f}")
     follows = {n: u["ratio"] for n, u in units.items() if u["corr"] is not None and u["corr"] >= RENDERED_FOLLOWS}
-    row(section, f"  followed, read >= {RENDERED_FAR:g}x the recorded weight",
+    row("real", f"  followed, read >= {RENDERED_FAR:g}x the recorded weight",
         _paired(follows, lambda s: s >= RENDERED_FAR))
-    row(section, f"  followed, read <= {1 / RENDERED_FAR:.2f}x the recorded weight",
+    row("real", f"  followed, read <= {1 / RENDERED_FAR:.2f}x the recorded weight",
         _paired(follows, lambda s: s <= 1 / RENDERED_FAR))
     lost = sorted(n for n, u in units.items() if u["corr"] is None or u["corr"] < RENDERED_FOLLOWS)
-    row(section, f"  not followed (correlation < {RENDERED_FOLLOWS:g} or flat)", ", ".join(lost) or "none")
+    row("real", f"  not followed (correlation < {RENDERED_FOLLOWS:g} or flat)", ", ".join(lost) or "none")
     turn = perf.get("head_turn")
     if turn and "skipped" in turn:
-        row(section, "  with a head turn: skipped", turn["skipped"])
+        row("real", "  with a head turn: skipped", turn["skipped"])
     elif turn:
         rot = turn["rotation"]
         if turn["turn_deg"] is None:
             what = "the recording's own head turn"
         else:
             what = "a head turn added (yaw +-{:g}, pitch +-{:g}, roll +-{:g} deg)".format(*turn["turn_deg"])
-        row(section, f"  with {what}, {turn['tracked'][0]}/{turn['tracked'][1]} frames: rotation error median (p90), "
+        row("real", f"  with {what}, {turn['tracked'][0]}/{turn['tracked'][1]} frames: rotation error median (p90), "
             "deg", f"{rot['median_deg']:.2f} ({rot['p90_deg']:.2f})")
-        row(section, f"    by |yaw| {' / '.join(rot['by_yaw'])} deg (frames)",
+        row("real", f"    by |yaw| {' / '.join(rot['by_yaw'])} deg (frames)",
             " / ".join(("-" if v is None else f"{v:.2f}") + f" ({n})" for v, n in rot["by_yaw"].values()))
-        row(section, "    turn read at (captured / true): yaw / pitch / roll",
+        row("real", "    turn read at (captured / true): yaw / pitch / roll",
             " / ".join("-" if rot["per_axis"][k] is None else f"{rot['per_axis'][k]:.2f}" for k in ("yaw", "pitch", "roll")))
-        row(section, "    weight MAE under the turn", turn["weights_mae"])
+        row("real", "    weight MAE under the turn", turn["weights_mae"])
 
 
 def rendered_table(perf: dict, recording: str) -> Table:
@@ -331,8 +331,7 @@ def rendered_table(perf: dict, recording: str) -> Table:
 
     table = Table("measure", "value", title=f"{recording} rendered on {perf['object']} ({perf['keyed_units']} keyed "
                   f"units, row step {perf['row_step']}, {perf['image_side']} px), captured", title_justify="left")
-    _rendered_rows(lambda _section, measure, value, *_: table.add_row(measure, _fmt(value)), perf,
-                   "frontal", section="")
+    _rendered_rows(lambda _section, measure, value, *_: table.add_row(measure, _fmt(value)), perf, "frontal")
     units = Table("unit", "correlation", "captured / true", "MAE", "true max", "captured max", title_justify="left",
                   title=f"units whose true curve spans >= {MIN_RANGE:g}")
     for name, u in sorted(perf["units"].items(), key=lambda kv: -1.0 if kv[1]["corr"] is None else kv[1]["corr"]):
