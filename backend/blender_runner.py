@@ -21,6 +21,7 @@ from pathlib import Path
 from .protocol.errors import FaceKeyError
 
 __all__ = ["run_blender_script", "staged_addon", "headless_script", "bake_take_file", "bake_take_folder", "render_take_rows",
+           "character_source_args",
            "build_head_blend"]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -227,12 +228,35 @@ def build_head_blend(face_model_npz, take_path, blend_out, preview_png=None, *, 
     return run_headless(args, blender, log_path, timeout, python_paths)
 
 
-def render_take_rows(take_path, blend_in, object_name: str, out_dir, *, every: int = 1, size: int = 480,
+def character_source_args(character, tmp) -> list[str]:
+    """The headless arguments that load ``character``: ``["--open", X.blend]``, or ``["--import-glb", X.glb]``
+    (imported into an empty scene; a .glb with ``EXT_meshopt_compression``, which Blender cannot import, is
+    unpacked into the folder ``tmp`` first).
+
+    Raises:
+        FaceKeyError: ``file_missing``; ``bad_argument`` for another kind of file.
+    """
+    character = os.fspath(character)
+    if not os.path.isfile(character):
+        raise FaceKeyError("file_missing", f"Character file not found: {character}", "Check the character path.")
+    if character.lower().endswith(".blend"):
+        return ["--open", character]
+    if character.lower().endswith(".glb"):
+        from .retarget.gltf_meshopt import needs_meshopt_unpack, unpack_meshopt_glb
+        if needs_meshopt_unpack(character):
+            character = unpack_meshopt_glb(character, os.path.join(os.fspath(tmp), "character_unpacked.glb"))
+        return ["--import-glb", character]
+    raise FaceKeyError("bad_argument", f"Character file {character} is neither .blend nor .glb.",
+                       "Pass a .blend, or a .glb (imported into an empty scene).")
+
+
+def render_take_rows(take_path, character, object_name: str, out_dir, *, every: int = 1, size: int = 480,
                      name_map: str = "auto", map_path=None, turn: bool = False, blender: str | None = None,
                      log_path=None, timeout: float | None = None, python_paths: list[str] | None = None) -> dict:
-    """Bake a Take onto ``object_name`` of ``blend_in`` (nothing saved) and render every ``every``-th take
-    row from the front (a 50 mm camera on -Y framing the part of the mesh its shape keys move, at rest;
-    Workbench, ``size`` x ``size`` pixels) to ``out_dir/row_<row>.png``: footage of a known performance on
+    """Bake a Take onto ``object_name`` of ``character`` (a .blend, or a .glb imported into an empty scene;
+    nothing saved) and render every ``every``-th take
+    row from the front (a 50 mm camera on -Y framing the part of the mesh its shape keys move, as it is
+    seen; Workbench, ``size`` x ``size`` pixels) to ``out_dir/row_<row>.png``: footage of a known performance on
     a character; the keys matched by ``name_map`` (with ``map_path``, the JSON file of a custom map) as a
     bake matches them.  With ``turn`` the rows show the head turned by the take's head rotation (the camera
     orbits the face; the scene's objects are not moved).
@@ -243,10 +267,9 @@ def render_take_rows(take_path, blend_in, object_name: str, out_dir, *, every: i
     """
     args = ["render", "--take", os.fspath(take_path), "--objects", object_name, "--out-dir", os.fspath(out_dir),
             "--every", str(int(every)), "--size", str(int(size)), "--name-map", name_map]
-    if blend_in:
-        args += ["--open", os.fspath(blend_in)]
     if map_path:
         args += ["--map-path", os.fspath(map_path)]
     if turn:
         args.append("--turn")
-    return run_headless(args, blender, log_path, timeout, python_paths)
+    with tempfile.TemporaryDirectory(prefix="facekey-render-") as tmp:
+        return run_headless(args + character_source_args(character, tmp), blender, log_path, timeout, python_paths)

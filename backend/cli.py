@@ -707,7 +707,7 @@ def bench_fidelity(
 @_handle_errors
 def bench_rendered(
     recording: Path = typer.Argument(..., help="The performance: a Live Link Face .csv or a Take .npz."),
-    rig: Path = typer.Argument(..., help="The character's .blend."),
+    rig: Path = typer.Argument(..., help="The character: a .blend, or a .glb (imported into an empty scene)."),
     object_name: str = typer.Option(..., "--object", help="Its mesh with ARKit shape keys."),
     every: int = typer.Option(4, "--every", min=1, help="Render every N-th row of the performance."),
     size: int = typer.Option(480, "--size", min=64, help="Rendered image side, pixels."),
@@ -726,9 +726,9 @@ def bench_rendered(
     for label, path in (("recording", recording), ("rig", rig)):
         if not path.is_file():
             raise FaceKeyError("file_missing", f"{label} not found: {path}", f"Pass the path of an existing {label} file.")
-    if rig.suffix.lower() != ".blend":
-        raise FaceKeyError("bad_argument", f"the rig must be a .blend file, not {rig.name}",
-                           "Import the character into Blender and save it as a .blend first.")
+    if rig.suffix.lower() not in (".blend", ".glb"):
+        raise FaceKeyError("bad_argument", f"the rig must be a .blend or .glb file, not {rig.name}",
+                           "Import the character into Blender and save it as a .blend, or export it as a .glb.")
     kind, map_path = _name_map_args(name_map)
     truth = read_any_take(recording)
     console = Console(width=None if sys.stdout.isatty() else 120)

@@ -16,9 +16,9 @@ Commands:
          .csv) baked into its own new action ``FK_<file stem>``, one OUT for the folder
   demo   --head-npz H --take T -o OUT [--preview PNG] [--report R.json]
          (H: vertices (N,3), triangles (F,3), unit_deltas (52,N,3) metres, names (52,))
-  render --take T --objects A --out-dir D [--open IN] [--every N] [--size PX] [--name-map ...]
-         [--turn]  bake T onto A (in memory, nothing saved) and render every N-th take row from the
-         front (camera on -Y framing the part of A its shape keys move, at rest; Workbench) to
+  render --take T --objects A --out-dir D [--open IN | --import-glb IN.glb] [--every N] [--size PX]
+         [--name-map ...] [--turn]  bake T onto A (in memory, nothing saved) and render every N-th take
+         row from the front (camera on -Y framing the part of A its shape keys move, as A is seen; Workbench) to
          D/row_<row>.png, with --turn as the head turned by T's head rotation (the camera orbits the
          face); the report lists ``rows``, ``files`` and the ``units`` A has a key for
 
@@ -86,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("render", help="bake a Take onto an object and render its rows from the front")
     r.add_argument("--take", required=True)
     r.add_argument("--open", dest="blend_in", default=None)
+    r.add_argument("--import-glb", dest="glb_in", default=None, help="a glTF binary imported into an empty scene")
     r.add_argument("--objects", required=True, help="the object to bake and frame (one name)")
     r.add_argument("--out-dir", required=True)
     r.add_argument("--every", type=int, default=1, help="render every N-th take row")
@@ -114,15 +115,25 @@ def save_blend(path: str) -> None:
     bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(path), check_existing=False)
 
 
-def _open_targets(args):
-    """Open ``args.blend_in`` (if given); return ``(objects, head target or None, name map)``."""
+def load_scene(blend_in: str | None, glb_in: str | None) -> None:
+    """Open a .blend, or import a glTF binary into an empty scene."""
     import bpy
+    path = blend_in or glb_in
+    if not os.path.isfile(path):
+        raise FaceKeyError("file_missing", f"Character file not found: {path}", "Check the path.")
+    if blend_in:
+        bpy.ops.wm.open_mainfile(filepath=os.path.abspath(blend_in))
+    else:
+        bpy.ops.wm.read_homefile(use_empty=True)
+        bpy.ops.import_scene.gltf(filepath=os.path.abspath(glb_in))
 
+
+def _open_targets(args):
+    """Open ``args.blend_in`` or import ``args.glb_in`` (render only) if given; return ``(objects, head target
+    or None, name map)``."""
     from .protocol.namemap import load_name_map
-    if args.blend_in:
-        if not os.path.isfile(args.blend_in):
-            raise FaceKeyError("file_missing", f".blend not found: {args.blend_in}", "Check the path of the input .blend.")
-        bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.blend_in))
+    if args.blend_in or getattr(args, "glb_in", None):
+        load_scene(args.blend_in, getattr(args, "glb_in", None))
     names = [n.strip() for n in args.objects.split(",") if n.strip()]
     objects = [find_object(n) for n in names]
     head_name = getattr(args, "head_object", None)     # render has none: its turn is the camera's
@@ -353,14 +364,23 @@ def _face_points(obj):
     """(M, 3) float64 world positions of the vertices of mesh ``obj`` that its shape keys move, each against
     its relative key (the face, on a mesh that also holds a body, teeth or hair; every key counts, not only
     those a name map matches, so a rig keyed for a few units is still framed on its whole face), or,
-    where they move none, of every vertex that belongs to a polygon (loose vertices left out).  The mesh's
-    own vertex positions: armature poses and modifiers are not applied."""
+    where they move none, of every vertex that belongs to a polygon (loose vertices left out).
+
+    Positions are those of the mesh as it is seen (:func:`~.retarget.measure.evaluated_world`: armature
+    pose and modifiers applied; a skinned glTF import keeps its vertices in bind space, metres away from
+    the head), or the mesh's own vertex positions where a modifier changes the vertex count."""
     import numpy as np
+
+    from .retarget.measure import evaluated_world
     me = obj.data
     n = len(me.vertices)
-    co = np.empty(n * 3)
-    me.vertices.foreach_get("co", co)
-    co = co.reshape(-1, 3)
+    try:
+        world = evaluated_world(obj, n)
+    except FaceKeyError:     # a subdivision or other topology-changing modifier: the unmodified vertices
+        co = np.empty(n * 3)
+        me.vertices.foreach_get("co", co)
+        m = np.array(obj.matrix_world)
+        world = co.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3]
     moved = np.zeros(n)
     blocks = me.shape_keys.key_blocks if me.shape_keys is not None else ()
     for kb in blocks:
@@ -370,13 +390,10 @@ def _face_points(obj):
             kb.relative_key.data.foreach_get("co", base)
             moved = np.maximum(moved, np.linalg.norm((k - base).reshape(-1, 3), axis=1))
     if moved.max(initial=0.0) > 0.0:
-        local = co[moved > KEYED_SHARE * moved.max()]
-    else:
-        used = np.empty(len(me.loops), np.int64)
-        me.loops.foreach_get("vertex_index", used)
-        local = co[np.unique(used)] if len(used) else co
-    m = np.array(obj.matrix_world)
-    return local @ m[:3, :3].T + m[:3, 3]
+        return world[moved > KEYED_SHARE * moved.max()]
+    used = np.empty(len(me.loops), np.int64)
+    me.loops.foreach_get("vertex_index", used)
+    return world[np.unique(used)] if len(used) else world
 
 
 def _orbit_camera(scene, cam, centre, take, take_path: str) -> str:

@@ -217,7 +217,7 @@ def performance_on_rig(truth, rig_path: Path, object_name: str, step: int, *, tu
     Args:
         truth: the performance, a Take (a Live Link Face recording, a captured or generated take): its
             weights are the truth.
-        rig_path: the .blend of the character; ``object_name``: its mesh with ARKit shape keys, matched as
+        rig_path: the character, a .blend or a .glb; ``object_name``: its mesh with ARKit shape keys, matched as
             a bake matches them by ``name_map`` = (kind: auto | arkit | livelink | custom, the custom map's
             JSON path or None).
         step: every ``step``-th row of ``truth`` is rendered.

@@ -14,13 +14,12 @@ from __future__ import annotations
 import os
 import tempfile
 
-from ..blender_runner import run_headless, staged_addon
+from ..blender_runner import character_source_args, run_headless, staged_addon
 from ..protocol.errors import FaceKeyError
 from ..protocol.keytake import CharacterKeys, read_character_keys, write_key_take
 from ..protocol.take import read_take
 from ..protocol.takefolder import read_any_take, take_files
 from .character_solve import SolveSettings, build_rig, retarget_take
-from .gltf_meshopt import needs_meshopt_unpack, unpack_meshopt_glb
 
 __all__ = ["run_retarget_step", "measure_character", "solve_bake", "solve_bake_folder"]
 
@@ -36,23 +35,10 @@ def run_retarget_step(args: list[str], *, blender: str | None = None, timeout: f
                         script=str(staged_addon() / "retarget" / "headless.py"))
 
 
-def _source_args(character: str, tmp: str) -> list[str]:
-    if not os.path.isfile(character):
-        raise FaceKeyError("file_missing", f"Character file not found: {character}", "Check the character path.")
-    if character.lower().endswith(".blend"):
-        return ["--open", character]
-    if character.lower().endswith(".glb"):
-        if needs_meshopt_unpack(character):
-            character = unpack_meshopt_glb(character, os.path.join(tmp, "character_unpacked.glb"))
-        return ["--import-glb", character]
-    raise FaceKeyError("bad_argument", f"Character file {character} is neither .blend nor .glb.",
-                       "Pass a .blend, or a .glb (imported into an empty scene).")
-
-
 def _measure(character, object_name: str, tmp: str, run: dict):
     """Measure ``object_name`` of ``character`` in Blender: (source arguments for the later steps, CharacterKeys).
     ``run``: blender / timeout / python_paths of :func:`run_retarget_step`."""
-    src = _source_args(os.fspath(character), tmp)
+    src = character_source_args(character, tmp)
     char_path = os.path.join(tmp, "character.npz")
     run_retarget_step(["measure", *src, "--object", object_name, "-o", char_path], **run)
     return src, read_character_keys(char_path)

@@ -25,10 +25,10 @@ if __name__ == "__main__" and not __package__:
     _argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
     sys.exit(importlib.import_module(_pkg.__name__ + ".retarget.headless").main(_argv))
 
-from ..headless import find_object, run_reporting, save_blend  # noqa: E402
+from ..headless import find_object, load_scene, run_reporting, save_blend  # noqa: E402
 from ..protocol.errors import FaceKeyError  # noqa: E402
 
-__all__ = ["main", "load_scene"]
+__all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,19 +66,6 @@ def _mesh_cache(args) -> dict:
     mod = add_mesh_cache(obj, args.cache, args.start_frame, points)
     save_blend(args.output)
     return {"output": os.path.abspath(args.output), "modifier": mod.name, "points": points, "samples": samples}
-
-
-def load_scene(blend_in: str | None, glb_in: str | None) -> None:
-    """Open a .blend, or import a glTF binary into an empty scene."""
-    import bpy
-    path = blend_in or glb_in
-    if not os.path.isfile(path):
-        raise FaceKeyError("file_missing", f"Character file not found: {path}", "Check the path.")
-    if blend_in:
-        bpy.ops.wm.open_mainfile(filepath=os.path.abspath(blend_in))
-    else:
-        bpy.ops.wm.read_homefile(use_empty=True)
-        bpy.ops.import_scene.gltf(filepath=os.path.abspath(glb_in))
 
 
 def _run(args) -> dict:

@@ -17,14 +17,16 @@ from ..protocol.axes import points_from_blender
 from ..protocol.errors import FaceKeyError
 from ..protocol.keytake import ANCHOR_NAMES, CharacterKeys
 
-__all__ = ["character_keys_from_object", "ANCHOR_GROUPS"]
+__all__ = ["character_keys_from_object", "evaluated_world", "ANCHOR_GROUPS"]
 
 #: Vertex-group name of each user anchor.
 ANCHOR_GROUPS = {a: f"facekey_{a}" for a in ANCHOR_NAMES}
 
 
-def _evaluated_world(obj, n: int) -> np.ndarray:
-    """(n, 3) float64 world positions of ``obj``'s evaluated mesh."""
+def evaluated_world(obj, n: int) -> np.ndarray:
+    """(n, 3) float64 world positions of ``obj``'s evaluated mesh (its ``n`` vertices with the shape keys at their
+    values, the modifiers and the armature's pose applied), or ``bad_argument`` when a modifier changes
+    the vertex count."""
     import bpy
     bpy.context.view_layer.update()
     ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
@@ -85,10 +87,10 @@ def character_keys_from_object(obj, source: str = "") -> CharacterKeys:
         obj.show_only_shape_key = False
         for kb in blocks:
             kb.value, kb.mute = 0.0, False
-        rest = _evaluated_world(obj, n)
+        rest = evaluated_world(obj, n)
         for kb in blocks:
             kb.value = 1.0
-            deltas.append(points_from_blender(_evaluated_world(obj, n) - rest))
+            deltas.append(points_from_blender(evaluated_world(obj, n) - rest))
             names.append(kb.name)
             kb.value = 0.0
     finally:

@@ -166,4 +166,49 @@ def test_bench_rendered_scores_the_keyed_units_of_a_character(arkit_head, tmp_pa
                                    "--object", "FaceKeyHead"])
     assert res.exit_code != 0 and "error[file_missing]" in res.output and "rig not found" in res.output
     res = CliRunner().invoke(app, ["bench", "rendered", str(recording), str(recording), "--object", "FaceKeyHead"])
-    assert res.exit_code != 0 and "error[bad_argument]" in res.output and "must be a .blend" in res.output
+    assert res.exit_code != 0 and "error[bad_argument]" in res.output and "must be a .blend or .glb" in res.output
+
+
+_POSE_AND_EXPORT = r'''
+import bpy, sys
+bpy.ops.wm.open_mainfile(filepath=sys.argv[1])
+head = bpy.data.objects["FaceKeyHead"]
+bpy.ops.export_scene.gltf(filepath=sys.argv[3], export_format="GLB")
+arm = bpy.data.objects.new("Rig", bpy.data.armatures.new("Rig"))
+bpy.context.scene.collection.objects.link(arm)
+bpy.context.view_layer.objects.active = arm
+bpy.ops.object.mode_set(mode="EDIT")
+bone = arm.data.edit_bones.new("Root")
+bone.head, bone.tail = (0.0, 0.0, 0.0), (0.0, 0.0, 0.1)
+bpy.ops.object.mode_set(mode="POSE")
+arm.pose.bones["Root"].location = (0.0, 0.0, -3.0)     # bone's local y is world z: the head moves 3 m back
+bpy.ops.object.mode_set(mode="OBJECT")
+group = head.vertex_groups.new(name="Root")
+group.add(list(range(len(head.data.vertices))), 1.0, "REPLACE")
+head.modifiers.new("Armature", "ARMATURE").object = arm
+bpy.ops.wm.save_as_mainfile(filepath=sys.argv[2])
+'''
+
+
+def test_render_frames_the_face_where_it_is_seen_and_reads_a_glb(arkit_head, tmp_path):
+    """The camera frames the face as the character is seen (armature pose and modifiers applied), not the
+    mesh's stored vertices: a head whose armature moves it 3 m away from them, as a skinned glTF import's
+    bind space does, is still framed and captured; and a character exported as .glb renders from the
+    .glb as it does from the .blend."""
+    import subprocess
+    import sys
+
+    from backend.blender_runner import render_take_rows
+    from backend.footage import open_footage
+    from backend.protocol.take import Take, write_take
+    from backend.tracking import track_footage
+    posed, glb = tmp_path / "posed.blend", tmp_path / "head.glb"
+    subprocess.run([sys.executable, "-c", _POSE_AND_EXPORT, str(arkit_head), str(posed), str(glb)], check=True,
+                   capture_output=True, timeout=300)
+    still = write_take(tmp_path / "still.npz", Take.empty(1, 24.0))
+    for character, name in ((posed, "posed"), (glb, "glb")):
+        out = render_take_rows(still, character, "FaceKeyHead", tmp_path / name, size=320)
+        track = track_footage(open_footage(out["files"][0]))
+        assert track.valid[0], name
+        assert np.ptp(track.landmarks[0, :, 0]) > 0.3 * 320, name
+        assert len(out["units"]) == 52, name
