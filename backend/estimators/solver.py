@@ -3,7 +3,7 @@
 Per clip it fits ONE actor identity (shared by all frames: CPEM's identity
 consistency) and per frame the 52 ARKit weights in [0, 1] and the rigid head pose
 by batched Gauss-Newton / projected Newton (``fit.py``), by minimising the robust 2D reprojection error of
-the 478 landmarks (x, y only; MediaPipe's z is not used) through a pinhole
+the 478 landmarks (x, y; MediaPipe's z only refines the head pose, stage (d)) through a pinhole
 camera (``camera.py``), plus an identity prior, L1 sparsity, CPEM's
 expression-exclusive loss over ``EXCLUSIVE_PAIRS`` and temporal smoothness
 of weights and pose between consecutive valid frames.
@@ -14,7 +14,10 @@ over the clip, (b') with ``rest_frame`` set, the rest-face calibration on the
 valid frames within :data:`REST_WINDOW` frames of it (the residual shape the
 identity components miss, added to the actor's neutral; the Take header keeps
 it as ``rest_offset``), (c) expression + pose on every valid frame with the
-identity (and rest face) frozen.  Given an :class:`~backend.estimators.actor.ActorProfile`
+identity (and rest face) frozen, (d) on a MediaPipe track, the head pose of every
+frame refit with the tracker's depth as well, the face of stage (c) held
+(:meth:`~backend.estimators.fit.Fitter.fit_head_pose`: the weights and the fit
+error are stage (c)'s).  Given an :class:`~backend.estimators.actor.ActorProfile`
 (an earlier solve of the same actor) the identity and rest face come from it
 and stage (b) is skipped.  Invalid frames are left out of every loss; their output values are
 linearly interpolated from the nearest valid frames (held at the ends) for
@@ -424,9 +427,10 @@ class SolverEstimator:
         if device == "cpu":
             torch.set_num_threads(1)
         try:
+            depth = lm[..., 2] if observed is None and lm.shape[2] >= 3 else None    # MediaPipe's own depth
             weights, rotvec, trans, identity, rest_offset, error_mm = self._fit(
                 model, obs, observed, occluded, valid, focal, (w_img, h_img), terms, device, check_cancel, report,
-                s, n_valid, total, rest, actor)
+                s, n_valid, total, rest, actor, depth)
         finally:
             torch.set_num_threads(threads)
         trust = fit_confidence(error_mm)
@@ -473,15 +477,16 @@ class SolverEstimator:
 
     @staticmethod
     def _fit(model, obs, observed, occluded, valid, focal, size, terms, device, check_cancel, report, s, n_valid,
-             total, rest, actor):
+             total, rest, actor, depth):
         """Run the fit stages on ``obs`` (T, N, 2) pixels at model vertices ``observed`` (None = all), hidden
         where ``occluded`` (T, N) bool says (None = nothing hidden): the identity from ``actor`` or stage (b),
-        then the rest-face stage on ``rest`` (indices into the valid frames) unless None; return
-        (weights (V, 52), rotvec (V, 3), trans (V, 3), identity (K,), rest offset (N, 3) metres or None,
-        fit error (V,) mm, :meth:`Fitter.frame_error_mm`) as numpy."""
+        then the rest-face stage on ``rest`` (indices into the valid frames) unless None, the expressions,
+        and the head pose refit with the tracker's ``depth`` (T, N) pixels when given (None: a sparse
+        scheme); return (weights (V, 52), rotvec (V, 3), trans (V, 3), identity (K,), rest offset (N, 3)
+        metres or None, fit error (V,) mm of stage (c), :meth:`Fitter.frame_error_mm`) as numpy."""
         with torch.no_grad():
             fitter = Fitter(model, obs, valid, focal, size, terms, device, check_cancel, observed=observed,
-                            occluded=occluded)
+                            occluded=occluded, obs_depth=depth)
             if actor is not None:
                 fitter.use_actor(actor.identity, actor.rest_offset)
             report(0, total, "rigid head pose")
@@ -495,8 +500,9 @@ class SolverEstimator:
             report(2, total, "expressions")
             fitter.fit_expressions(s.iterations, on_iter=lambda it: report(3 + it, total, "expressions"))
             weights = fitter.weights.cpu().numpy().astype(np.float64)
-            rotvec = matrix_to_axis_angle(fitter.rmat).cpu().numpy().astype(np.float64)
-            trans = fitter.trans.cpu().numpy().astype(np.float64)
             identity = fitter.full_identity()
             error_mm = fitter.frame_error_mm()
+            fitter.fit_head_pose()
+            rotvec = matrix_to_axis_angle(fitter.rmat).cpu().numpy().astype(np.float64)
+            trans = fitter.trans.cpu().numpy().astype(np.float64)
         return weights, rotvec, trans, identity, rest_offset, error_mm
