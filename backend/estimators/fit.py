@@ -84,11 +84,16 @@ class FitTerms:
     above_knee: float = 200.0
     # Stage (d): weight of the tracker's depth against a landmark's image position (see
     # :meth:`Fitter.fit_head_pose`).  Default bench, the rendered recording with the head turn: rotation
-    # error median (p90) 3.45 (6.82) -> 3.05 (5.52) deg, pitch read at 0.80 -> 0.96 of the true one;
-    # AFLW2000-3D NME 4.72 -> 4.49.  On the first 60 turned frames 0.25 / 0.5 / 1 gave a median of
+    # error median (p90) 3.45 (6.82) -> 3.06 (5.68) deg, pitch read at 0.80 -> 0.95 of the true one;
+    # AFLW2000-3D NME 4.72 -> 4.49; synthetic held-pose jitter 0.27 -> 0.12 deg per frame.  On the first 60 turned frames 0.25 / 0.5 / 1 gave a median of
     # 2.66 / 2.80 / 3.22 deg (3.07 without); the real talking clip's frame-to-frame turn, p95, is
-    # 0.70 deg without, 0.91 / 1.01 with 0.25 / 0.5 (the tracker's depth is noisier than its x, y).
+    # 0.70 deg without, 0.91 / 1.01 with 0.25 / 0.5 (the tracker's depth is noisier than its x, y),
+    # hence stage (d)'s pose smoothing, ``depth_smoothing`` x ``pose_smoothing``: at 1 / 10 / 30 / 100
+    # that p95 is 0.91 / 0.85 / 0.72 / 0.56 deg (the talking clip's second difference, median, 0.25 deg
+    # without stage (d), 0.27 / 0.23 / 0.18 / 0.12), the turned frames' median error 2.66 / 2.63 / 2.55 /
+    # 2.52 deg and pitch read at 0.99 / 0.98 / 0.97 / 0.94 (a sweep sampled at 15 fps: smoothing lags it).
     depth: float = 0.25
+    depth_smoothing: float = 30.0
 
 
 def landmark_weights(model: FaceModel) -> np.ndarray:
@@ -632,7 +637,8 @@ class Fitter:
         with pitch on the frown photo, browDown 0.34 -> 0.20-0.27) and of the identity stage it made the
         actor's neutral unstable (the Pexels clip's halves 1.34 -> 2.9 mm), so the weights, identity and fit
         error come from stages (a)-(c) unchanged and only the pose moves: Gauss-Newton on the image
-        rows and :meth:`_depth_rows` with the pose smoothing of stage (c).
+        rows and :meth:`_depth_rows`, the pose smoothing of stage (c) ``terms.depth_smoothing`` times as strong
+        (the tracker's depth is noisier than its image positions).
         """
         if self.obs_depth is None or self.terms.depth <= 0:
             return
@@ -650,8 +656,9 @@ class Fitter:
             g = torch.bmm(j.transpose(1, 2), (wj * r)[..., None])[..., 0]
             x = torch.cat([self.weights, torch.zeros_like(self.trans), torch.zeros_like(self.trans)], 1)
             sd, sr = self._smoothing(x, self.rmat, self.trans, self.nb)
-            h = h + torch.diag_embed(sd[:, 52:])
-            step = torch.linalg.solve(h + _ridge(h), sr[:, 52:] - g)
+            k = self.terms.depth_smoothing
+            h = h + torch.diag_embed(k * sd[:, 52:])
+            step = torch.linalg.solve(h + _ridge(h), k * sr[:, 52:] - g)
             self.rmat, self.trans = _apply_pose(self.rmat, self.trans, step)
 
     def frame_error_mm(self) -> np.ndarray:
