@@ -113,7 +113,8 @@ def test_a_rendered_live_link_face_performance_is_followed(realdata):
     """The Live Link Face recording baked onto its own ARKit head, rendered in Blender and captured: every
     rendered frame is tracked, and the capture's jaw and blink curves rise and fall with the recording's
     (a real ARKit performance: the curves mean what their names say), and units are not pinned at 1
-    where the recording never reaches 1; with a head turn added, the captured head turns with it."""
+    where the recording never reaches 1; with a head turn added, the captured head turns with it, its pitch
+    included."""
     from rich.console import Console
 
     from backend.fidelity.rendered_performance import ROW_STEP, rendered_performance
@@ -132,6 +133,8 @@ def test_a_rendered_live_link_face_performance_is_followed(realdata):
     turn = perf["head_turn"]
     assert turn["tracked"] == perf["tracked"] and turn["rotation"]["median_deg"] < 10.0
     assert 0.7 <= turn["rotation"]["per_axis"]["yaw"] <= 1.2, turn["rotation"]
+    # the image positions alone read the pitch at 0.82 of the turn; MediaPipe's depth (stage (d)) at 0.91
+    assert 0.85 <= turn["rotation"]["per_axis"]["pitch"] <= 1.2, turn["rotation"]
     console = Console(width=240, record=True)
     console.print(fidelity_table({"size": "quick", "seed": 0, "seconds": {},
                                   "real": {"checks": [], "rendered_performance": perf}}))
