@@ -116,8 +116,11 @@ def save_blend(path: str) -> None:
 
 
 def load_scene(blend_in: str | None, glb_in: str | None) -> None:
-    """Open a .blend, or import a glTF binary into an empty scene."""
+    """Open a .blend, or import a glTF binary into an empty scene (one of the two)."""
     import bpy
+    if blend_in and glb_in:
+        raise FaceKeyError("bad_argument", "Pass either --open or --import-glb, not both.",
+                           "Name the one character file to load.")
     path = blend_in or glb_in
     if not os.path.isfile(path):
         raise FaceKeyError("file_missing", f"Character file not found: {path}", "Check the path.")

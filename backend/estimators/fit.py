@@ -18,7 +18,9 @@ and solved for all frames at once (no Python loop over frames):
 * rest face (optional): the residual on frames the user marks as "at rest",
   lifted into the head frame and added to the neutral (:meth:`Fitter.fit_rest`);
   or identity and rest face both taken from an earlier solve of the same
-  actor (:meth:`Fitter.use_actor`).
+  actor (:meth:`Fitter.use_actor`);
+* head pose, last: Gauss-Newton on the pose alone with the tracker's depth as
+  well as its image positions, the face held (:meth:`Fitter.fit_head_pose`).
 
 Residuals are in millimetres at the face (pixel residual x depth / focal), so
 the term strengths do not depend on image resolution or face size; the
@@ -123,6 +125,10 @@ def unit_costs() -> np.ndarray:
         c[INDEX[name]] = v
     return c
 
+
+#: A frame whose tracker depths spread less than this (pixels, standard deviation) has none: its depth
+#: rows get no weight (a face's depths spread by tens of pixels; a tracker without depth writes zeros).
+DEPTH_MIN_SPREAD_PX = 0.5
 
 #: Bisections of the exact line search (:meth:`Fitter._step_length`): the step to 2^-30 of the segment.
 STEP_BISECTIONS = 30
@@ -258,6 +264,9 @@ class Fitter:
         observed: (M,) int model vertices the tracker reports (e.g. the 68 of
             ``MEDIAPIPE_TO_IBUG68``), or None for all 478; the fit uses
             :func:`solve_landmarks` for a full track, else exactly ``observed``.
+        obs_depth: (T, N) float32 the tracker's relative depth per model vertex, pixels in the image's
+            x scale, smaller = closer (MediaPipe's z), or None; used by :meth:`fit_head_pose` only, and
+            not where it is not finite or a frame's depths have no spread (a tracker without depth).
         occluded: (T, N) bool per model vertex, True where the landmark is
             hidden (a hand over the face), or None.  Hidden landmarks get no
             weight in any stage, so the shape the tracker invents under a hand
@@ -300,8 +309,14 @@ class Fitter:
         self.valid = np.asarray(valid, bool)
         self.vidx = np.flatnonzero(self.valid)
         self.obs = torch.as_tensor(np.nan_to_num(obs[self.vidx]), **f32)
-        self.obs_depth = None if obs_depth is None else torch.as_tensor(
-            np.nan_to_num(np.asarray(obs_depth)[self.vidx]), **f32)
+        self.obs_depth = self.depth_seen = None
+        if obs_depth is not None:
+            z = np.asarray(obs_depth, np.float32)[self.vidx]
+            seen = np.isfinite(z)
+            spread = np.nanstd(np.where(seen, z, np.nan), axis=1) if seen.any(1).all() else np.zeros(len(z))
+            seen &= (np.nan_to_num(spread) > DEPTH_MIN_SPREAD_PX)[:, None]
+            self.obs_depth = torch.as_tensor(np.where(seen, z, 0.0), **f32)
+            self.depth_seen = torch.as_tensor(seen, **f32)
         self.focal, self.centre = float(focal), torch.tensor([size[0] / 2.0, size[1] / 2.0], **f32)
         self.lw = torch.as_tensor(landmark_weights(model), **f32)
         self.unit_cost = torch.as_tensor(unit_costs(), **f32)
@@ -412,7 +427,8 @@ class Fitter:
         zref = depth.mean(1, keepdim=True)
         mm = (-trans[:, 2]).clamp_min(1e-3)[:, None] / self.focal * 1000.0  # (V, 1) mm per pixel
         diff = (depth * self.focal / zref - self.focal - self.obs_depth[:, self.idx]) * mm
-        w = self.terms.depth * self._irls((diff - diff.median(1, keepdim=True).values) ** 2, slice(None), self.idx)
+        w = self.terms.depth * self.depth_seen[:, self.idx] * self._irls(
+            (diff - diff.median(1, keepdim=True).values) ** 2, slice(None), self.idx)
         wsum = w.sum(1, keepdim=True).clamp_min(1e-12)
         jz = torch.zeros_like(rotated)                                      # d resid / d camera-space point
         jz[..., 2] = -self.focal / zref * mm

@@ -99,6 +99,40 @@ def test_tracker_depth_corrects_the_turn_of_a_face_deeper_or_flatter_than_averag
         np.testing.assert_array_equal(with_depth.weights, image_only.weights)
 
 
+def test_a_still_head_stays_still_with_a_noisy_tracker_depth(monkeypatch):
+    """MediaPipe's depth is noisier than its image positions: on a clip whose head does not move, with 3 px
+    of noise added to the depth alone, the head pose refit with the depth turns from frame to frame no more
+    than the image fit's does (measured: median 0.16 against 0.30 deg, p95 0.31 against 0.52)."""
+    from scipy.spatial.transform import Rotation
+
+    from backend.estimators import fit, solver
+
+    track, _ = make_clip(seed=6, num_frames=60, max_yaw_deg=0.0, max_pitch_deg=0.0, max_roll_deg=0.0,
+                         events_per_second=1.0)
+    landmarks = track.landmarks.copy()
+    landmarks[..., 2] += np.random.default_rng(0).normal(0.0, 3.0, landmarks.shape[:2])
+    track = dataclasses.replace(track, landmarks=landmarks)
+    steps = []
+    for terms in (fit.FitTerms, lambda: fit.FitTerms(depth=0.0)):
+        monkeypatch.setattr(solver, "FitTerms", terms)
+        r = Rotation.from_quat(get_estimator("solver").estimate(track).head_rotation[:, [1, 2, 3, 0]].astype(np.float64))
+        steps.append(np.degrees((r[1:] * r[:-1].inv()).magnitude()))
+    assert np.median(steps[0]) <= np.median(steps[1]), (np.median(steps[0]), np.median(steps[1]))
+    assert np.percentile(steps[0], 95) <= np.percentile(steps[1], 95)
+
+
+def test_a_track_without_depth_keeps_the_image_pose():
+    """Depths that are missing (NaN on some frames) or absent (all 0: a tracker without depth) are not read
+    as a flat face: those frames keep the pose of the image fit (within 1 degree of the truth)."""
+    track, truth = make_clip(seed=5, num_frames=40)
+    for rows in (slice(20, 30), slice(None)):
+        landmarks = track.landmarks.copy()
+        landmarks[rows, :, 2] = np.nan if rows.start else 0.0
+        take = get_estimator("solver").estimate(dataclasses.replace(track, landmarks=landmarks))
+        err = _angle_deg(take.head_rotation[rows], truth["head_rotation"][rows])
+        assert err.max() < 1.0, err.max()
+
+
 def test_no_contradictory_pairs(solved):
     w = solved[2].weights
     for a, b in EXCLUSIVE_PAIRS:
