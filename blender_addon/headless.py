@@ -370,8 +370,9 @@ def _face_points(obj):
     where they move none, of every vertex that belongs to a polygon (loose vertices left out).
 
     Positions are those of the mesh as it is seen (:func:`~.retarget.measure.evaluated_world`: armature
-    pose and modifiers applied; a skinned glTF import keeps its vertices in bind space, metres away from
-    the head), or the mesh's own vertex positions where a modifier changes the vertex count."""
+    pose and modifiers applied, those that make new geometry switched off for the measurement; a skinned
+    glTF import keeps its vertices in bind space, metres away from the head), or the mesh's own vertex
+    positions where a modifier still changes the vertex count."""
     import numpy as np
 
     from .retarget.measure import evaluated_world

@@ -23,24 +23,50 @@ __all__ = ["character_keys_from_object", "evaluated_world", "ANCHOR_GROUPS"]
 ANCHOR_GROUPS = {a: f"facekey_{a}" for a in ANCHOR_NAMES}
 
 
-def evaluated_world(obj, n: int) -> np.ndarray:
-    """(n, 3) float64 world positions of ``obj``'s evaluated mesh (its ``n`` vertices with the shape keys at their
-    values, the modifiers and the armature's pose applied), or ``bad_argument`` when a modifier changes
-    the vertex count."""
+#: Modifier types that make new geometry (Blender's "Generate" modifiers): evaluated with them on, a mesh
+#: no longer has one vertex per vertex of its data.
+GENERATE_MODIFIERS = frozenset({
+    "ARRAY", "BEVEL", "BOOLEAN", "BUILD", "DECIMATE", "EDGE_SPLIT", "NODES", "MASK", "MIRROR", "MULTIRES",
+    "REMESH", "SCREW", "SKIN", "SOLIDIFY", "SUBSURF", "TRIANGULATE", "VOLUME_TO_MESH", "WELD", "WIREFRAME"})
+
+
+def _evaluated_co(obj, n: int):
+    """(n, 3) float64 object-space vertex positions of ``obj``'s evaluated mesh, or None when it does not have
+    ``n`` vertices; with its evaluated world matrix."""
     import bpy
     bpy.context.view_layer.update()
     ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
     me = ev.to_mesh()
     try:
         if len(me.vertices) != n:
-            raise FaceKeyError("bad_argument", f"'{obj.name}''s modifiers change its vertex count.",
-                               "Disable topology-changing modifiers (e.g. subdivision, decimate) and measure again.")
+            return None, None
         co = np.empty(n * 3, np.float32)
         me.vertices.foreach_get("co", co)
     finally:
         ev.to_mesh_clear()
-    mw = np.array(ev.matrix_world, np.float64)
-    return co.reshape(n, 3).astype(np.float64) @ mw[:3, :3].T + mw[:3, 3]
+    return co.reshape(n, 3).astype(np.float64), np.array(ev.matrix_world, np.float64)
+
+
+def evaluated_world(obj, n: int) -> np.ndarray:
+    """(n, 3) float64 world positions of ``obj``'s evaluated mesh (its ``n`` vertices with the shape keys at their
+    values, the modifiers and the armature's pose applied).  Where a modifier that makes new geometry
+    (:data:`GENERATE_MODIFIERS`: a subdivision surface, a mirror, ...) changes the vertex count, the mesh is
+    evaluated with those switched off for the moment (their viewport switches restored after): the shape
+    keys live on the vertices under them.  ``bad_argument`` if the count still differs."""
+    co, mw = _evaluated_co(obj, n)
+    if co is None:
+        off = [m for m in obj.modifiers if m.type in GENERATE_MODIFIERS and m.show_viewport]
+        try:
+            for m in off:
+                m.show_viewport = False
+            co, mw = _evaluated_co(obj, n)
+        finally:
+            for m in off:
+                m.show_viewport = True
+    if co is None:
+        raise FaceKeyError("bad_argument", f"'{obj.name}''s modifiers change its vertex count.",
+                           "Disable the modifiers that add or remove vertices and measure again.")
+    return co @ mw[:3, :3].T + mw[:3, 3]
 
 
 def _anchors(obj) -> dict:
