@@ -26,7 +26,6 @@ if __name__ == "__main__" and not __package__:
     sys.exit(importlib.import_module(_pkg.__name__ + ".retarget.headless").main(_argv))
 
 from ..headless import find_object, load_scene, run_reporting, save_blend  # noqa: E402
-from ..protocol.errors import FaceKeyError  # noqa: E402
 
 __all__ = ["main"]
 
