@@ -375,12 +375,13 @@ def _face_points(obj):
     positions where a modifier still changes the vertex count."""
     import numpy as np
 
-    from .retarget.measure import evaluated_world
+    from .retarget.measure import evaluated_world, vertex_for_vertex
     me = obj.data
     n = len(me.vertices)
     try:
-        world = evaluated_world(obj, n)
-    except FaceKeyError:     # a subdivision or other topology-changing modifier: the unmodified vertices
+        with vertex_for_vertex(obj):
+            world = evaluated_world(obj, n)
+    except FaceKeyError:     # a modifier that still changes the vertex count: the unmodified vertices
         co = np.empty(n * 3)
         me.vertices.foreach_get("co", co)
         m = np.array(obj.matrix_world)

@@ -11,13 +11,15 @@ Vertex groups ``facekey_eye_left`` / ``facekey_eye_right`` / ``facekey_mouth``
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from ..protocol.axes import points_from_blender
 from ..protocol.errors import FaceKeyError
 from ..protocol.keytake import ANCHOR_NAMES, CharacterKeys
 
-__all__ = ["character_keys_from_object", "evaluated_world", "ANCHOR_GROUPS"]
+__all__ = ["character_keys_from_object", "evaluated_world", "vertex_for_vertex", "ANCHOR_GROUPS"]
 
 #: Vertex-group name of each user anchor.
 ANCHOR_GROUPS = {a: f"facekey_{a}" for a in ANCHOR_NAMES}
@@ -31,8 +33,8 @@ GENERATE_MODIFIERS = frozenset({
 
 
 def _evaluated_co(obj, n: int):
-    """(n, 3) float64 object-space vertex positions of ``obj``'s evaluated mesh, or None when it does not have
-    ``n`` vertices; with its evaluated world matrix."""
+    """``(object-space positions (n, 3) float64, world matrix (4, 4))`` of ``obj``'s evaluated mesh, or
+    ``(None, None)`` when it does not have ``n`` vertices."""
     import bpy
     bpy.context.view_layer.update()
     ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
@@ -47,22 +49,30 @@ def _evaluated_co(obj, n: int):
     return co.reshape(n, 3).astype(np.float64), np.array(ev.matrix_world, np.float64)
 
 
+@contextlib.contextmanager
+def vertex_for_vertex(obj):
+    """For the block, ``obj`` evaluates to one vertex per vertex of its data: where modifiers that make new
+    geometry (:data:`GENERATE_MODIFIERS`: a subdivision surface, a mirror, ...) change the count, they are
+    switched off in the viewport and switched back on after (the shape keys live on the vertices under
+    them); a modifier that keeps the count, a geometry-nodes deformer say, stays on."""
+    n = len(obj.data.vertices)
+    off = []
+    if _evaluated_co(obj, n)[0] is None:
+        off = [m for m in obj.modifiers if m.type in GENERATE_MODIFIERS and m.show_viewport]
+    try:
+        for m in off:
+            m.show_viewport = False
+        yield
+    finally:
+        for m in off:
+            m.show_viewport = True
+
+
 def evaluated_world(obj, n: int) -> np.ndarray:
     """(n, 3) float64 world positions of ``obj``'s evaluated mesh (its ``n`` vertices with the shape keys at their
-    values, the modifiers and the armature's pose applied).  Where a modifier that makes new geometry
-    (:data:`GENERATE_MODIFIERS`: a subdivision surface, a mirror, ...) changes the vertex count, the mesh is
-    evaluated with those switched off for the moment (their viewport switches restored after): the shape
-    keys live on the vertices under them.  ``bad_argument`` if the count still differs."""
+    values, the modifiers and the armature's pose applied; inside :func:`vertex_for_vertex` where modifiers
+    may make new geometry), or ``bad_argument`` when a modifier changes the vertex count."""
     co, mw = _evaluated_co(obj, n)
-    if co is None:
-        off = [m for m in obj.modifiers if m.type in GENERATE_MODIFIERS and m.show_viewport]
-        try:
-            for m in off:
-                m.show_viewport = False
-            co, mw = _evaluated_co(obj, n)
-        finally:
-            for m in off:
-                m.show_viewport = True
     if co is None:
         raise FaceKeyError("bad_argument", f"'{obj.name}''s modifiers change its vertex count.",
                            "Disable the modifiers that add or remove vertices and measure again.")
@@ -113,12 +123,13 @@ def character_keys_from_object(obj, source: str = "") -> CharacterKeys:
         obj.show_only_shape_key = False
         for kb in blocks:
             kb.value, kb.mute = 0.0, False
-        rest = evaluated_world(obj, n)
-        for kb in blocks:
-            kb.value = 1.0
-            deltas.append(points_from_blender(evaluated_world(obj, n) - rest))
-            names.append(kb.name)
-            kb.value = 0.0
+        with vertex_for_vertex(obj):
+            rest = evaluated_world(obj, n)
+            for kb in blocks:
+                kb.value = 1.0
+                deltas.append(points_from_blender(evaluated_world(obj, n) - rest))
+                names.append(kb.name)
+                kb.value = 0.0
     finally:
         for kb, (value, mute) in zip(blocks, saved):
             kb.value, kb.mute = value, mute

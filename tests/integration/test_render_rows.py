@@ -194,14 +194,16 @@ bpy.ops.wm.save_as_mainfile(filepath=sys.argv[2])
 def test_render_frames_the_face_where_it_is_seen_and_reads_a_glb(arkit_head, tmp_path):
     """The camera frames the face as the character is seen (armature pose and modifiers applied), not the
     mesh's stored vertices: a head whose armature moves it 3 m away from them, as a skinned glTF import's
-    bind space does, under a subdivision surface, is still framed and captured; and a character exported as .glb renders from the
+    bind space does, under a subdivision surface, is still framed and captured, and its keys measured; and a character exported as .glb renders from the
     .glb as it does from the .blend."""
     import subprocess
     import sys
 
     from backend.blender_runner import render_take_rows
+    from backend.facemodel import load_face_model
     from backend.footage import open_footage
     from backend.protocol.take import Take, write_take
+    from backend.retarget.pipeline import measure_character
     from backend.tracking import track_footage
     posed, glb = tmp_path / "posed.blend", tmp_path / "head.glb"
     subprocess.run([sys.executable, "-c", _POSE_AND_EXPORT, str(arkit_head), str(posed), str(glb)], check=True,
@@ -213,3 +215,6 @@ def test_render_frames_the_face_where_it_is_seen_and_reads_a_glb(arkit_head, tmp
         assert track.valid[0], name
         assert np.ptp(track.landmarks[0, :, 0]) > 0.3 * 320, name
         assert len(out["units"]) == 52, name
+    # the character solve measures the keys on the vertices under the subdivision surface
+    keys = measure_character(posed, "FaceKeyHead")
+    assert keys.rest.shape == (load_face_model().num_vertices, 3) and len(keys.key_names) == 52
