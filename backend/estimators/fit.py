@@ -87,9 +87,10 @@ class FitTerms:
     # Stage (d): weight of the tracker's depth against a landmark's image position (see
     # :meth:`Fitter.fit_head_pose`).  Default bench, the rendered recording with the head turn: rotation
     # error median (p90) 3.45 (6.82) -> 3.06 (5.68) deg, pitch read at 0.80 -> 0.95 of the true one;
-    # AFLW2000-3D NME 4.72 -> 4.49; synthetic held-pose jitter 0.27 -> 0.12 deg per frame.  On the first 60 turned frames 0.25 / 0.5 / 1 gave a median of
-    # 2.66 / 2.80 / 3.22 deg (3.07 without); the real talking clip's frame-to-frame turn, p95, is
-    # 0.70 deg without, 0.91 / 1.01 with 0.25 / 0.5 (the tracker's depth is noisier than its x, y),
+    # AFLW2000-3D NME 4.72 -> 4.49; synthetic held-pose jitter 0.27 -> 0.12 deg per frame.  On the first
+    # 60 turned frames 0.25 / 0.5 / 1 gave a median of 2.66 / 2.80 / 3.22 deg (3.07 without); the real
+    # talking clip's frame-to-frame turn, p95, is 0.70 deg without, 0.91 / 1.01 with 0.25 / 0.5 (the
+    # tracker's depth is noisier than its x, y),
     # hence stage (d)'s pose smoothing, ``depth_smoothing`` x ``pose_smoothing``: at 1 / 10 / 30 / 100
     # that p95 is 0.91 / 0.85 / 0.72 / 0.56 deg (the talking clip's second difference, median, 0.25 deg
     # without stage (d), 0.27 / 0.23 / 0.18 / 0.12), the turned frames' median error 2.66 / 2.63 / 2.55 /

@@ -194,8 +194,8 @@ bpy.ops.wm.save_as_mainfile(filepath=sys.argv[2])
 def test_render_frames_the_face_where_it_is_seen_and_reads_a_glb(arkit_head, tmp_path):
     """The camera frames the face as the character is seen (armature pose and modifiers applied), not the
     mesh's stored vertices: a head whose armature moves it 3 m away from them, as a skinned glTF import's
-    bind space does, under a subdivision surface, is still framed and captured, and its keys measured; and a character exported as .glb renders from the
-    .glb as it does from the .blend."""
+    bind space does, under a subdivision surface, is still framed and captured, and its keys measured; and
+    a character exported as .glb renders from the .glb as it does from the .blend."""
     import subprocess
     import sys
 
