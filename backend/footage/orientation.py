@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 __all__ = ["Orientation", "orientation_from_display_matrix", "orientation_from_rotate_tag",
-           "orientation_from_degrees", "apply_orientation"]
+           "orientation_from_degrees", "orientation_from_exif", "apply_orientation"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,18 @@ def orientation_from_degrees(degrees: float, hflip: bool = False) -> Orientation
     if abs(degrees - 90 * q) > 1.0:
         log.warning("display rotation %.1f deg is not a multiple of 90; using %d", degrees, 90 * q)
     return Orientation(q % 4, bool(hflip))
+
+
+#: EXIF orientation tag (0x0112) value -> (counter-clockwise quarter turns, mirror first), as PIL's
+#: ``ImageOps.exif_transpose`` displays it (checked value by value in the tests).
+_EXIF = {1: (0, False), 2: (0, True), 3: (2, False), 4: (2, True), 5: (1, True), 6: (3, False), 7: (3, True),
+         8: (1, False)}
+
+
+def orientation_from_exif(tag: Optional[int]) -> Orientation:
+    """A photo's EXIF orientation tag (1-8) to an Orientation; anything else (no tag) is upright."""
+    turns, flip = _EXIF.get(tag if isinstance(tag, int) else 1, (0, False))
+    return Orientation(turns, flip)
 
 
 def orientation_from_rotate_tag(tag: Optional[str]) -> Orientation:

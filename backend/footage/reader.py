@@ -6,14 +6,22 @@ presentation timestamps.
 
 * Videos: anything FFmpeg reads (H.264, HEVC, ... in MP4/MOV/MKV/...).
   Timestamps are ``pts * time_base`` of each decoded frame relative to the
-  first one, so variable frame rate is kept as recorded.  Rotation metadata
-  (the display matrix, or the legacy ``rotate`` tag) is applied.  A file cut
-  short yields the frames that decode and then stops with a logged warning.
+  first one, so variable frame rate is kept as recorded; where a container
+  stores no real presentation times (AVI with B-frames: the decoded frames'
+  pts run out of order) the decode times are used, as FFmpeg's own
+  best-effort timestamp does (:class:`_Clock`).  Timestamps that restart
+  (joined camcorder ``.ts`` / ``.mts`` files) continue one frame after the
+  previous frame.  Rotation metadata (the display matrix, or the legacy
+  ``rotate`` tag) and a non-square pixel aspect ratio (anamorphic HDV, DV)
+  are applied, and a frame whose stored size differs from the first one's
+  is resized to it, so every frame has the display size.  A file cut short
+  yields the frames that decode and then stops with a logged warning.
 * Image sequences: a folder of images, sorted naturally (``f2`` before
   ``f10``), or a pattern (``frames/*.png``, ``frames/frame_%04d.png``), at
-  ``fps`` frames per second (default 30); all images must share one size.
+  ``fps`` frames per second (default 30); all images must share one size
+  (checked when the sequence is opened, from the files' headers).
 * Photos: one image file (see :data:`IMAGE_EXTENSIONS`), EXIF orientation
-  applied, a single frame at time 0.
+  applied (JPEG, PNG, WebP, TIFF), a single frame at time 0.
 * A folder of video files and no images is not one footage but a folder of
   clips (``backend.protocol.clipfolder``): callers capture each clip
   (``facekey capture FOLDER -o takes/``), and ``open_footage`` refuses it
@@ -40,7 +48,7 @@ from backend.protocol.errors import FaceKeyError
 
 from .hashing import sha256_file, sha256_files
 from .orientation import (Orientation, apply_orientation, orientation_from_degrees,
-                          orientation_from_display_matrix, orientation_from_rotate_tag)
+                          orientation_from_display_matrix, orientation_from_exif, orientation_from_rotate_tag)
 
 __all__ = ["Frame", "FootageInfo", "Footage", "open_footage", "iter_frames", "IMAGE_EXTENSIONS",
            "VIDEO_EXTENSIONS", "clip_files", "natural_sort_key", "scaled_size"]
@@ -49,6 +57,12 @@ log = logging.getLogger(__name__)
 
 #: Consecutive undecodable packets after which a damaged video is given up on.
 MAX_CONSECUTIVE_DECODE_ERRORS = 25
+#: Frames decoded when a video is opened to choose its clock (:class:`_Clock`): AVI's out-of-order pts
+#: show within the first few frames.
+PROBE_FRAMES = 8
+#: A presentation time this many nominal frames before the previous frame's is a restart of the
+#: timestamps (joined files), not jitter: the frames after it continue one frame after the previous one.
+RESTART_FRAMES = 0.5
 
 _HINT_REEXPORT = ("Re-export the clip as an H.264 MP4, e.g. "
                   "`ffmpeg -i INPUT -c:v libx264 -pix_fmt yuv420p OUTPUT.mp4`.")
@@ -90,6 +104,13 @@ class FootageInfo:
         codec: codec name (``"h264"``, ``"hevc"``, ``"image"``).
         decoder: ``"pyav"`` or ``"opencv"``.
         files: the image files of a sequence, in order (empty otherwise).
+        num_frames_estimated: True when a video's container gives no frame
+            count and ``num_frames`` is duration x fps (a variable-rate MKV
+            or WebM): a file is then judged cut short by its last frame's time.
+        clock: a video's frame times: ``"pts"`` (presentation times) or
+            ``"dts"`` (decode times, where the pts run out of order).
+        pixel_aspect: a video's sample aspect ratio (width of a stored pixel
+            over its height; 1.0 for square pixels), applied to the width.
     """
 
     path: str
@@ -105,6 +126,9 @@ class FootageInfo:
     codec: str
     decoder: str
     files: tuple[str, ...] = ()
+    num_frames_estimated: bool = False
+    clock: str = "pts"
+    pixel_aspect: float = 1.0
 
     @property
     def scale(self) -> float:
@@ -119,6 +143,7 @@ class FootageInfo:
             "fps": self.fps, "num_frames": self.num_frames, "duration": self.duration,
             "rotation_ccw_deg": self.orientation.degrees, "hflip": self.orientation.hflip,
             "codec": self.codec, "decoder": self.decoder, "num_files": len(self.files),
+            "num_frames_estimated": self.num_frames_estimated, "clock": self.clock, "pixel_aspect": self.pixel_aspect,
         }
 
 
@@ -138,8 +163,37 @@ def _resize_area(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
+def _odd_size(path: str, size: tuple[int, int], first: tuple[int, int]) -> FaceKeyError:
+    return FaceKeyError("video_unreadable", f"Image {path} is {size[0]}x{size[1]} but the sequence's first image is "
+                        f"{first[0]}x{first[1]}.",
+                        "All images of a sequence must have the same size; remove or resize the odd one.")
+
+
 def _is_image_file(path: str) -> bool:
     return path.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _exif_orientation(path: str) -> Orientation:
+    """The EXIF orientation of an image file (read by Pillow, which knows it in JPEG, PNG, WebP and TIFF;
+    OpenCV applies it to JPEG only); upright when the file has none or Pillow cannot read the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return orientation_from_exif(im.getexif().get(0x0112))
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+        return Orientation()
+
+
+def _image_display_size(path: str) -> Optional[tuple[int, int]]:
+    """(width, height) an image file displays at, from its header (no decoding); None if Pillow cannot read it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return orientation_from_exif(im.getexif().get(0x0112)).display_size(*im.size)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+        return None
 
 
 def _read_image(path: str) -> np.ndarray:
@@ -154,11 +208,13 @@ def _read_image(path: str) -> np.ndarray:
     if data.size == 0:
         raise FaceKeyError("video_empty", f"Image file {path} is empty (0 bytes).",
                            "The file was not written completely; save or copy it again.")
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)  # 3 channels, 8 bit, EXIF orientation applied
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)  # 3 channels, 8 bit, as stored
     if img is None:
         raise FaceKeyError("video_unreadable", f"Could not decode image {path}.",
                            "Save it again as a PNG or JPEG.")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    # OpenCV's TIFF reader turns the image itself, whatever the flag says
+    turn = Orientation() if path.lower().endswith((".tif", ".tiff")) else _exif_orientation(path)
+    return np.ascontiguousarray(apply_orientation(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), turn))
 
 
 class Footage:
@@ -227,12 +283,8 @@ class Footage:
         full = (self.info.full_width, self.info.full_height)
         for i, path in enumerate(self.info.files):
             img = _read_image(path)
-            if (img.shape[1], img.shape[0]) != full:
-                raise FaceKeyError(
-                    "video_unreadable",
-                    f"Image {path} is {img.shape[1]}x{img.shape[0]} but the sequence's first image is "
-                    f"{full[0]}x{full[1]}.",
-                    "All images of a sequence must have the same size; remove or resize the odd one.")
+            if (img.shape[1], img.shape[0]) != full:     # a file its header did not describe (Pillow could not read it)
+                raise _odd_size(path, (img.shape[1], img.shape[0]), full)
             yield Frame(i, i / self.info.fps, _resize_area(img, (self.info.width, self.info.height)))
 
     # -- videos ------------------------------------------------------------------
@@ -248,15 +300,17 @@ class Footage:
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            # Stored (pre-rotation) size of the yielded frames.
+            # Stored (pre-rotation) size of the yielded frames: the display size (pixel aspect applied).
             out_w, out_h = (info.height, info.width) if info.orientation.swaps_axes else (info.width, info.height)
-            scaling = (info.width, info.height) != (info.full_width, info.full_height)
+            clock = _Clock(info.clock)
             first_time: Optional[float] = None
+            first_size: Optional[tuple[int, int]] = None
             prev_t = -math.inf
+            offset = 0.0            # added to every time after a restart of the timestamps
             index = 0
             bad_run = 0
             bad_total = 0
-            dup_warned = False
+            dup_warned = restart_warned = size_warned = False
             packets = container.demux(stream)
             while True:
                 try:
@@ -282,20 +336,35 @@ class Footage:
                         break
                     decoded = []
                 for fr in decoded:
-                    t = _frame_seconds(fr)
-                    if t is None:  # no pts: one nominal frame after the previous one
-                        t = first_time + prev_t + 1.0 / info.fps if first_time is not None else 0.0
+                    t = clock.seconds(fr)
+                    if t is None:  # no timestamp: one nominal frame after the previous one
+                        t = first_time + prev_t - offset + 1.0 / info.fps if first_time is not None else 0.0
                     if first_time is None:
                         first_time = t
-                    rel = t - first_time
-                    if rel <= prev_t:
+                    rel = t - first_time + offset
+                    if rel < prev_t - RESTART_FRAMES / info.fps:
+                        if not restart_warned:
+                            self._warn(f"{info.path}: the timestamps restart at frame {index} ({rel:.3f} s after "
+                                       f"{prev_t:.3f} s; joined files?); the frames from there on continue one "
+                                       "frame after the previous one.")
+                            restart_warned = True
+                        offset += prev_t + 1.0 / info.fps - rel
+                        rel = prev_t + 1.0 / info.fps
+                    elif rel <= prev_t:
                         if not dup_warned:
                             self._warn(f"{info.path}: frame {index} has a presentation time ({rel:.6f} s) not after "
                                        f"the previous one ({prev_t:.6f} s); nudged forward to keep times increasing.")
                             dup_warned = True
                         rel = prev_t + 1e-6
                     prev_t = rel
-                    if scaling:
+                    if first_size is None:
+                        first_size = (fr.width, fr.height)
+                    elif (fr.width, fr.height) != first_size and not size_warned:
+                        self._warn(f"{info.path}: the picture size changes at frame {index} ({first_size[0]}x"
+                                   f"{first_size[1]} -> {fr.width}x{fr.height}); later frames are resized to the "
+                                   "first size.")
+                        size_warned = True
+                    if (fr.width, fr.height) != (out_w, out_h):
                         img = fr.reformat(width=out_w, height=out_h, format="rgb24",
                                           interpolation="AREA").to_ndarray()
                     else:
@@ -311,20 +380,44 @@ class Footage:
             raise FaceKeyError("video_empty", f"{info.path} has no decodable video frames.", _HINT_REEXPORT)
         if bad_total > 5:
             self._warn(f"{info.path}: {bad_total} undecodable packets in all.")
-        if info.num_frames and index < info.num_frames * 0.98 - 1:
-            # The demuxer often just ends early on a cut file, without any error.
+        # The demuxer often just ends early on a cut file, without any error: compare with the container's
+        # frame count, or where it has none (a variable-rate MKV / WebM) the last frame's time with its duration.
+        if info.num_frames and not info.num_frames_estimated and index < info.num_frames * 0.98 - 1:
             self.truncated = True
             self._warn(f"{info.path}: decoded {index} frames but the container announces about "
                        f"{info.num_frames}; the file is probably cut short or damaged (the frames read are kept).")
+        elif info.num_frames_estimated and info.duration and prev_t + 2.0 / info.fps < info.duration * 0.98:
+            self.truncated = True
+            self._warn(f"{info.path}: the last frame decoded is at {prev_t:.2f} s but the container lasts "
+                       f"{info.duration:.2f} s; the file is probably cut short or damaged (the frames read are kept).")
 
 
-def _frame_seconds(fr) -> Optional[float]:
-    """Presentation time of a decoded frame in seconds (pts * time_base), or None."""
-    pts = fr.pts
-    if pts is None:
-        return None
-    tb = fr.time_base
-    return float(pts * tb) if tb is not None else None
+class _Clock:
+    """A decoded frame's time in seconds, from its pts, or from its dts where the pts are not trusted.
+
+    FFmpeg's best-effort timestamp (``guess_correct_pts``): each kind of timestamp that fails to increase
+    from one frame to the next counts a fault, and the pts are used while they have no more faults than
+    the dts.  ``prefer`` ("pts" or "dts") is what the first :data:`PROBE_FRAMES` frames showed when the
+    video was opened (:func:`_probe_clock`), so the first frames of a video whose pts run out of order
+    (AVI with B-frames) are timed right too.
+    """
+
+    def __init__(self, prefer: str = "pts"):
+        self.faulty = {"pts": 0, "dts": 0}
+        if prefer == "dts":
+            self.faulty["pts"] = 1
+        self.last: dict[str, Optional[int]] = {"pts": None, "dts": None}
+
+    def seconds(self, fr) -> Optional[float]:
+        stamps = {"pts": fr.pts, "dts": getattr(fr, "dts", None)}
+        for kind, value in stamps.items():
+            if value is not None:
+                if self.last[kind] is not None and value <= self.last[kind]:
+                    self.faulty[kind] += 1
+                self.last[kind] = value
+        # a frame without the trusted kind (flushed at the end) is one nominal frame after the previous one
+        value = stamps["dts" if self.faulty["pts"] > self.faulty["dts"] else "pts"]
+        return float(value * fr.time_base) if value is not None and fr.time_base is not None else None
 
 
 def _open_container(path: str):
@@ -370,22 +463,27 @@ def _probe_video(path: str, max_side: Optional[int]) -> FootageInfo:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         first = None
+        stamps: list[tuple[Optional[int], Optional[int]]] = []     # (pts, dts) of the first decoded frames
         errors: list[str] = []
         try:
             for packet in container.demux(stream):
                 try:
                     frames = stream.decode(packet)
                 except av.FFmpegError as e:
+                    if first is not None:
+                        break
                     errors.append(str(e))
                     if len(errors) >= MAX_CONSECUTIVE_DECODE_ERRORS:
                         break
                     continue
-                if frames:
-                    first = frames[0]
+                first = first or (frames[0] if frames else None)
+                stamps += [(f.pts, getattr(f, "dts", None)) for f in frames]
+                if len(stamps) >= PROBE_FRAMES:
                     break
         except av.FFmpegError as e:
-            raise FaceKeyError("video_unreadable", f"Could not decode {path} ({e}).",
-                               "The file is damaged or cut short. " + _HINT_REEXPORT) from e
+            if first is None:
+                raise FaceKeyError("video_unreadable", f"Could not decode {path} ({e}).",
+                                   "The file is damaged or cut short. " + _HINT_REEXPORT) from e
         if first is None and errors:
             raise FaceKeyError("video_unreadable", f"Could not decode any frame of {path} ({errors[0]}).",
                                "The file is damaged or uses an unsupported codec. " + _HINT_REEXPORT)
@@ -394,7 +492,9 @@ def _probe_video(path: str, max_side: Optional[int]) -> FootageInfo:
         if errors:
             log.warning("%s: %d undecodable packet(s) before the first frame", path, len(errors))
         orient = _display_orientation(first, stream)
-        full_w, full_h = orient.display_size(first.width, first.height)
+        sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+        aspect = float(sar) if sar and 0.1 < float(sar) < 10 else 1.0
+        full_w, full_h = orient.display_size(max(1, int(round(first.width * aspect))), first.height)
         # FFmpeg's av_guess_frame_rate: the container's nominal (r_frame_rate) unless that is
         # implausible (> 210 with an average < 70), then the average.  A phone clip recorded at
         # 30 fps that dropped frames stays 30 (its timestamps keep the real spacing).
@@ -408,14 +508,27 @@ def _probe_video(path: str, max_side: Optional[int]) -> FootageInfo:
         num = int(stream.frames or 0)
         if not (math.isfinite(fps) and 0 < fps < 1000):
             fps = num / duration if (num and duration) else 30.0
-        if num <= 0 and duration:
+        estimated = num <= 0 and bool(duration)
+        if estimated:
             num = int(round(duration * fps))
         w, h = scaled_size(full_w, full_h, max_side)
         return FootageInfo(path=path, kind="video", width=w, height=h, full_width=full_w, full_height=full_h,
                            fps=fps, num_frames=num, duration=duration, orientation=orient,
-                           codec=stream.codec_context.name, decoder="pyav")
+                           codec=stream.codec_context.name, decoder="pyav", num_frames_estimated=estimated,
+                           clock=_probe_clock(stamps), pixel_aspect=aspect)
     finally:
         container.close()
+
+
+def _probe_clock(stamps: list[tuple[Optional[int], Optional[int]]]) -> str:
+    """``"dts"`` when the first frames' pts (in display order) fail to increase more often than their dts
+    (AVI stores no presentation times), else ``"pts"``; see :class:`_Clock`."""
+    def faults(values):
+        values = [v for v in values if v is not None]
+        return sum(b <= a for a, b in zip(values, values[1:])), len(values)
+
+    (fp, n_pts), (fd, n_dts) = faults([p for p, _ in stamps]), faults([d for _, d in stamps])
+    return "dts" if n_dts == len(stamps) and fp > fd else "pts"
 
 
 _PRINTF = re.compile(r"%(0?\d*)d")
@@ -445,7 +558,8 @@ def _expand_pattern(path: str) -> Optional[list[str]]:
     if any(ch in name for ch in "*?["):
         import glob
 
-        files = [p for p in glob.glob(path) if os.path.isfile(p) and _is_image_file(p)]
+        # the folder is a literal path ('[' in a folder name is not a glob class), the name the pattern
+        files = [p for p in glob.glob(os.path.join(glob.escape(folder), name)) if os.path.isfile(p) and _is_image_file(p)]
         return sorted(files, key=lambda p: natural_sort_key(os.path.basename(p)))
     return None
 
@@ -453,6 +567,10 @@ def _expand_pattern(path: str) -> Optional[list[str]]:
 def _sequence(path: str, files: list[str], max_side: Optional[int], fps: float) -> "Footage":
     first = _read_image(files[0])
     full_h, full_w = first.shape[:2]
+    for f in files[1:]:      # headers only: an odd image fails here, not after tracking the frames before it
+        size = _image_display_size(f)
+        if size is not None and size != (full_w, full_h):
+            raise _odd_size(f, size, (full_w, full_h))
     w, h = scaled_size(full_w, full_h, max_side)
     info = FootageInfo(path=path, kind="image_sequence", width=w, height=h, full_width=full_w,
                        full_height=full_h, fps=fps, num_frames=len(files), duration=len(files) / fps,

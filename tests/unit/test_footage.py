@@ -206,10 +206,9 @@ def test_image_sequence_default_fps_and_size_mismatch(tmp_path):
     write_sequence(seq, ["a_000.jpg", "a_001.jpg"])
     assert open_footage(seq).info.fps == 30.0
     cv2.imwrite(str(seq / "a_002.jpg"), np.zeros((10, 10, 3), np.uint8))
-    foot = open_footage(seq)
-    with pytest.raises(FaceKeyError) as e:
-        list(foot)
-    assert e.value.code == "video_unreadable" and "a_002.jpg" in str(e.value)
+    with pytest.raises(FaceKeyError) as e:     # when opened: no frame is tracked before the odd one fails
+        open_footage(seq)
+    assert e.value.code == "video_unreadable" and "a_002.jpg" in str(e.value) and "10x10" in str(e.value)
 
 
 @pytest.mark.parametrize("ext", [".jpg", ".png", ".ppm", ".bmp", ".webp"])
@@ -497,3 +496,124 @@ def test_nominal_fps_of_a_clip_with_dropped_frames(tmp_path):
     foot = open_footage(p)
     assert foot.info.fps == pytest.approx(30.0)
     np.testing.assert_allclose([f.time for f in foot], np.array(pts) / 30.0, atol=1e-3)
+
+
+# -- timing and geometry that containers get wrong (joined files, AVI, anamorphic, size changes) ---------------
+
+
+def test_joined_files_whose_timestamps_restart_continue_one_frame_on(tmp_path):
+    """Two camcorder .ts files joined: the second half's times restart at 0; they go on after the first."""
+    a = make_clip(tmp_path / "a.ts", n=30)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(open(a, "rb").read() * 2)
+    foot = open_footage(joined)
+    times = [f.time for f in foot]
+    assert len(times) == 60
+    np.testing.assert_allclose(times, np.arange(60) / 30.0, atol=2e-3)
+    assert any("restart" in w for w in foot.warnings)
+
+
+def test_avi_with_b_frames_is_timed_by_its_decode_order(tmp_path):
+    """AVI keeps no presentation times: the decoded frames' pts run 1, 4, 3, 5, 2 ...; the frames are 1/30 s
+    apart in display order (their grey levels say which frame each is)."""
+    p = str(tmp_path / "b.avi")
+    with av.open(p, "w", format="avi") as c:
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        for i in range(20):
+            for pk in s.encode(av.VideoFrame.from_ndarray(drawn(i), format="rgb24")):
+                c.mux(pk)
+        for pk in s.encode():
+            c.mux(pk)
+    with av.open(p) as c:
+        pts = [f.pts for f in c.decode(video=0)]
+    assert any(b <= a for a, b in zip(pts, pts[1:])), "the clip lost its out-of-order pts; the test is void"
+    foot = open_footage(p)
+    frames = list(foot)
+    assert foot.info.clock == "dts"
+    np.testing.assert_allclose([f.time for f in frames], np.arange(20) / 30.0, atol=1e-3)
+    levels = [int(np.median(f.image[H // 2:, W // 2:, 0])) for f in frames]
+    np.testing.assert_allclose(levels, [(i * 20) % 200 + 20 for i in range(20)], atol=3)
+    assert not foot.warnings
+    assert open_footage(make_clip(tmp_path / "b.mp4", n=20)).info.clock == "pts"
+
+
+def test_anamorphic_pixels_are_shown_at_their_display_width(tmp_path):
+    """A 96x72 clip with 4:3 pixels displays at 128x72 (16:9): a stored 20x20 square is 27 wide."""
+    p = str(tmp_path / "sar.mp4")
+    with av.open(p, "w") as c:
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 96, 72, "yuv420p"
+        s.codec_context.sample_aspect_ratio = Fraction(4, 3)
+        for _ in range(3):
+            img = np.zeros((72, 96, 3), np.uint8)
+            img[26:46, 38:58] = 255
+            for pk in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(pk)
+        for pk in s.encode():
+            c.mux(pk)
+    foot = open_footage(p)
+    assert (foot.info.full_width, foot.info.full_height) == (128, 72) and foot.info.pixel_aspect == pytest.approx(4 / 3)
+    img = next(iter(foot)).image
+    assert img.shape == (72, 128, 3)
+    ys, xs = np.nonzero(img[..., 0] > 128)
+    assert xs.max() - xs.min() + 1 == pytest.approx(26.7, abs=1.5) and ys.max() - ys.min() + 1 == 20
+    assert next(iter(open_footage(p, max_side=64))).image.shape == (36, 64, 3)
+
+
+def test_a_picture_size_change_is_resized_to_the_first_size(tmp_path):
+    """A 64x48 .ts joined to a 96x128 one: every frame comes out 64x48 (the tracker's grid), with a warning."""
+    a = make_clip(tmp_path / "a.ts", n=5, size=(64, 48))
+    b = make_clip(tmp_path / "b.ts", n=5, size=(96, 128))
+    joined = tmp_path / "ab.ts"
+    joined.write_bytes(open(a, "rb").read() + open(b, "rb").read())
+    foot = open_footage(joined)
+    assert {f.image.shape for f in foot} == {(48, 64, 3)}
+    assert any("picture size changes" in w for w in foot.warnings)
+    assert {f.image.shape for f in open_footage(joined, max_side=32)} == {(24, 32, 3)}
+
+
+@pytest.mark.parametrize("ext", ["mkv", "webm"])
+def test_variable_rate_clip_without_a_frame_count_is_not_called_truncated(tmp_path, ext):
+    """MKV / WebM store no frame count: the guess duration x fps (31 here) is not held against the 10 frames."""
+    tb = Fraction(1, 1000)
+    pts = [0, 33, 66, 200, 233, 500, 533, 566, 600, 1000]
+    codec = "libvpx" if ext == "webm" else "libx264"
+    foot = open_footage(make_clip(tmp_path / f"vfr.{ext}", n=10, codec=codec, pts=pts, time_base=tb))
+    assert foot.info.num_frames_estimated
+    assert len(list(foot)) == 10 and not foot.truncated and not foot.warnings
+
+
+def test_cut_mkv_without_a_frame_count_is_still_called_truncated(tmp_path):
+    p = make_clip(tmp_path / "long.mkv", n=90, frame_fn=noisy)
+    data = open(p, "rb").read()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) // 2])
+    foot = open_footage(cut)
+    n = len(list(foot))
+    assert foot.info.num_frames_estimated and 0 < n < 80
+    assert foot.truncated and any("cut short" in w for w in foot.warnings)
+
+
+@pytest.mark.parametrize("tag", range(1, 9))
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".webp", ".tiff"])
+def test_photo_exif_orientation_every_format_and_value(tmp_path, ext, tag):
+    """What the photo shows, as Pillow's exif_transpose displays it, for every EXIF orientation value."""
+    pil = pytest.importorskip("PIL.Image")
+    ops = pytest.importorskip("PIL.ImageOps")
+    im = pil.fromarray(drawn(0, 80, 40))
+    exif = im.getexif()
+    exif[0x0112] = tag
+    p = tmp_path / f"exif{ext}"
+    im.save(p, exif=exif.tobytes(), **({"lossless": True} if ext == ".webp" else {}))
+    shown = np.asarray(ops.exif_transpose(pil.open(p)).convert("RGB"))
+    frame = next(iter(open_footage(p))).image
+    assert frame.shape == shown.shape
+    assert marker_corner(frame) == marker_corner(shown)
+
+
+def test_sequence_in_a_folder_with_brackets_in_its_name(tmp_path):
+    seq = tmp_path / "take [1]"
+    write_sequence(seq, ["f_1.png", "f_2.png", "f_3.png"])
+    assert open_footage(seq / "*.png").info.num_frames == 3
+    assert open_footage(seq / "f_%d.png").info.num_frames == 3
