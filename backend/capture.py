@@ -8,6 +8,7 @@ frames by the stages and between the stages here.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from typing import Callable, Optional
 
@@ -52,6 +53,8 @@ class CaptureSettings:
             a hand covers get no weight and the units they carry are held
             (``backend.tracking.hands``, ``backend.estimators.fit.Fitter``);
             about 3x the tracking time, so off by default.
+        fps: frame rate of an image sequence (None = 30); refused for a
+            video, whose frames carry their own times.
     """
 
     face_index: Optional[int] = None
@@ -66,6 +69,7 @@ class CaptureSettings:
     rest_frame: Optional[int] = None
     actor_take: Optional[str] = None
     hands: bool = False
+    fps: Optional[float] = None
 
     def validate(self) -> "CaptureSettings":
         """Raise ``bad_argument`` naming the first invalid field."""
@@ -88,6 +92,11 @@ class CaptureSettings:
             _bad("landmarks", self.landmarks, " / ".join(LANDMARK_SOURCES))
         if self.fan_weights is not None and not isinstance(self.fan_weights, str):
             _bad("fan_weights", self.fan_weights, "the path of a FAN weights file")
+        if self.fan_weights is not None and self.landmarks != "fan":
+            _bad("fan_weights", self.fan_weights, "FAN weights only with landmarks 'fan' (--landmarks fan); with "
+                 f"landmarks '{self.landmarks}' they would not be used")
+        if self.fps is not None and (not _is_number(self.fps) or not 0 < self.fps <= 1000):
+            _bad("fps", self.fps, "the frame rate an image sequence was recorded at (e.g. 24), or None for 30")
         if self.rest_frame is not None and (not _is_int(self.rest_frame) or self.rest_frame < 0):
             _bad("rest_frame", self.rest_frame, "a footage frame number >= 0 (0 = the first frame), or None")
         if self.actor_take is not None and (not isinstance(self.actor_take, str) or not self.actor_take):
@@ -116,7 +125,8 @@ def _is_int(v) -> bool:
 
 
 def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite int or float (not a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _bad(field: str, value, want: str) -> None:
@@ -170,11 +180,17 @@ def capture(footage_path: str | os.PathLike, settings: Optional[CaptureSettings]
 
     settings = (settings or CaptureSettings()).validate()
     device = resolve_device(settings.device)
+    estimator = get_estimator(settings.estimator, device=device)     # every setting checked before tracking
     if settings.landmarks == "fan":          # load (and check) the weights before any frame is tracked
         from .tracking.fan import FanLandmarker, fan_track
         landmarker = FanLandmarker(settings.fan_weights, device=device)
     actor = None if settings.actor_take is None else ActorProfile.read(settings.actor_take, load_face_model())
-    footage = open_footage(footage_path, max_side=settings.max_side)
+    fps = 30.0 if settings.fps is None else float(settings.fps)
+    footage = open_footage(footage_path, max_side=settings.max_side, fps=fps)
+    if settings.fps is not None and footage.info.kind == "video":
+        raise FaceKeyError("bad_argument", f"fps={settings.fps} was given, but {os.path.basename(footage.info.path)} "
+                           "is a video: its frames carry their own times.",
+                           "Leave the frame rate unset for videos (it is for image sequences).")
     _check_cancel(cancel)
     track = track_footage(footage, face_index=settings.face_index, hands=settings.hands,
                           progress=_stage(progress, "tracking"), cancel=cancel)
@@ -184,7 +200,7 @@ def capture(footage_path: str | os.PathLike, settings: Optional[CaptureSettings]
                            f"{os.path.basename(os.fspath(footage_path))}.",
                            "Use footage where the face is visible, lit and at least ~100 pixels tall.")
     if settings.landmarks == "fan":
-        track = fan_track(open_footage(footage_path, max_side=settings.max_side), track, landmarker,
+        track = fan_track(open_footage(footage_path, max_side=settings.max_side, fps=fps), track, landmarker,
                           progress=_stage(progress, "FAN landmarks"), cancel=cancel)
         _check_cancel(cancel)
     solver_kwargs = {"smoothing": float(settings.smoothing), "exclusive": settings.exclusive, "device": device}
@@ -192,7 +208,6 @@ def capture(footage_path: str | os.PathLike, settings: Optional[CaptureSettings]
         solver_kwargs["sparsity"] = float(settings.sparsity)
     if settings.rest_frame is not None:
         solver_kwargs["rest_frame"] = int(settings.rest_frame)
-    estimator = get_estimator(settings.estimator, device=device)
     take = estimator.estimate(track, SolverSettings(**solver_kwargs), progress=_stage(progress, "solving"),
                               cancel=cancel, actor=actor)
     _check_cancel(cancel)

@@ -107,7 +107,7 @@ def _print_take_summary(console: Console, take, path: str) -> None:
         table.add_row(name, f"{peak:.3f}", f"{mean:.3f}")
     console.print(table)
     occlusion = take.header.get("occlusion")
-    if occlusion:
+    if occlusion and occlusion.get("frames_with_face_covered"):
         console.print(f"a hand covers part of the face on {occlusion['frames_with_face_covered']} frame(s): "
                       "what it covers was not read as expression, and those frames' confidence is lowered",
                       soft_wrap=True)
@@ -128,8 +128,8 @@ def capture(
     footage: list[Path] = typer.Argument(..., help="Video file, image-sequence folder/pattern, or photo; several "
                                          "(e.g. clips/*.mp4), or a folder of video clips, capture one take "
                                          "each into the -o folder."),
-    output: Path = typer.Option(..., "-o", "--output", help="Take file to write (.npz); with several FOOTAGE a "
-                                "folder, receiving <footage name>.npz each."),
+    output: Path = typer.Option(..., "-o", "--output", help="Take file to write (.npz), or a folder, receiving "
+                                "<footage name>.npz (several FOOTAGE: one each)."),
     face_index: Optional[int] = typer.Option(None, "--face-index", help="Face to follow (default: the largest)."),
     smoothing: float = typer.Option(1.0, "--smoothing", help="Temporal smoothness strength (0 = off)."),
     exclusive: bool = typer.Option(True, "--exclusive/--no-exclusive",
@@ -151,6 +151,8 @@ def capture(
     hands: bool = typer.Option(False, "--hands",
                                help="Look for hands over the face: what a hand covers is not read as expression "
                                     "(tracking takes about 3x longer)."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of an image sequence (default 30); videos "
+                                        "carry their own frame times."),
 ) -> None:
     """Capture FOOTAGE into a Take file (several FOOTAGE, or a folder of clips: one take each, into the -o folder)."""
     from .capture import CaptureSettings, capture as run_capture
@@ -160,12 +162,15 @@ def capture(
     settings = CaptureSettings(face_index=face_index, max_side=max_side or None, smoothing=smoothing,
                                exclusive=exclusive, sparsity=sparsity, device=device, estimator=estimator,
                                landmarks=landmarks, fan_weights=fan_weights, rest_frame=rest_frame,
-                               actor_take=None if actor is None else str(actor), hands=hands).validate()
+                               actor_take=None if actor is None else str(actor), hands=hands, fps=fps).validate()
     console = Console()
     clips = [(clip_files(f), f) for f in footage]
     if len(footage) > 1 or clips[0][0] is not None:
         _capture_many(console, [Path(c) for found, f in clips for c in (found or [f])], output, settings)
         return
+    if output.is_dir():          # one footage into a folder: <footage name>.npz there, as with several
+        output = output / f"{footage[0].stem if footage[0].suffix else footage[0].name}.npz"
+    _check_output(output, footage[0], *([actor] if actor else []))
     with _Bar(console) as bar:
         take = run_capture(footage[0], settings, progress=bar)
     path = write_take(output, take)
@@ -190,6 +195,7 @@ def _capture_many(console: Console, footage: list[Path], folder: Path, settings)
     if folder.suffix.lower() == ".npz" or folder.is_file():
         raise FaceKeyError("bad_argument", f"-o {folder} is a file name; several footage need a folder.",
                            "Pass a folder for the takes, e.g. -o takes/.")
+    _check_output(folder, *footage, folder=True)
     stems: dict[str, Path] = {}
     for f in footage:
         stem = f.stem if f.suffix else f.name
@@ -214,6 +220,30 @@ def _capture_many(console: Console, footage: list[Path], folder: Path, settings)
     _print_failures(console, failed, "not captured")
     if failed:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _check_output(output: Path, *inputs: Path, folder: bool = False) -> None:
+    """Refuse, before any work is done, an ``-o`` that is one of ``inputs`` (writing it would destroy the
+    input) or that cannot be written: a folder where a file is wanted (``folder`` False), a parent that is a
+    file, a folder without write permission."""
+    out = Path(output)
+    for src in inputs:
+        same = os.path.samefile(out, src) if out.exists() and Path(src).exists() else \
+            os.path.realpath(out) == os.path.realpath(src)
+        if same:
+            raise FaceKeyError("bad_argument", f"-o {out} is the input {src}: writing there would destroy it.",
+                               "Write to another file name; FaceKey never changes its inputs.")
+    if not folder and out.is_dir():
+        raise FaceKeyError("bad_argument", f"-o {out} is a folder.", "Give the name of the file to write.")
+    where = Path(os.path.abspath(out if folder else out.parent))
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    if not where.is_dir():
+        raise FaceKeyError("bad_argument", f"-o {out} cannot be written: {where} is a file, not a folder.",
+                           "Pick an output in a folder.")
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise FaceKeyError("bad_argument", f"-o {out} cannot be written: no permission to write in {where}.",
+                           "Pick an output in a folder you can write to.")
 
 
 def _print_failures(console: Console, failed: list[tuple], what: str) -> None:
@@ -501,6 +531,7 @@ def import_csv(
     from .protocol.livelink import read_livelink_csv
     from .protocol.take import write_take
 
+    _check_output(output, csv_path)
     take = read_livelink_csv(csv_path)
     _print_take_summary(Console(), take, write_take(output, take))
 
@@ -516,6 +547,7 @@ def bridge(
     from .protocol.bridge import bridge_take
     from .protocol.take import read_take, write_take
 
+    _check_output(output, take)
     bridged, runs = bridge_take(read_take(take))
     path = write_take(output, bridged)
     Console().print(f"[bold]{escape(str(path))}[/]: bridged {len(runs)} unsure stretch(es), take frames "
@@ -533,6 +565,7 @@ def export_csv(
     from .protocol.livelink import write_livelink_csv
     from .protocol.take import read_take
 
+    _check_output(output, take)
     t = read_take(take)
     path = write_livelink_csv(output, t)
     Console().print(f"[bold]{escape(str(path))}[/]: {t.num_frames} frames")

@@ -14,6 +14,7 @@ import bpy
 from .backend_setup import backend_python, default_env_dir, default_log_path, user_data_dir
 from .bake.apply import bake_take, capture_counts
 from .jobs import BackendJob, CaptureJob, JobSequence, LocalJob
+from .protocol.clipfolder import clip_files
 from .protocol.errors import FaceKeyError
 from .state import STATE
 
@@ -51,8 +52,13 @@ def _head_args(settings):
 
 def _capture_settings(settings) -> dict:
     """The panel's capture settings for the backend; the rest frame goes from scene to footage frames
-    (the footage's first frame lands on Start frame), the actor take to an absolute path."""
+    (the footage's first frame lands on Start frame), the actor take to an absolute path, and a folder of
+    images (an image sequence) is taken at the scene's frame rate, one image per scene frame."""
     out = {"smoothing": float(settings.smoothing), "hands": bool(settings.hands)}
+    footage = bpy.path.abspath(settings.footage) if settings.footage else ""
+    if os.path.isdir(footage) and clip_files(footage) is None:
+        render = settings.id_data.render
+        out["fps"] = render.fps / render.fps_base
     if settings.use_rest_frame:
         frame = settings.rest_frame - settings.start_frame
         if frame < 0:
@@ -380,7 +386,6 @@ def make_capture_job(context, client_kwargs: dict | None = None) -> JobSequence:
     ``bad_argument``).  A failed capture of single footage ends the job; a failed target is
     reported under its name.
     """
-    from .protocol.clipfolder import clip_files
 
     s = context.scene.facekey
     footage = bpy.path.abspath(s.footage)

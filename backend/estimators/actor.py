@@ -45,22 +45,34 @@ class ActorProfile:
         (not made by the solver, e.g. an imported Live Link CSV) or one of another face model."""
         hint = "Use a take of the same actor captured by FaceKey's solver (facekey capture), ideally with a rest frame."
         header = take.header
-        if header.get("estimator") != "solver" or header.get("identity") is None:
+        if header.get("estimator") != "solver":
             raise FaceKeyError("bad_argument", f"the take {source} holds no actor face "
                                f"(it was made by {header.get('estimator') or 'an import'}, not the solver)", hint)
-        identity = np.asarray(header["identity"], np.float32)
-        if identity.shape != (model.num_identity,) or not np.all(np.isfinite(identity)):
-            raise FaceKeyError("bad_argument", f"the actor identity in {source} has shape {identity.shape}, "
-                               f"this face model needs ({model.num_identity},)", hint)
+        if header.get("identity") is None:
+            raise FaceKeyError("bad_argument", f"the solver take {source} holds no actor identity (its header "
+                               "has no 'identity'; the file was edited or written by another tool)", hint)
+        identity = _field(header["identity"], (model.num_identity,), "actor identity", source, hint)
         rest = header.get("rest_offset")
         if rest is not None:
-            rest = np.asarray(rest, np.float32)
-            if rest.shape != (model.num_vertices, 3) or not np.all(np.isfinite(rest)):
-                raise FaceKeyError("bad_argument", f"the rest face in {source} has shape {rest.shape}, "
-                                   f"this face model needs ({model.num_vertices}, 3)", hint)
+            rest = _field(rest, (model.num_vertices, 3), "rest face", source, hint)
         return cls(identity=identity, rest_offset=rest, source=source)
 
     @classmethod
     def read(cls, path: str | os.PathLike, model: FaceModel) -> "ActorProfile":
         """The actor of the Take file at ``path`` (errors as :func:`read_take` and :meth:`from_take`)."""
         return cls.from_take(read_take(path), model, os.fspath(path))
+
+
+def _field(value, shape: tuple, what: str, source: str, hint: str) -> np.ndarray:
+    """``value`` as a float32 array of ``shape``, or ``bad_argument`` saying whether the shape is wrong or
+    the numbers are not finite."""
+    try:
+        a = np.asarray(value, np.float32)
+    except (TypeError, ValueError):
+        raise FaceKeyError("bad_argument", f"the {what} in {source} is not an array of numbers", hint) from None
+    if a.shape != shape:
+        raise FaceKeyError("bad_argument", f"the {what} in {source} has shape {a.shape}, this face model needs "
+                           f"{shape}", hint)
+    if not np.all(np.isfinite(a)):
+        raise FaceKeyError("bad_argument", f"the {what} in {source} holds NaN or infinite numbers", hint)
+    return a

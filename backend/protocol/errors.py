@@ -17,6 +17,7 @@ CODES = {
     "video_empty": "a clip has no frames",
     "no_face": "no face was found in any frame",
     "take_invalid": "a Take file failed validation",
+    "write_failed": "an output file could not be written (a folder in the way, no permission, disk full)",
     "csv_invalid": "a Live Link Face CSV could not be parsed",
     "name_map_invalid": "a name map file is malformed",
     "no_shape_keys": "a target object has no shape keys",

@@ -36,11 +36,12 @@ import numpy as np
 
 from .arkit import INDEX, LIVELINK_CSV_BLENDSHAPES, NUM_UNITS
 from .errors import FaceKeyError
+from .npzfile import atomic_write
 from .rotations import quat_to_ypr, ypr_to_quat
 from .take import Take
 
 __all__ = ["read_livelink_csv", "write_livelink_csv", "ANGLE_COLUMNS", "STANDARD_COLUMNS",
-           "parse_timecode", "format_timecode"]
+           "parse_timecode", "format_timecode", "timecode_rate"]
 
 ANGLE_COLUMNS: tuple[str, ...] = (
     "HeadYaw", "HeadPitch", "HeadRoll",
@@ -78,6 +79,13 @@ def format_timecode(seconds: float, fps: int) -> str:
     h, rem = divmod(whole, 3600)
     m, s = divmod(rem, 60)
     return f"{h:02d}:{m:02d}:{s:02d}:{frames_1000 // 1000:02d}.{frames_1000 % 1000:03d}"
+
+
+def timecode_rate(fps: float) -> int:
+    """The timecode rate a take of ``fps`` frames per second is written at: the smallest standard rate at
+    least ``fps`` (15 -> 24, 29.97 -> 30), so that :func:`_infer_rate` reads the same rate back from any
+    take of a second or more; the timecodes' fractions of a frame keep every time exact."""
+    return next((r for r in _RATES if r >= fps - 1e-6), max(1, math.ceil(fps)))
 
 
 def _infer_rate(frame_fields: list[int]) -> int:
@@ -207,7 +215,7 @@ def write_livelink_csv(path: str | os.PathLike, take: Take) -> str:
     Uses the original timecodes, header line, column order and raw angles kept
     by :func:`read_livelink_csv` while they still fit the Take (same frame
     count; angles within 1e-5 rad), else the standard layout with timecodes
-    generated from ``take.timestamps`` at ``round(take.fps)``.
+    generated from ``take.timestamps`` at :func:`timecode_rate` of ``take.fps``.
     """
     take.validate()
     path = os.fspath(path)
@@ -225,7 +233,7 @@ def write_livelink_csv(path: str | os.PathLike, take: Take) -> str:
     if same_length:
         timecodes = list(ll["timecodes"])
     else:
-        rate = max(1, round(take.fps))
+        rate = timecode_rate(take.fps)
         timecodes = [format_timecode(s, rate) for s in take.timestamps]
 
     head_ypr = quat_to_ypr(take.head_rotation.astype(np.float64))
@@ -263,15 +271,5 @@ def write_livelink_csv(path: str | os.PathLike, take: Take) -> str:
         lines.append(",".join(cells))
     data = (newline.join(lines) + newline).encode("utf-8")
 
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda f: f.write(data), ".csv.tmp")
 

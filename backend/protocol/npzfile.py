@@ -10,37 +10,51 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
+import uuid
 import zipfile
 
 import numpy as np
 
 from .errors import FaceKeyError
 
-__all__ = ["HEADER_KEY", "atomic_savez", "load_npz"]
+__all__ = ["HEADER_KEY", "atomic_write", "atomic_savez", "load_npz"]
 
 HEADER_KEY = "header_json"
 
 
-def atomic_savez(path: str | os.PathLike, arrays: dict, header: dict) -> str:
-    """Write ``arrays`` + ``header`` to ``path`` via a temp file and ``os.replace``; return the path."""
+def atomic_write(path: str | os.PathLike, write, suffix: str) -> str:
+    """Write a file through ``write(binary file)`` into a temp file beside ``path``, then ``os.replace`` it
+    onto ``path``: a reader never sees half a file, and a failed write leaves no temp file and ``path`` as it
+    was.  The new file gets the permissions of any other new file (0666 less the umask), not the temp file's
+    0600.  Returns the path; ``write_failed`` names the path when the system refuses (a folder there, no
+    permission, disk full)."""
     path = os.fspath(path)
-    arrays = dict(arrays)
-    arrays[HEADER_KEY] = np.frombuffer(json.dumps(header, sort_keys=True).encode("utf-8"), np.uint8)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".fk-", suffix=".npz.tmp", dir=directory)
+    tmp = None
     try:
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        tmp = os.path.join(directory, f".fk-{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except OSError as e:
+        raise FaceKeyError("write_failed", f"Could not write {path}: {e.strerror or e}.",
+                           "Check that the output is a file name in a folder you can write to (not a folder "
+                           "itself) and that the disk has room.") from e
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
     return path
+
+
+def atomic_savez(path: str | os.PathLike, arrays: dict, header: dict) -> str:
+    """Write ``arrays`` + ``header`` to ``path`` (:func:`atomic_write`); return the path."""
+    arrays = dict(arrays)
+    arrays[HEADER_KEY] = np.frombuffer(json.dumps(header, sort_keys=True).encode("utf-8"), np.uint8)
+    return atomic_write(path, lambda f: np.savez_compressed(f, **arrays), ".npz.tmp")
 
 
 def load_npz(path: str | os.PathLike, kind: str, schema: str, version: int, recreate: str) -> tuple[dict, dict]:
@@ -53,6 +67,9 @@ def load_npz(path: str | os.PathLike, kind: str, schema: str, version: int, recr
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FaceKeyError("file_missing", f"{kind} file not found: {path}", f"Check the path, or {recreate}.")
+    if not zipfile.is_zipfile(path):
+        raise FaceKeyError("take_invalid", f"{path} is not a {kind} file (not an .npz archive).",
+                           recreate[:1].upper() + recreate[1:] + ".")
     try:
         with open(path, "rb") as f:
             data = f.read()

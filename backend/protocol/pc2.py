@@ -10,14 +10,13 @@ numpy + standard library only: copied into the add-on.
 """
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .errors import FaceKeyError
+from .npzfile import atomic_write
 
 __all__ = ["write_pc2", "read_pc2", "SIGNATURE"]
 
@@ -41,18 +40,11 @@ def write_pc2(path: str | Path, frames: np.ndarray, start_frame: float = 1.0, sa
     if not np.all(np.isfinite(f)):
         raise FaceKeyError("bad_argument", "frames contain NaN or infinite positions",
                            "Fill invalid frames before writing a cache.")
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".pc2.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(_HEADER.pack(SIGNATURE, 1, f.shape[1], float(start_frame), float(sample_rate), f.shape[0]))
-            fh.write(f.astype("<f4").tobytes())
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return p
+    def write(fh) -> None:
+        fh.write(_HEADER.pack(SIGNATURE, 1, f.shape[1], float(start_frame), float(sample_rate), f.shape[0]))
+        fh.write(f.astype("<f4").tobytes())
+
+    return Path(atomic_write(path, write, ".pc2.tmp"))
 
 
 def read_pc2(path: str | Path) -> tuple[np.ndarray, float, float]:

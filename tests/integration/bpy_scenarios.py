@@ -336,6 +336,13 @@ def sc_capture_settings(params) -> dict:
     s.hands = True
     out["hands"] = ops._capture_settings(s)
     s.hands = False
+    seq = os.path.join(params["tmp"], "frames")
+    os.makedirs(seq, exist_ok=True)
+    for k in range(2):
+        open(os.path.join(seq, f"f{k}.png"), "wb").close()
+    s.footage, bpy.context.scene.render.fps, bpy.context.scene.render.fps_base = seq, 24, 1.001
+    out["sequence"] = ops._capture_settings(s)
+    s.footage = ""
     s.use_rest_frame = True
     s.rest_frame = 100
     try:

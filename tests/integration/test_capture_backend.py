@@ -91,8 +91,8 @@ def test_capture_a_folder_of_clips_gives_one_action_per_clip(run_scenario, tmp_p
     assert any(t.startswith("shot10.mp4: 24 frames") for t in shown)
 
 
-def test_rest_frame_actor_take_and_hands_reach_the_backend_settings(run_scenario):
-    res = run_scenario("capture_settings", {})
+def test_rest_frame_actor_take_and_hands_reach_the_backend_settings(run_scenario, tmp_path):
+    res = run_scenario("capture_settings", {"tmp": str(tmp_path)})
     assert ["prop", "use_rest_frame"] in res["panel"] and ["prop", "rest_frame"] in res["panel"]
     base = {"smoothing": 1.0, "hands": False}
     assert res["default"] == base
@@ -101,6 +101,7 @@ def test_rest_frame_actor_take_and_hands_reach_the_backend_settings(run_scenario
     assert res["set_rest_rc"] == ["FINISHED"] and res["after_set"] == {**base, "rest_frame": 16}
     assert res["actor"] == {**base, "actor_take": res["blend_dir"] + "takes/actor.npz"}
     assert ["prop", "hands"] in res["panel"] and res["hands"] == {**base, "hands": True, "rest_frame": 16}
+    assert res["sequence"]["fps"] == pytest.approx(24 / 1.001)      # a folder of images: the scene's rate
     err = res["before_footage"]
     assert err["code"] == "bad_argument" and "before the footage" in err["message"] and err["hint"]
 

@@ -227,3 +227,78 @@ def test_bench_capture_times_every_stage_side_by_side(tmp_path):
     assert hs["speedup"] == pytest.approx(hs["seconds"]["every_frame"] / hs["seconds"]["skip_while_none"])
     assert hs["frames_with_face_covered"] == {"every_frame": 0, "skip_while_none": 0} and hs["mask_iou"] == 1.0
     assert "palm detector on every other frame" in res.output
+
+
+def test_no_command_writes_over_its_input(tmp_path):
+    """`-o` naming the input would destroy it (a capture wrote a take over the footage): refused before any
+    work, the input untouched."""
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not really a video")
+    take = _take(tmp_path)
+    csv = write_livelink_csv(tmp_path / "a.csv", read_take(take))
+    for args, src in ((["capture", str(clip), "-o", str(clip)], clip),
+                      (["capture", str(clip), "-o", str(tmp_path / "." / "clip.mp4")], clip),
+                      (["export-csv", str(take), "-o", str(take)], take),
+                      (["import-csv", csv, "-o", csv], csv),
+                      (["bridge", str(take), "-o", str(take)], take)):
+        before = open(src, "rb").read()
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2 and "error[bad_argument]" in res.output and "destroy" in res.output, args
+        assert open(src, "rb").read() == before
+
+
+def test_capture_checks_its_output_and_settings_before_tracking(tmp_path):
+    """Each of these failed only after the whole clip was tracked (or crashed with a traceback, the capture
+    lost); the footage here is not even a video, so any tracking would fail differently."""
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not really a video")
+    out = str(tmp_path / "t.npz")
+    for extra, want in ((["-o", str(clip / "t.npz")], "is a file, not a folder"),
+                        (["-o", out, "--sparsity", "inf"], "sparsity=inf"),
+                        (["-o", out, "--smoothing", "nan"], "smoothing=nan"),
+                        (["-o", out, "--estimator", "nope"], "unknown estimator 'nope'"),
+                        (["-o", out, "--fan-weights", str(tmp_path / "fan.pth")], "only with landmarks 'fan'")):
+        res = runner.invoke(app, ["capture", str(clip), "--device", "cpu", *extra])
+        assert res.exit_code == 2 and "error[bad_argument]" in res.output and want in res.output, (extra, res.output)
+    assert not (tmp_path / "t.npz").exists()
+
+
+def test_take_summary_names_hands_only_when_one_was_seen():
+    from rich.console import Console
+
+    from backend.cli import _print_take_summary
+
+    take = Take.empty(4, 30.0)
+    for covered, said in ((0, False), (3, True)):
+        take.header["occlusion"] = {"source": "mediapipe.solutions.hands", "frames_with_face_covered": covered}
+        console = Console(record=True, width=200)
+        _print_take_summary(console, take, "t.npz")
+        assert ("a hand covers part of the face" in console.export_text()) is said
+
+
+@pytest.mark.skipif(not _HAS_PIPELINE, reason="footage/tracking/estimators not available")
+def test_capture_one_clip_into_a_folder_and_a_sequence_at_its_own_rate(tmp_path):
+    """`-o folder` with one clip writes folder/<clip>.npz (it crashed after the capture); `--fps` sets an
+    image sequence's rate (a 24 fps sequence was taken at 30 and baked 25% fast) and is refused for a video."""
+    import cv2
+
+    from backend.footage import open_footage
+    from test_worker_capture import short_clip
+
+    clip = short_clip(tmp_path / "clip.mp4", frames=3)
+    out = tmp_path / "takes"
+    out.mkdir()
+    res = runner.invoke(app, ["capture", clip, "-o", str(out), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in out.iterdir()] == ["clip.npz"] and read_take(out / "clip.npz").num_frames == 3
+    res = runner.invoke(app, ["capture", clip, "-o", str(tmp_path / "v.npz"), "--fps", "24", "--device", "cpu"])
+    assert res.exit_code == 2 and "is a video" in res.output and not (tmp_path / "v.npz").exists()
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    for f in open_footage(clip):
+        cv2.imwrite(str(seq / f"frame_{f.index:03d}.png"), f.image[:, :, ::-1])
+    res = runner.invoke(app, ["capture", str(seq), "-o", str(tmp_path / "s.npz"), "--fps", "24", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    take = read_take(tmp_path / "s.npz")
+    assert take.fps == 24.0
+    np.testing.assert_allclose(take.timestamps, np.arange(3) / 24.0)

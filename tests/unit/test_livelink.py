@@ -177,3 +177,17 @@ def test_any_damaged_csv_reads_or_names_the_problem(tmp_path, edits, drop_rows, 
     take.validate()
     assert np.isfinite(take.weights).all() and 0.0 <= take.weights.min() and take.weights.max() <= 1.0
     assert np.all(np.diff(take.timestamps) > 0)
+
+
+@pytest.mark.parametrize("fps", [15.0, 20.0, 26.4, 29.97, 30.0, 60.0])
+def test_takes_at_any_frame_rate_come_back_at_their_own_times(tmp_path, fps):
+    """A 15 fps webcam capture written at 15 timecode frames a second was read back at 24 (the smallest
+    standard rate above frame 14): 0.6 s of every second, then a jump.  Written at the smallest standard
+    rate >= fps, with fractions of a frame, every time comes back."""
+    t = int(2.5 * fps)
+    take = Take.empty(t, fps)
+    take.weights[:, INDEX["jawOpen"]] = np.linspace(0, 1, t)
+    back = read_livelink_csv(write_livelink_csv(tmp_path / "a.csv", take))
+    np.testing.assert_allclose(back.timestamps, take.timestamps, atol=2e-4)
+    np.testing.assert_allclose(back.weights, take.weights, atol=1e-6)
+    assert back.fps >= fps - 0.05

@@ -341,7 +341,10 @@ def test_actor_profile_rejects_takes_without_a_face(tmp_path):
     take = get_estimator().estimate(track)
     imported = dataclasses.replace(take, header={"estimator": "livelink_csv", "source": "slate.csv"})
     short = dataclasses.replace(take, header={**take.header, "identity": take.header["identity"][:5]})
-    for bad, words in ((imported, "no actor face"), (short, "shape")):
+    nan = dataclasses.replace(take, header={**take.header, "identity": [float("nan")] * len(take.header["identity"])})
+    bare = dataclasses.replace(take, header={k: v for k, v in take.header.items() if k != "identity"})
+    for bad, words in ((imported, "no actor face"), (short, "has shape (5,)"), (nan, "NaN or infinite"),
+                       (bare, "holds no actor identity")):
         with pytest.raises(FaceKeyError) as e:
             ActorProfile.from_take(bad, model, "t.npz")
         assert e.value.code == "bad_argument" and words in e.value.message and "solver" in e.value.hint

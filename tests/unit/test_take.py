@@ -158,3 +158,41 @@ def test_bridge_take_and_its_refusals():
     with pytest.raises(FaceKeyError) as e:
         bridge_take(lost)
     assert "unsure of every frame" in e.value.message
+
+
+def test_written_files_get_the_usual_permissions_and_keep_them_on_overwrite(tmp_path):
+    """0666 less the umask, like any other new file (a temp file's 0600 made takes unreadable to the other
+    users of a shared drive or render farm)."""
+    import os
+    import stat
+
+    from backend.protocol.livelink import write_livelink_csv
+    from backend.protocol.pc2 import write_pc2
+
+    old = os.umask(0o022)
+    try:
+        take = _take()
+        paths = [write_take(tmp_path / "a.npz", take), write_take(tmp_path / "a.npz", take),
+                 write_livelink_csv(tmp_path / "a.csv", take), write_pc2(tmp_path / "a.pc2", np.zeros((2, 3, 3)))]
+    finally:
+        os.umask(old)
+    assert {stat.S_IMODE(os.stat(p).st_mode) for p in paths} == {0o644}
+
+
+def test_an_output_that_cannot_be_written_is_a_coded_error_and_leaves_nothing(tmp_path):
+    (tmp_path / "folder.npz").mkdir()
+    (tmp_path / "file").write_text("x")
+    for bad in (tmp_path / "folder.npz", tmp_path / "file" / "t.npz"):
+        with pytest.raises(FaceKeyError) as e:
+            write_take(bad, _take())
+        assert e.value.code == "write_failed" and str(bad) in e.value.message and e.value.hint
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.npz"]
+    assert not list((tmp_path / "folder.npz").iterdir())
+
+
+def test_a_video_passed_as_a_take_says_it_is_not_one(tmp_path):
+    (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(100))
+    with pytest.raises(FaceKeyError) as e:
+        read_take(tmp_path / "clip.mp4")
+    assert e.value.code == "take_invalid" and "not an .npz archive" in e.value.message
+    assert "pickled" not in e.value.message
