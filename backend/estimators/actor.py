@@ -59,8 +59,9 @@ class ActorProfile:
 
     @classmethod
     def read(cls, path: str | os.PathLike, model: FaceModel) -> "ActorProfile":
-        """The actor of the Take file at ``path`` (errors as :func:`read_take` and :meth:`from_take`)."""
-        return cls.from_take(read_take(path), model, os.fspath(path))
+        """The actor of the Take file at ``path`` (its absolute path is the source a new take names, like the
+        footage; errors as :func:`read_take` and :meth:`from_take`)."""
+        return cls.from_take(read_take(path), model, os.path.abspath(os.fspath(path)))
 
 
 def _field(value, shape: tuple, what: str, source: str, hint: str) -> np.ndarray:

@@ -332,7 +332,7 @@ def test_actor_from_an_earlier_take_is_reused():
     assert with_actor < 0.7 * alone, (alone, with_actor)
 
 
-def test_actor_profile_rejects_takes_without_a_face(tmp_path):
+def test_actor_profile_rejects_takes_without_a_face(tmp_path, monkeypatch):
     from backend.estimators import ActorProfile
     from backend.protocol.take import write_take
 
@@ -353,6 +353,8 @@ def test_actor_profile_rejects_takes_without_a_face(tmp_path):
     assert e.value.code == "file_missing"
     path = write_take(tmp_path / "actor.npz", take)
     assert ActorProfile.read(path, model).rest_offset is None      # not calibrated: identity only
+    monkeypatch.chdir(tmp_path)              # the new take names the actor take as it names its footage: absolute
+    assert ActorProfile.read("actor.npz", model).source == str(tmp_path / "actor.npz")
 
 
 def test_hand_over_the_mouth_is_not_read_as_expression():
