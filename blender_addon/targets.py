@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .protocol.errors import FaceKeyError
 
-__all__ = ["resolve_targets", "resolve_mode", "target_mode", "plan_targets", "MODE_ITEMS", "MODE_LABELS"]
+__all__ = ["resolve_targets", "resolve_mode", "target_mode", "plan_targets", "write_blocker", "MODE_ITEMS",
+           "MODE_LABELS"]
 
 #: ``Object.facekey_retarget_mode`` enum items (identifier, label, description); AUTO picks one of the others.
 MODE_ITEMS = [("AUTO", "Auto", "Name map when some shape key is named like an ARKit unit, else character solve "
@@ -24,10 +25,32 @@ def _key_names(obj) -> list[str]:
     return [kb.name for kb in key.key_blocks[1:]]
 
 
+def write_blocker(idblock, what: str) -> str | None:
+    """Why a bake cannot write ``idblock``'s animation (``what`` names it in the reason), or None.
+
+    Linked data (from another .blend, not made local): Blender shows a new action on it but saves none
+    of it.  An NLA in tweak mode: the active action cannot be swapped (Blender raises half-way through
+    a bake).
+    """
+    if idblock is None:
+        return None
+    if not getattr(idblock, "is_editable", idblock.library is None):       # Blender < 4 has no is_editable
+        lib = idblock.library.filepath if idblock.library is not None else "a library"
+        return (f"its {what} are linked from {lib}: a bake would not be saved (make them local, "
+                "Object > Relations > Make Local)")
+    ad = idblock.animation_data
+    if ad is not None and ad.use_tweak_mode:
+        return f"its {what}' NLA is in tweak mode (leave it with Tab in the NLA editor)"
+    return None
+
+
 def _namemap_resolution(obj, name_map) -> tuple[object, str | None]:
     """(Resolution or None, reason ``obj`` cannot take a name-map bake or None)."""
     if obj.type != "MESH":
         return None, f"not a mesh ({obj.type.lower()})"
+    blocked = write_blocker(obj.data.shape_keys, "shape keys")
+    if blocked:
+        return None, blocked
     names = _key_names(obj)
     if not names:
         return None, "has no shape keys"
@@ -79,6 +102,9 @@ def target_mode(obj, name_map) -> tuple[str | None, str | None]:
     mode = resolve_mode(obj, name_map)
     if mode is None:
         return None, f"not a mesh ({obj.type.lower()})"
+    blocked = write_blocker(obj, "object") if mode == "MESH" else write_blocker(obj.data.shape_keys, "shape keys")
+    if blocked:
+        return None, blocked
     if mode == "NAMEMAP":
         why = _namemap_resolution(obj, name_map)[1]
         if why:
@@ -109,11 +135,18 @@ def _split(objects, classify) -> tuple[list, dict[str, str]]:
         raise FaceKeyError("no_targets", "No target objects were given.",
                            "Select the character meshes that have ARKit shape keys.")
     kept, skipped = [], {}
+    owners: dict[int, str] = {}         # shape-key datablock -> the object that takes its bake
     for obj in objects:
         value, why = classify(obj)
+        key = obj.data.shape_keys if obj.type == "MESH" and value != "MESH" else None
+        if not why and key is not None and key.as_pointer() in owners:
+            why = (f"shares its mesh and shape keys with '{owners[key.as_pointer()]}': one set of keys plays one "
+                   "action, baked there")
         if why:
             skipped[obj.name] = why
         else:
+            if key is not None:
+                owners[key.as_pointer()] = obj.name
             kept.append((obj, value))
     if not kept:
         why = "; ".join(f"{n}: {r}" for n, r in skipped.items())

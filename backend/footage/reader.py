@@ -527,7 +527,7 @@ def _probe_clock(stamps: list[tuple[Optional[int], Optional[int]]]) -> str:
         values = [v for v in values if v is not None]
         return sum(b <= a for a, b in zip(values, values[1:])), len(values)
 
-    (fp, n_pts), (fd, n_dts) = faults([p for p, _ in stamps]), faults([d for _, d in stamps])
+    (fp, _), (fd, n_dts) = faults([p for p, _ in stamps]), faults([d for _, d in stamps])
     return "dts" if n_dts == len(stamps) and fp > fd else "pts"
 
 
@@ -559,7 +559,8 @@ def _expand_pattern(path: str) -> Optional[list[str]]:
         import glob
 
         # the folder is a literal path ('[' in a folder name is not a glob class), the name the pattern
-        files = [p for p in glob.glob(os.path.join(glob.escape(folder), name)) if os.path.isfile(p) and _is_image_file(p)]
+        files = [p for p in glob.glob(os.path.join(glob.escape(folder), name))
+                 if os.path.isfile(p) and _is_image_file(p)]
         return sorted(files, key=lambda p: natural_sort_key(os.path.basename(p)))
     return None
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 import os
 
 from ..protocol.arkit import ARKIT_NAMES
-from ..protocol.errors import FaceKeyError
 from ..targets import resolve_targets
-from .head import bake_head_rotation
+from .head import bake_head_rotation, check_head_target
 from .shape_keys import bake_shape_keys
 
 __all__ = ["bake_take", "scene_fps", "action_name_for", "capture_counts"]
@@ -47,9 +46,8 @@ def bake_take(take, objects, name_map, *, scene, source: str, start_frame: float
         take's :func:`capture_counts`.
     """
     targets, skipped = resolve_targets(objects, name_map)
-    if head_target is not None and head_bone and (head_target.type != "ARMATURE" or head_bone not in head_target.pose.bones):
-        raise FaceKeyError("object_missing", f"'{head_target.name}' has no pose bone '{head_bone}'.",
-                           "Pick an armature and one of its bones as head rotation target.")
+    if head_target is not None:
+        check_head_target(head_target, head_bone or None)
     fps = scene_fps(scene)
     name = action_name_for(source)
     report = {"objects": {}, "skipped": skipped, "frames": int(take.valid.sum()), "head": None,

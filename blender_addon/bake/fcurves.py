@@ -23,20 +23,35 @@ def _layered(action) -> bool:
     return hasattr(action, "fcurve_ensure_for_datablock")
 
 
-def new_action_for(datablock, name: str):
-    """Create a new Action named ``name`` (Blender adds .001 on clashes) and assign it.
+def new_action_for(datablock, name: str, keep_others: bool = False):
+    """Create a new Action named ``name`` (Blender adds .001 on clashes) and assign it at full influence.
 
     The previously assigned action (if any) gets ``use_fake_user = True`` so
-    it survives saving; it is not modified otherwise.  Returns the new action.
+    it survives saving; it is not modified otherwise.  With ``keep_others`` the
+    new action starts as a copy of it (without its ``facekey_*`` properties), so
+    the channels the caller does not write keep playing (an armature's other
+    bones under a head bake).  The new action plays as baked: the animation
+    data's influence is set to 1 and its blend to Replace (a previous action's
+    0.2 / Add would otherwise scale it).  Returns the new action.
     """
     import bpy
     ad = datablock.animation_data or datablock.animation_data_create()
-    if ad.action is not None:
-        ad.action.use_fake_user = True
-    action = bpy.data.actions.new(name)
-    if not _layered(action) and hasattr(action, "id_root"):
-        action.id_root = getattr(datablock, "id_type", None) or datablock.bl_rna.identifier.upper()  # 'KEY', 'OBJECT'
+    previous = ad.action
+    if previous is not None:
+        previous.use_fake_user = True
+    if keep_others and previous is not None:
+        action = previous.copy()
+        action.name = name
+        action.use_fake_user = False
+        for prop in [k for k in action.keys() if k.startswith("facekey_")]:
+            del action[prop]
+    else:
+        action = bpy.data.actions.new(name)
+        if not _layered(action) and hasattr(action, "id_root"):
+            action.id_root = getattr(datablock, "id_type", None) or datablock.bl_rna.identifier.upper()  # 'KEY'
     ad.action = action
+    ad.action_influence = 1.0
+    ad.action_blend_type = "REPLACE"
     return action
 
 

@@ -857,6 +857,99 @@ def sc_apply_take(params) -> dict:
     return res
 
 
+def _link_library_face(path: str):
+    """Save a mesh with ARKit keys into ``path``, then link its object into the open file (linked data)."""
+    main = bpy.data.filepath
+    me = bpy.data.meshes.new("LibFace")
+    me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 0, 1)], [], [(0, 1, 2)])
+    ob = bpy.data.objects.new("LibFace", me)
+    ob.shape_key_add(name="Basis")
+    ob.shape_key_add(name="jawOpen").data[0].co = (0, 0, 0.1)
+    bpy.data.libraries.write(path, {ob}, fake_user=True)
+    bpy.data.objects.remove(ob)
+    bpy.data.meshes.remove(me)
+    with bpy.data.libraries.load(path, link=True) as (src, dst):
+        dst.objects = ["LibFace"]
+    bpy.context.scene.collection.objects.link(dst.objects[0])
+    assert not main or bpy.data.filepath == main
+    return dst.objects[0]
+
+
+def sc_bake_guards(params) -> dict:
+    """bake_take on what it must not break: an armature whose other bone is animated (head bone target),
+    the same take baked twice, shape keys in NLA tweak mode, linked shape keys, two objects on one mesh,
+    a previous action played at influence 0.2 / Add."""
+    import math
+
+    import numpy as np
+    pkg = install(params)
+    face, _ = make_character()
+    scene = bpy.context.scene
+    take_mod = importlib.import_module(pkg.__name__ + ".protocol.take")
+    nm = importlib.import_module(pkg.__name__ + ".protocol.namemap").load_name_map("auto")
+    bake_take = sub(pkg, "bake.apply").bake_take
+    take = take_mod.Take.empty(20, 24.0)
+    take.weights[:, 17] = np.linspace(0, 1, 20)                       # jawOpen
+    take.head_rotation[:] = [math.cos(0.1), 0.0, math.sin(0.1), 0.0]  # 0.2 rad about the head's up axis
+    arm_data = bpy.data.armatures.new("Rig")
+    arm = bpy.data.objects.new("Rig", arm_data)
+    scene.collection.objects.link(arm)
+    bpy.context.view_layer.objects.active = arm
+    bpy.ops.object.mode_set(mode="EDIT")
+    for name, y in (("Spine", 0.0), ("Head", 1.0)):
+        b = arm_data.edit_bones.new(name)
+        b.head, b.tail = (0, 0, y), (0, 0, y + 1)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    spine = arm.pose.bones["Spine"]
+    for f, x in ((1, 0.0), (20, 1.0)):
+        spine.rotation_quaternion = (math.cos(x / 2), math.sin(x / 2), 0, 0)
+        spine.keyframe_insert("rotation_quaternion", frame=f)
+    user_action = arm.animation_data.action.name
+    face.data.shape_keys.animation_data.action_influence = 0.2
+    face.data.shape_keys.animation_data.action_blend_type = "ADD"
+    twin = bpy.data.objects.new("Twin", face.data)
+    scene.collection.objects.link(twin)
+    tweak = face.copy()
+    tweak.name, tweak.data = "Tweaked", face.data.copy()
+    scene.collection.objects.link(tweak)
+    tad = tweak.data.shape_keys.animation_data
+    track = tad.nla_tracks.new()
+    track.strips.new("old", 1, tad.action)
+    tad.action = None
+    track.strips[0].select = True
+    tad.nla_tracks.active = track
+    tad.use_tweak_mode = True
+    linked = _link_library_face(params["library"])
+
+    def spine_angle(frame):
+        scene.frame_set(frame)
+        return 2 * math.acos(max(-1.0, min(1.0, arm.pose.bones["Spine"].rotation_quaternion[0])))
+
+    def head_quat(frame):
+        scene.frame_set(frame)
+        return list(arm.pose.bones["Head"].rotation_quaternion)
+
+    res = {"tweak_mode": tad.use_tweak_mode, "linked": linked.data.shape_keys.library is not None,
+           "spine_deg_before": [math.degrees(spine_angle(f)) for f in (1, 10, 20)]}
+    scene.frame_set(1)
+    actions_before = sorted(a.name for a in bpy.data.actions)
+    first = bake_take(take, [face, twin, tweak, linked], nm, scene=scene, source="t.npz", head_target=arm,
+                      head_bone="Head")
+    res["first"] = {"objects": sorted(first["objects"]), "skipped": first["skipped"], "head": first["head"]}
+    res["spine_deg_after"] = [math.degrees(spine_angle(f)) for f in (1, 10, 20)]
+    res["head_after_first"] = head_quat(10)
+    kad = face.data.shape_keys.animation_data
+    res["influence"], res["blend"] = kad.action_influence, kad.action_blend_type
+    second = bake_take(take, [face], nm, scene=scene, source="t.npz", head_target=arm, head_bone="Head")
+    res["head_after_second"] = head_quat(10)
+    res["spine_deg_after_second"] = [math.degrees(spine_angle(f)) for f in (1, 10, 20)]
+    res["second_head"] = second["head"]
+    res["user_action_kept"] = bpy.data.actions[user_action].use_fake_user
+    res["new_actions"] = sorted(set(a.name for a in bpy.data.actions) - set(actions_before))
+    res["tweak_still"] = tad.use_tweak_mode
+    return res
+
+
 def sc_preview(params) -> dict:
     """"Preview frame" at each scene frame of ``params["frames"]`` on a target built per ``params["kind"]``
     (namemap: Face of make_character; solve: a keyed head with an action; mesh: a keyless head), then

@@ -213,3 +213,32 @@ def test_bridge_also_bridges_the_head_rotation_of_the_same_take(run_scenario):
     assert res["other_rc"] == ["FINISHED"] and not res["other_has_action"]
     assert "head rotation left as it is: 'Other' has no head rotation baked by FaceKey" in res["other_message"]
     assert res["head_after_other"] == res["head_assigned"]      # untouched by a bridge that did not target it
+
+
+@pytest.mark.parametrize("blender", [None, "3.4"])
+def test_bake_keeps_other_animation_and_refuses_what_it_cannot_write(run_scenario, tmp_path, blender):
+    """A head bake onto one bone of an animated armature leaves the other bone playing (the armature's whole
+    action was replaced); baking the same take again does not turn the head twice (the last bake's pose was
+    taken as the rest); shape keys in NLA tweak mode, linked from another file, or shared with an object
+    already baked are skipped with the reason (tweak mode raised half-way, linked data was 'baked' and lost
+    on save); the new action plays at full influence."""
+    import os
+
+    from blender_fixtures import BLENDER_34
+    if blender and not os.path.isfile(BLENDER_34):
+        pytest.skip(f"{BLENDER_34} is absent")
+    res = run_scenario("bake_guards", {"library": str(tmp_path / "lib.blend")},
+                       blender=BLENDER_34 if blender else None)
+    assert res["tweak_mode"] and res["linked"]
+    assert res["first"]["objects"] == ["Face"]
+    skipped = res["first"]["skipped"]
+    assert "shares its mesh and shape keys with 'Face'" in skipped["Twin"]
+    assert "tweak mode" in skipped["Tweaked"] and "linked from" in skipped["LibFace"]
+    assert res["spine_deg_before"][0] < 0.1 and res["spine_deg_before"][2] > 57
+    np.testing.assert_allclose(res["spine_deg_after"], res["spine_deg_before"], atol=1e-4)
+    np.testing.assert_allclose(res["spine_deg_after_second"], res["spine_deg_after"], atol=1e-4)
+    assert abs(res["head_after_first"][0] - np.cos(0.1)) < 1e-3         # the take's 0.2 rad, once
+    np.testing.assert_allclose(res["head_after_second"], res["head_after_first"], atol=1e-5)
+    assert res["influence"] == 1.0 and res["blend"] == "REPLACE"
+    assert res["user_action_kept"] and res["tweak_still"]
+    assert res["new_actions"] == sorted(["FK_t", "FK_t.001", "FK_t_head", "FK_t_head.001"])
