@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Callable, Optional
@@ -169,7 +170,7 @@ def capture(
         _capture_many(console, [Path(c) for found, f in clips for c in (found or [f])], output, settings)
         return
     if output.is_dir():          # one footage into a folder: <footage name>.npz there, as with several
-        output = output / f"{footage[0].stem if footage[0].suffix else footage[0].name}.npz"
+        output = output / f"{_footage_name(footage[0])}.npz"
     _check_output(output, footage[0], *([actor] if actor else []))
     with _Bar(console) as bar:
         take = run_capture(footage[0], settings, progress=bar)
@@ -198,7 +199,7 @@ def _capture_many(console: Console, footage: list[Path], folder: Path, settings)
     _check_output(folder, *footage, folder=True)
     stems: dict[str, Path] = {}
     for f in footage:
-        stem = f.stem if f.suffix else f.name
+        stem = _footage_name(f)
         if stem in stems:
             raise FaceKeyError("bad_argument", f"{stems[stem]} and {f} would both be written as {stem}.npz.",
                                "Rename one of them, or capture them into separate folders.")
@@ -220,6 +221,14 @@ def _capture_many(console: Console, footage: list[Path], folder: Path, settings)
     _print_failures(console, failed, "not captured")
     if failed:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _footage_name(footage: Path) -> str:
+    """The name a take of ``footage`` is written under: a file's stem, a folder's name, and a pattern's folder
+    name (``frames/*.png`` and ``frames/f_%04d.png`` -> ``frames``)."""
+    if any(ch in footage.name for ch in "*?[") or re.search(r"%0?\d*d", footage.name):
+        return os.path.basename(os.path.abspath(footage.parent)) or "take"
+    return footage.stem if footage.suffix else footage.name
 
 
 def _check_output(output: Path, *inputs: Path, folder: bool = False) -> None:

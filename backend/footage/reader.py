@@ -33,6 +33,7 @@ most that many pixels; :attr:`FootageInfo.scale` says by how much.
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import math
 import os
@@ -60,9 +61,10 @@ MAX_CONSECUTIVE_DECODE_ERRORS = 25
 #: Frames decoded when a video is opened to choose its clock (:class:`_Clock`): AVI's out-of-order pts
 #: show within the first few frames.
 PROBE_FRAMES = 8
-#: A presentation time this many nominal frames before the previous frame's is a restart of the
-#: timestamps (joined files), not jitter: the frames after it continue one frame after the previous one.
-RESTART_FRAMES = 0.5
+#: A presentation time that goes back this many seconds, or to within half a frame of the first frame's,
+#: is a restart of the timestamps (joined files): the frames from there on continue one frame after the
+#: previous one.  A smaller step back (a frame or two out of order) is nudged forward alone.
+RESTART_SECONDS = 1.0
 
 _HINT_REEXPORT = ("Re-export the clip as an H.264 MP4, e.g. "
                   "`ffmpeg -i INPUT -c:v libx264 -pix_fmt yuv420p OUTPUT.mp4`.")
@@ -173,14 +175,23 @@ def _is_image_file(path: str) -> bool:
     return path.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _exif_orientation(path: str) -> Orientation:
-    """The EXIF orientation of an image file (read by Pillow, which knows it in JPEG, PNG, WebP and TIFF;
-    OpenCV applies it to JPEG only); upright when the file has none or Pillow cannot read the file."""
+def _header_orientation(im) -> Orientation:
+    """The EXIF orientation of an opened Pillow image, from its header: Pillow decodes a whole PNG to look
+    for an EXIF chunk after the pixels, so a PNG without one before them is upright (150 1080p frames:
+    6 s to open a sequence instead of 0.05 s)."""
+    if im.format == "PNG" and "exif" not in im.info:
+        return Orientation()
+    return orientation_from_exif(im.getexif().get(0x0112))
+
+
+def _exif_orientation(source) -> Orientation:
+    """The EXIF orientation of an image file or its bytes (read by Pillow, which knows it in JPEG, PNG, WebP
+    and TIFF; OpenCV applies it to JPEG only); upright when it has none or Pillow cannot read it."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            return orientation_from_exif(im.getexif().get(0x0112))
+        with Image.open(source) as im:
+            return _header_orientation(im)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
         return Orientation()
 
@@ -191,7 +202,7 @@ def _image_display_size(path: str) -> Optional[tuple[int, int]]:
 
     try:
         with Image.open(path) as im:
-            return orientation_from_exif(im.getexif().get(0x0112)).display_size(*im.size)
+            return _header_orientation(im).display_size(*im.size)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
         return None
 
@@ -213,7 +224,7 @@ def _read_image(path: str) -> np.ndarray:
         raise FaceKeyError("video_unreadable", f"Could not decode image {path}.",
                            "Save it again as a PNG or JPEG.")
     # OpenCV's TIFF reader turns the image itself, whatever the flag says
-    turn = Orientation() if path.lower().endswith((".tif", ".tiff")) else _exif_orientation(path)
+    turn = Orientation() if path.lower().endswith((".tif", ".tiff")) else _exif_orientation(io.BytesIO(data.tobytes()))
     return np.ascontiguousarray(apply_orientation(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), turn))
 
 
@@ -342,7 +353,7 @@ class Footage:
                     if first_time is None:
                         first_time = t
                     rel = t - first_time + offset
-                    if rel < prev_t - RESTART_FRAMES / info.fps:
+                    if rel <= prev_t and (rel < prev_t - RESTART_SECONDS or rel - offset < 0.5 / info.fps):
                         if not restart_warned:
                             self._warn(f"{info.path}: the timestamps restart at frame {index} ({rel:.3f} s after "
                                        f"{prev_t:.3f} s; joined files?); the frames from there on continue one "

@@ -33,7 +33,7 @@ def atomic_write(path: str | os.PathLike, write, suffix: str) -> str:
     try:
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
-        tmp = os.path.join(directory, f".fk-{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}")
+        tmp = os.path.join(directory, f".fk-{uuid.uuid4().hex[:12]}{suffix}")    # short: any name fits
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, "wb") as f:
             write(f)

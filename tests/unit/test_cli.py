@@ -302,3 +302,14 @@ def test_capture_one_clip_into_a_folder_and_a_sequence_at_its_own_rate(tmp_path)
     take = read_take(tmp_path / "s.npz")
     assert take.fps == 24.0
     np.testing.assert_allclose(take.timestamps, np.arange(3) / 24.0)
+
+
+def test_takes_are_named_after_the_footage_a_pattern_after_its_folder(tmp_path):
+    from pathlib import Path
+
+    from backend.cli import _footage_name
+
+    assert _footage_name(Path("clips/shot_1.mp4")) == "shot_1"
+    assert _footage_name(tmp_path / "day1") == "day1"
+    assert _footage_name(Path("/data/frames/*.png")) == "frames"
+    assert _footage_name(Path("/data/take2/f_%04d.png")) == "take2"

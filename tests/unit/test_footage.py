@@ -617,3 +617,36 @@ def test_sequence_in_a_folder_with_brackets_in_its_name(tmp_path):
     write_sequence(seq, ["f_1.png", "f_2.png", "f_3.png"])
     assert open_footage(seq / "*.png").info.num_frames == 3
     assert open_footage(seq / "f_%d.png").info.num_frames == 3
+
+
+def test_a_frame_or_two_out_of_order_is_not_a_restart(tmp_path):
+    """Two frames stored in swapped order: only the late one is nudged, the frames after keep their times
+    (a restart rule that fired here would push every later frame back)."""
+    tb = Fraction(1, 30)
+    pts = list(range(12)) + [13, 12] + list(range(14, 30))
+    p = str(tmp_path / "swap.mkv")
+    with av.open(p, "w") as c:
+        s = c.add_stream("mjpeg", rate=30)
+        s.width, s.height, s.pix_fmt, s.time_base = W, H, "yuvj420p", tb
+        for i in range(30):
+            for pk in s.encode(av.VideoFrame.from_ndarray(drawn(i), format="rgb24")):
+                pk.pts, pk.dts, pk.time_base = pts[i], i - 1, tb
+                c.mux(pk)
+    foot = open_footage(p)
+    times = np.array([f.time for f in foot]) * 30
+    np.testing.assert_allclose(times[14:], np.arange(14, 30), atol=0.02)     # MKV keeps milliseconds
+    assert not any("restart" in w for w in foot.warnings)
+
+
+def test_opening_a_png_sequence_reads_headers_only(tmp_path, monkeypatch):
+    """Pillow decodes a whole PNG when asked for EXIF it has not seen: the size check at open and the
+    per-frame orientation must not ask (it made a 150-frame 1080p sequence take 6 s to open)."""
+    png = pytest.importorskip("PIL.PngImagePlugin")
+    write_sequence(tmp_path / "seq", [f"f_{k}.png" for k in range(5)])
+
+    def no_decode(self):
+        raise AssertionError("a PNG was decoded by Pillow")
+
+    monkeypatch.setattr(png.PngImageFile, "load", no_decode)
+    foot = open_footage(tmp_path / "seq")
+    assert foot.info.num_frames == 5 and len(list(foot)) == 5

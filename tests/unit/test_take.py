@@ -1,6 +1,8 @@
 """Take files: atomic write, strict validated read, clear errors naming the field."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -196,3 +198,10 @@ def test_a_video_passed_as_a_take_says_it_is_not_one(tmp_path):
         read_take(tmp_path / "clip.mp4")
     assert e.value.code == "take_invalid" and "not an .npz archive" in e.value.message
     assert "pickled" not in e.value.message
+
+
+def test_a_long_file_name_is_written(tmp_path):
+    """The temp file beside the output has a short name of its own (one built from the output's name ran
+    past the system's 255-character limit)."""
+    name = "a" * 240 + ".npz"
+    assert os.path.basename(write_take(tmp_path / name, _take())) == name
