@@ -12,11 +12,13 @@ import math
 import os
 from typing import Callable, Optional
 
+import numpy as np
+
 from .protocol.errors import FaceKeyError
 from .protocol.messages import Progress
 from .protocol.take import Take
 
-__all__ = ["CaptureSettings", "capture", "resolve_device"]
+__all__ = ["CaptureSettings", "capture", "resolve_device", "rest_frame_at"]
 
 ProgressFn = Optional[Callable[[Progress], None]]
 DEVICES = ("auto", "cpu", "cuda")
@@ -45,6 +47,10 @@ class CaptureSettings:
         rest_frame: footage frame (0-based) where the actor's face is at rest,
             to calibrate the actor's neutral on (the solver's ``rest_frame``);
             None = no calibration.
+        rest_time: the same as a time in seconds from the footage's first
+            frame (the frame shown nearest it is used), for callers that know
+            times, not the footage's frames (the panel: a scene frame at the
+            scene's rate); not together with ``rest_frame``.
         actor_take: a Take file of the same actor solved earlier (best with a
             rest frame): its identity and rest face are reused instead of
             solved again (:class:`~backend.estimators.actor.ActorProfile`);
@@ -70,6 +76,7 @@ class CaptureSettings:
     actor_take: Optional[str] = None
     hands: bool = False
     fps: Optional[float] = None
+    rest_time: Optional[float] = None
 
     def validate(self) -> "CaptureSettings":
         """Raise ``bad_argument`` naming the first invalid field."""
@@ -99,6 +106,10 @@ class CaptureSettings:
             _bad("fps", self.fps, "the frame rate an image sequence was recorded at (e.g. 24), or None for 30")
         if self.rest_frame is not None and (not _is_int(self.rest_frame) or self.rest_frame < 0):
             _bad("rest_frame", self.rest_frame, "a footage frame number >= 0 (0 = the first frame), or None")
+        if self.rest_time is not None and (not _is_number(self.rest_time) or self.rest_time < 0):
+            _bad("rest_time", self.rest_time, "seconds >= 0 from the footage's first frame, or None")
+        if self.rest_time is not None and self.rest_frame is not None:
+            _bad("rest_time", self.rest_time, "either rest_frame or rest_time, not both")
         if self.actor_take is not None and (not isinstance(self.actor_take, str) or not self.actor_take):
             _bad("actor_take", self.actor_take, "the path of a take of the same actor, or None")
         return self
@@ -144,6 +155,17 @@ def resolve_device(device: str) -> str:
         raise FaceKeyError("bad_argument", "device 'cuda' was requested but torch sees no CUDA GPU.",
                            "Use --device cpu (or auto), or install a CUDA build of torch.")
     return device
+
+
+def rest_frame_at(track, seconds: float) -> int:
+    """The footage frame of ``track`` shown at ``seconds`` from its first frame (the nearest frame time);
+    ``bad_argument`` past the end of the footage."""
+    times = np.asarray(track.timestamps, np.float64)
+    frame_s = float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / track.fps
+    if seconds > times[-1] + frame_s:
+        raise FaceKeyError("bad_argument", f"the rest frame is {seconds:.2f} s into footage that lasts "
+                           f"{times[-1] + frame_s:.2f} s", "Pick a frame of the footage where the face is at rest.")
+    return int(np.argmin(np.abs(times - seconds)))
 
 
 def _stage(progress: ProgressFn, stage: str) -> ProgressFn:
@@ -208,6 +230,8 @@ def capture(footage_path: str | os.PathLike, settings: Optional[CaptureSettings]
         solver_kwargs["sparsity"] = float(settings.sparsity)
     if settings.rest_frame is not None:
         solver_kwargs["rest_frame"] = int(settings.rest_frame)
+    elif settings.rest_time is not None:
+        solver_kwargs["rest_frame"] = rest_frame_at(track, float(settings.rest_time))
     take = estimator.estimate(track, SolverSettings(**solver_kwargs), progress=_stage(progress, "solving"),
                               cancel=cancel, actor=actor)
     _check_cancel(cancel)

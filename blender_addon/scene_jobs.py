@@ -51,21 +51,23 @@ def _head_args(settings):
 
 
 def _capture_settings(settings) -> dict:
-    """The panel's capture settings for the backend; the rest frame goes from scene to footage frames
-    (the footage's first frame lands on Start frame), the actor take to an absolute path, and a folder of
-    images (an image sequence) is taken at the scene's frame rate, one image per scene frame."""
+    """The panel's capture settings for the backend; the rest frame goes from a scene frame to a time in
+    the footage (its first frame lands on Start frame; the bake places the take's times at the scene's
+    rate, so the footage's own rate does not matter), the actor take to an absolute path, and a folder
+    of images (an image sequence) is taken at the scene's frame rate, one image per scene frame."""
     out = {"smoothing": float(settings.smoothing), "hands": bool(settings.hands)}
+    render = settings.id_data.render
+    scene_fps = render.fps / render.fps_base
     footage = bpy.path.abspath(settings.footage) if settings.footage else ""
     if os.path.isdir(footage) and clip_files(footage) is None:
-        render = settings.id_data.render
-        out["fps"] = render.fps / render.fps_base
+        out["fps"] = scene_fps
     if settings.use_rest_frame:
         frame = settings.rest_frame - settings.start_frame
         if frame < 0:
             raise FaceKeyError("bad_argument", f"Rest frame {settings.rest_frame} is before the footage, which starts "
                                f"at scene frame {settings.start_frame}.",
                                "Set Rest frame to a scene frame of the footage where the face is at rest, or turn it off.")
-        out["rest_frame"] = frame
+        out["rest_time"] = frame / scene_fps
     if settings.actor_take:
         out["actor_take"] = bpy.path.abspath(settings.actor_take)
     return out

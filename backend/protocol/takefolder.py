@@ -22,7 +22,9 @@ def take_files(folder: str | os.PathLike) -> list[str]:
     """Absolute paths of the take files directly in ``folder``, sorted by name.
 
     Raises:
-        FaceKeyError: ``file_missing`` when the folder does not exist or holds no take.
+        FaceKeyError: ``file_missing`` when the folder does not exist or holds no take; ``bad_argument``
+        when two takes share a name (``a.npz`` and ``a.csv``): everything made from a take is named after
+        it (its action, key take, point cache), so one would overwrite or shadow the other.
     """
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
@@ -35,6 +37,14 @@ def take_files(folder: str | os.PathLike) -> list[str]:
         raise FaceKeyError("file_missing", f"No takes in {folder}: no {' or '.join(TAKE_SUFFIXES)} files.",
                            "Capture footage with `facekey capture CLIP -o FOLDER/take.npz`, or copy Live Link "
                            "Face .csv recordings into the folder.")
+    seen: dict[str, str] = {}
+    for n in names:
+        stem = os.path.splitext(n)[0]
+        if stem.lower() in seen:
+            raise FaceKeyError("bad_argument", f"{seen[stem.lower()]} and {n} in {folder} are two takes of one name: "
+                               "what is made from them (actions, key takes, point caches) would be named alike, "
+                               "and one would overwrite the other.", "Rename one of them, or move it to another folder.")
+        seen[stem.lower()] = n
     return [os.path.abspath(os.path.join(folder, n)) for n in names]
 
 

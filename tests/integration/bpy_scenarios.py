@@ -323,6 +323,7 @@ def sc_capture_settings(params) -> dict:
     ops = sub(pkg, "scene_jobs")
     errors = importlib.import_module(pkg.__name__ + ".protocol.errors")
     s = bpy.context.scene.facekey
+    bpy.context.scene.render.fps, bpy.context.scene.render.fps_base = 24, 1.0
     out = {"default": ops._capture_settings(s), "panel": draw_panel()}
     s.start_frame, s.use_rest_frame, s.rest_frame = 101, True, 130
     out["rest"] = ops._capture_settings(s)

@@ -96,11 +96,12 @@ def test_rest_frame_actor_take_and_hands_reach_the_backend_settings(run_scenario
     assert ["prop", "use_rest_frame"] in res["panel"] and ["prop", "rest_frame"] in res["panel"]
     base = {"smoothing": 1.0, "hands": False}
     assert res["default"] == base
-    assert res["rest"] == {**base, "rest_frame": 29}     # scene frame 130, footage starts at 101
+    assert res["rest"] == {**base, "rest_time": pytest.approx(29 / 24)}     # scene frame 130, footage from 101
     assert ["prop", "actor_take"] in res["panel"] and ["operator", "facekey.set_rest_frame"] in res["panel"]
-    assert res["set_rest_rc"] == ["FINISHED"] and res["after_set"] == {**base, "rest_frame": 16}
+    assert res["set_rest_rc"] == ["FINISHED"] and res["after_set"] == {**base, "rest_time": pytest.approx(16 / 24)}
     assert res["actor"] == {**base, "actor_take": res["blend_dir"] + "takes/actor.npz"}
-    assert ["prop", "hands"] in res["panel"] and res["hands"] == {**base, "hands": True, "rest_frame": 16}
+    assert ["prop", "hands"] in res["panel"] and res["hands"] == {**base, "hands": True,
+                                                                   "rest_time": pytest.approx(16 / 24)}
     assert res["sequence"]["fps"] == pytest.approx(24 / 1.001)      # a folder of images: the scene's rate
     err = res["before_footage"]
     assert err["code"] == "bad_argument" and "before the footage" in err["message"] and err["hint"]

@@ -313,3 +313,21 @@ def test_takes_are_named_after_the_footage_a_pattern_after_its_folder(tmp_path):
     assert _footage_name(tmp_path / "day1") == "day1"
     assert _footage_name(Path("/data/frames/*.png")) == "frames"
     assert _footage_name(Path("/data/take2/f_%04d.png")) == "take2"
+
+
+def test_rest_time_picks_the_footage_frame_shown_then():
+    """The panel's rest frame is a scene frame: at 24 fps, scene frame 49 of footage starting at frame 1 is
+    2 s in, which is frame 120 of a 60 fps clip (frame 48 was calibrated before, 0.8 s in)."""
+    from types import SimpleNamespace
+
+    from backend.capture import CaptureSettings, rest_frame_at
+    from backend.protocol.errors import FaceKeyError
+
+    clip = SimpleNamespace(timestamps=np.arange(300) / 60.0, fps=60.0)
+    assert rest_frame_at(clip, (49 - 1) / 24) == 120
+    assert rest_frame_at(clip, 0.0) == 0 and rest_frame_at(clip, 4.99) == 299
+    with pytest.raises(FaceKeyError) as e:
+        rest_frame_at(clip, 6.0)
+    assert e.value.code == "bad_argument" and "lasts 5.00 s" in e.value.message
+    with pytest.raises(FaceKeyError):
+        CaptureSettings(rest_frame=3, rest_time=1.0).validate()

@@ -48,3 +48,13 @@ def test_read_any_take_reports_what_is_wrong(tmp_path):
     with pytest.raises(FaceKeyError) as err:
         read_any_take(tmp_path / "bad.csv")
     assert err.value.code == "csv_invalid"
+
+
+def test_two_takes_of_one_name_are_refused_before_anything_is_made(tmp_path):
+    """a.npz and a.CSV: batch solve wrote both to a_keys.npz (both actions held the npz take) and
+    mesh-retarget both to a.pc2; the folder is refused, naming the two files."""
+    write_take(tmp_path / "a.npz", _take(3))
+    write_livelink_csv(tmp_path / "a.CSV", _take(9))
+    with pytest.raises(FaceKeyError) as err:
+        take_files(tmp_path)
+    assert err.value.code == "bad_argument" and "a.CSV and a.npz" in err.value.message and err.value.hint
