@@ -321,12 +321,11 @@ def bake(
     from .protocol.take import read_take
 
     names = _target_names(objects, character)
-    if mode not in ("namemap", "solve"):
-        raise FaceKeyError("bad_argument", f"--mode {mode!r} is not namemap or solve.", "Use --mode namemap or --mode solve.")
+    head_target = _head_target(head_bone, head_object)
+    _check_mode(mode, name_map, head_target, keys, exclude_keys)
     if mode == "solve":
         _bake_solve(take, character, output, names, keys or [], exclude_keys or [], start_frame, blender, bridge_unsure)
         return
-    head_target = _head_target(head_bone, head_object)
     read_take(take)  # fail fast on a bad take, before Blender starts
     kind, map_path = _name_map_args(name_map)
     console = Console()
@@ -368,17 +367,16 @@ def batch(
     from .protocol.takefolder import take_files
 
     names = _target_names(objects, character)
-    if mode not in ("namemap", "solve"):
-        raise FaceKeyError("bad_argument", f"--mode {mode!r} is not namemap or solve.", "Use --mode namemap or --mode solve.")
     head_target = _head_target(head_bone, head_object)
+    _check_mode(mode, name_map, head_target, keys, exclude_keys)
     paths = take_files(takes)  # fail fast on an empty folder, before Blender starts
     console = Console()
     if mode == "solve":
         from .retarget.character_solve import SolveSettings
         from .retarget.pipeline import solve_bake_folder
 
-        if len(names) != 1 or head_target is not None:
-            raise FaceKeyError("bad_argument", "--mode solve takes exactly one object in --objects and no head target.",
+        if len(names) != 1:
+            raise FaceKeyError("bad_argument", "--mode solve takes exactly one object in --objects.",
                                "Name the mesh that carries the face's shape keys, e.g. --objects Face.")
         with console.status(f"measuring, solving and baking {len(paths)} takes"):
             report = solve_bake_folder(takes, character, output, names[0], start_frame=start_frame, blender=blender,
@@ -405,6 +403,22 @@ def batch(
                     "not baked")
     if report["failed"]:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _check_mode(mode: str, name_map: str, head_target, keys, exclude_keys) -> None:
+    """Refuse options the retarget ``mode`` would silently not use: the name map and a head target with
+    ``solve`` (it solves the character's own keys and bakes no head), --keys / --exclude-keys with
+    ``namemap`` (the name map picks keys by their names)."""
+    if mode not in ("namemap", "solve"):
+        raise FaceKeyError("bad_argument", f"--mode {mode!r} is not namemap or solve.", "Use --mode namemap or --mode solve.")
+    if mode == "solve" and (name_map != "auto" or head_target is not None):
+        what = "--name-map" if name_map != "auto" else "a head target (--head-bone / --head-object)"
+        raise FaceKeyError("bad_argument", f"--mode solve does not use {what}: it solves for the character's own "
+                           "shape keys and bakes no head rotation.",
+                           "Leave it out (pick keys with --keys / --exclude-keys), or use --mode namemap.")
+    if mode == "namemap" and (keys or exclude_keys):
+        raise FaceKeyError("bad_argument", "--keys / --exclude-keys choose the keys of --mode solve; the name map "
+                           "picks keys by their names.", "Use --mode solve, or a custom --name-map file.")
 
 
 def _target_names(objects: str, character: Path) -> list[str]:

@@ -91,11 +91,15 @@ class NameMap:
         folded: dict[str, str] = {}
         for k in names:
             folded.setdefault(k.lower(), k)
-        mapping = {}
-        for unit, key in (self.custom or {}).items():
-            found = key if key in exact else folded.get(key.lower())
-            if found is not None:
-                mapping[INDEX[unit]] = found
+        mapping, taken = {}, set()
+        # exact names first, then names that differ only in case, each key to one unit (BLINK_L and Blink_L
+        # in a map are two keys; with only Blink_L in the mesh, the unit named exactly gets it)
+        for exact_pass in (True, False):
+            for unit, key in (self.custom or {}).items():
+                found = (key if key in exact else None) if exact_pass else folded.get(key.lower())
+                if found is not None and INDEX[unit] not in mapping and found not in taken:
+                    mapping[INDEX[unit]] = found
+                    taken.add(found)
         return mapping
 
     def _resolve_builtin(self, names: list[str]) -> dict[int, str]:

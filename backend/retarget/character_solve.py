@@ -104,7 +104,7 @@ def build_rig(ck: CharacterKeys, model, settings: SolveSettings | None = None) -
 
 
 def solve_values(motion: np.ndarray, targets: np.ndarray, *, l1: float = 0.01, smooth: float = 0.0,
-                 iterations: int = 200) -> np.ndarray:
+                 iterations: int = 200, linked: np.ndarray | None = None) -> np.ndarray:
     """Box-constrained sparse, smooth least squares, batched over frames.
 
     Cyclic coordinate descent over keys (each key's exact box-clipped
@@ -117,6 +117,8 @@ def solve_values(motion: np.ndarray, targets: np.ndarray, *, l1: float = 0.01, s
         l1, smooth: weights relative to each key's own squared motion ``diag(D^T D)``
             (so small keys, e.g. eyelids, are not penalised more than large ones).
         iterations: sweeps over all keys.
+        linked: (T-1,) bool, False where frames t and t+1 are not neighbours in time (untracked frames
+            between them): the smoothing does not pull across that gap.  None: all neighbours.
 
     Returns:
         (T, K) float64 values in [0, 1].
@@ -127,8 +129,10 @@ def solve_values(motion: np.ndarray, targets: np.ndarray, *, l1: float = 0.01, s
     b = targets.reshape(len(targets), -1) @ a.T  # (T, K)
     size = np.maximum(np.diag(g), 1e-30)  # each key's own squared motion
     t = len(b)
-    neighbours = np.full(t, 2.0)
-    neighbours[[0, -1]] = 1.0 if t > 1 else 0.0
+    link = np.ones(max(t - 1, 0)) if linked is None else np.asarray(linked, np.float64)
+    neighbours = np.zeros(t)
+    neighbours[:-1] += link
+    neighbours[1:] += link
     c = np.zeros_like(b)
     cg = np.zeros_like(b)  # c @ g, kept up to date
     for _ in range(iterations):
@@ -139,8 +143,8 @@ def solve_values(motion: np.ndarray, targets: np.ndarray, *, l1: float = 0.01, s
                 lam2 = smooth * size[j]
                 col = c[:, j]
                 nb = np.zeros(t)
-                nb[1:] += col[:-1]
-                nb[:-1] += col[1:]
+                nb[1:] += col[:-1] * link
+                nb[:-1] += col[1:] * link
                 num = num + 2.0 * lam2 * nb
                 den = den + 2.0 * lam2 * neighbours
             new = np.clip(num / den, 0.0, 1.0)
@@ -190,10 +194,14 @@ def retarget_take(take: Take, ck: CharacterKeys, model, settings: SolveSettings 
     rows = np.flatnonzero(take.valid)
     w = take.weights[rows].astype(np.float64)
     targets = np.einsum("tu,upd->tpd", w, rig.unit_motion)
-    c = solve_values(rig.motion, targets, l1=s.l1, smooth=s.smooth, iterations=s.iterations)
+    c = solve_values(rig.motion, targets, l1=s.l1, smooth=s.smooth, iterations=s.iterations,
+                     linked=np.diff(rows) == 1)
     values = np.zeros((take.num_frames, len(rig.key_names)), np.float32)
     values[rows] = c
-    nearest = rows[np.clip(np.searchsorted(rows, np.arange(take.num_frames)), 0, len(rows) - 1)]
+    frames = np.arange(take.num_frames)
+    after = np.clip(np.searchsorted(rows, frames), 0, len(rows) - 1)
+    before = np.clip(after - 1, 0, len(rows) - 1)
+    nearest = np.where(np.abs(rows[before] - frames) <= np.abs(rows[after] - frames), rows[before], rows[after])
     values[~take.valid] = values[nearest[~take.valid]]
     recon = np.einsum("tk,kpd->tpd", c, rig.motion)
     total = float(np.linalg.norm(targets))

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..protocol.errors import FaceKeyError
 from ..protocol.keytake import ANCHOR_NAMES, CharacterKeys
+from ..protocol.namemap import normalize_name
 
 __all__ = ["SurfacePoints", "ANCHOR_KEYS", "MODEL_ANCHOR_UNITS", "motion_centroid", "character_anchors",
            "model_anchors", "frontal_map", "project_frontal", "find_correspondence"]
@@ -81,8 +82,11 @@ def character_anchors(ck: CharacterKeys) -> tuple[dict[str, np.ndarray], str]:
     if all(a in ck.anchors for a in ANCHOR_NAMES):
         return {a: ck.rest[ck.anchors[a]].mean(0) for a in ANCHOR_NAMES}, "user"
     out, index = {}, {n: i for i, n in enumerate(ck.key_names)}
+    for n, i in list(index.items()):        # any spelling the name maps accept: eyeBlink.L, EYE_BLINK_LEFT
+        index.setdefault(normalize_name(n), i)
     for a in ANCHOR_NAMES:
-        name = next((n for n in ANCHOR_KEYS[a] if n in index and np.abs(ck.deltas[index[n]]).max() > 0), None)
+        name = next((n for n in ANCHOR_KEYS[a] for n in (n, normalize_name(n))
+                     if n in index and np.abs(ck.deltas[index[n]]).max() > 0), None)
         if name is None:
             raise FaceKeyError(
                 "no_shape_keys", f"'{ck.object_name}' has no shape key that marks the {a.replace('_', ' ')} "

@@ -74,6 +74,10 @@ def test_bake_checks_arguments_before_starting_blender(tmp_path):
         (["--objects", "Head", "--head-bone", "Rig:head", "--head-object", "Head"], "error[bad_argument]"),
         (["--objects", "Head", "--name-map", "nosuch"], "error[bad_argument]"),
         (["--objects", "Head", "--name-map", str(tmp_path / "map.json")], "error[file_missing]"),
+        # options the mode would silently not use (a solve bake exited 0 with no head rotation baked)
+        (["--objects", "Head", "--mode", "solve", "--head-bone", "Rig:head"], "bakes no head rotation"),
+        (["--objects", "Head", "--mode", "solve", "--name-map", "livelink"], "does not use --name-map"),
+        (["--objects", "Head", "--keys", "Eye*"], "choose the keys of --mode solve"),
     ]
     for extra, want in cases:
         res = runner.invoke(app, ["bake", take, str(blend), "-o", str(tmp_path / "out.blend"), *extra])
@@ -97,7 +101,9 @@ def test_batch_checks_arguments_before_starting_blender(tmp_path):
     assert res.exit_code == 2 and "error[file_missing]" in res.output and "No takes" in res.output, res.output
     _take(takes)
     for extra, want in ((["--objects", ","], "error[no_targets]"),
-                        (["--objects", "Head", "--head-bone", "Rig"], "error[bad_argument]")):
+                        (["--objects", "Head", "--head-bone", "Rig"], "error[bad_argument]"),
+                        (["--objects", "Head", "--exclude-keys", "Jaw*"], "choose the keys of --mode solve"),
+                        (["--objects", "Head", "--mode", "solve", "--head-bone", "Rig:head"], "no head rotation")):
         res = runner.invoke(app, ["batch", str(takes), str(blend), "-o", str(out), *extra])
         assert res.exit_code == 2 and want in res.output, (extra, res.output)
     res = runner.invoke(app, ["batch", str(tmp_path / "none"), str(blend), "-o", str(out), "--objects", "Head"])

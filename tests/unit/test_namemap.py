@@ -89,6 +89,9 @@ def test_custom_map(tmp_path):
     assert res.mapping == {0: "Blink_L", 7: "blink_r", 17: "MouthOpen"}
     assert "tongueOut" in res.unmapped_units and "eyeBlinkRight" not in res.unmapped_units
     assert res.unused_keys == ["Basis", "eyeBlinkLeft"]
+    path.write_text(json.dumps({"eyeBlinkRight": "BLINK_L", "eyeBlinkLeft": "Blink_L"}))
+    res = load_name_map("custom", path).resolve(["Blink_L", "Blink_R"])     # one key, two units asking for it
+    assert res.mapping == {0: "Blink_L"} and res.unused_keys == ["Blink_R"]
 
 
 @pytest.mark.parametrize("content, what", [

@@ -133,7 +133,21 @@ def test_invalid_frames_hold_values_and_stay_invalid():
     kt, _ = retarget_take(take, ck, load_face_model())
     assert not kt.valid[10:13].any()
     j = kt.key_names.index("jawOpen")
-    np.testing.assert_array_equal(kt.values[10:13, j], kt.values[13, j])
+    np.testing.assert_array_equal(kt.values[10:12, j], kt.values[9, j])       # the nearest valid frame's
+    np.testing.assert_array_equal(kt.values[12, j], kt.values[13, j])
+
+
+def test_smoothing_does_not_pull_across_untracked_frames():
+    """Frames 0 (mouth shut) and 39 (open) tracked, 1-38 not: they are not neighbours in time, so the
+    smoothing leaves each its own value (it read 0.29 and 0.66 when it coupled them)."""
+    ck = character(ARKIT_SUBSET)
+    take = take_of({"jawOpen": (np.arange(40) >= 20).astype(np.float32)}, frames=40)
+    take.valid[1:39] = False
+    j = ck.key_names.index("jawOpen")
+    smooth, _ = retarget_take(take, ck, load_face_model(), SolveSettings(smooth=1.0))
+    plain, _ = retarget_take(take, ck, load_face_model(), SolveSettings(smooth=0.0))
+    np.testing.assert_allclose(smooth.values[[0, 39], j], plain.values[[0, 39], j], atol=1e-3)
+    assert smooth.values[0, j] < 0.02 and smooth.values[39, j] > 0.8
 
 
 def test_solver_matches_a_naive_reference():
@@ -194,3 +208,18 @@ def test_worker_solves_a_measured_character(tmp_path):
     v = dict(zip(kt.key_names, kt.values.T))
     assert np.abs(v["jawOpen"] - RAMP).max() < 0.1 and v["eyeBlinkLeft"].max() < 0.02
     assert out["report"]["take_residual"] < 0.2 and "unit_residual" in out["report"]
+
+
+def test_anchor_keys_are_found_under_any_spelling_the_name_maps_accept():
+    """Blender-style eyeBlink.L, EYE_BLINK_RIGHT, Jaw_Open: the name map maps them, so the solve must find
+    its anchors on them too (it refused with 'has no shape key that marks the eye left')."""
+    import dataclasses
+
+    from backend.retarget.correspondence import character_anchors
+
+    ck = character(ARKIT_SUBSET)
+    spelled = {"eyeBlinkLeft": "eyeBlink.L", "eyeBlinkRight": "EYE_BLINK_RIGHT", "jawOpen": "Jaw_Open"}
+    renamed = dataclasses.replace(ck, key_names=tuple(spelled.get(n, n) for n in ck.key_names))
+    plain, _ = character_anchors(ck)
+    found, source = character_anchors(renamed)
+    assert source == "keys" and all(np.allclose(found[a], plain[a]) for a in plain)
