@@ -610,7 +610,8 @@ def mesh_retarget(
 ) -> None:
     """Mesh-level retarget: per-frame geometry of TARGET (any topology, no shape keys needed) as a .pc2
     point cache for Blender's Mesh Cache modifier (or one frame with --frame; or one .pc2 per take of a folder)."""
-    from .protocol.take import read_take, select_frames
+    from .protocol.take import select_frames
+    from .protocol.takefolder import read_any_take
     from .retarget.mesh_transfer import blendshape_displacements, read_obj, take_to_mesh, write_deformed_obj
     from .protocol.pc2 import write_pc2
 
@@ -624,7 +625,8 @@ def mesh_retarget(
     if take.is_dir():
         _mesh_retarget_folder(console, take, verts, displacements, output, start_frame, frame, method)
         return
-    t = read_take(take)
+    _check_output(output, take, target)
+    t = read_any_take(take)          # a Take .npz or a Live Link .csv, as in a folder
     if frame is not None:
         t = select_frames(t, [frame])
     elif output.suffix.lower() == ".obj":

@@ -18,6 +18,8 @@ no weights are given, so generation works from a fresh install.
 """
 from __future__ import annotations
 
+import math
+
 import os
 from pathlib import Path
 from typing import Callable, Optional
@@ -101,6 +103,8 @@ def generate_clips(label: str, count: int, gan_path: str | os.PathLike | None = 
     index = label_index(label)
     if count < 1:
         raise FaceKeyError("bad_argument", f"count {count} is below 1.", "Ask for at least one clip.")
+    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and 0 < fps <= 1000):
+        raise FaceKeyError("bad_argument", f"fps {fps} is not a frame rate.", "Give frames per second, e.g. 30.")
     gan_path = BUNDLED_GENERATORS / "motion3dgan" if gan_path is None else gan_path
     s2d_path = BUNDLED_GENERATORS / "s2d" if s2d_path is None else s2d_path
     gan, s2d = load_motion3dgan(gan_path), load_s2d(s2d_path)

@@ -70,7 +70,11 @@ def test_generate_command(tiny_generators, tmp_path):
                        (["eyebrow", "--gan", str(gan), "--s2d", str(s2d), "-n", "2", "-o", str(tmp_path / "x.npz")],
                         "error[bad_argument]"),
                        (["eyebrow", "--gan", str(tmp_path / "none"), "--s2d", str(s2d), "-o", "x.npz"],
-                        "error[weights_missing]")):
+                        "error[weights_missing]"),
+                       (["eyebrow", "--gan", str(gan), "--s2d", str(s2d), "--fps", "0", "-o", "x.npz"],
+                        "is not a frame rate"),
+                       (["eyebrow", "--gan", str(gan), "--s2d", str(s2d), "--fps", "nan", "-o", "x.npz"],
+                        "is not a frame rate")):
         res = runner.invoke(app, ["generate", *args], env={"FACEKEY_MOTION3DGAN": "", "FACEKEY_S2D": ""})
         assert res.exit_code == 2 and want in res.output and "hint:" in res.output, (args, res.output)
     res = runner.invoke(app, ["generate", "eyebrow", "-o", str(tmp_path / "bundled.npz")],

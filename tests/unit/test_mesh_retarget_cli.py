@@ -42,6 +42,23 @@ def test_mesh_retarget_errors_are_coded(tmp_path):
     assert res.exit_code == 2 and "file_missing" in res.output
 
 
+def test_mesh_retarget_reads_a_live_link_csv_and_never_writes_over_its_input(tmp_path):
+    """One .csv (a folder's .csv were read, a single one said 'not an .npz archive'); -o naming the take or
+    the target is refused before anything is written."""
+    from backend.protocol.livelink import write_livelink_csv
+    from backend.protocol.take import read_take
+
+    take_path, target = _jaw_files(tmp_path)
+    csv = write_livelink_csv(tmp_path / "jaw.csv", read_take(take_path))
+    res = CliRunner().invoke(app, ["mesh-retarget", csv, str(target), "-o", str(tmp_path / "csv.pc2")])
+    assert res.exit_code == 0, res.output
+    frames, _, _ = read_pc2(tmp_path / "csv.pc2")
+    assert frames.shape == (10, 468, 3)
+    before = open(target, "rb").read()
+    res = CliRunner().invoke(app, ["mesh-retarget", take_path, str(target), "-o", str(target), "--frame", "3"])
+    assert res.exit_code == 2 and "destroy" in res.output and open(target, "rb").read() == before
+
+
 def _jaw_files(tmp_path):
     m = load_face_model()
     target = _obj(tmp_path / "head.obj", m.neutral[:468] * 1.08, m.triangles)
