@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from ..protocol.arkit import INDEX
+from ..protocol.arkit import ARKIT_NAMES, INDEX
 from ..protocol.errors import FaceKeyError
 from ..protocol.take import Take, read_take, unsure_runs
 from .fcurves import action_fcurves, get_keys
@@ -44,15 +44,24 @@ def take_from_action(obj) -> Take:
     """
     key, action = find_facekey_action(obj)
     mapping = {INDEX[u]: name for u, name in json.loads(action["facekey_mapping"]).items()}
+    places = {INDEX[u]: i for u, i in json.loads(action.get("facekey_key_indices", "{}")).items()}
     paths = {fc.data_path: fc for fc in action_fcurves(action, key)}
-    cols = {}
+    cols, lost = {}, []
     for unit, name in mapping.items():
         fc = paths.get(key_data_path(name))
+        if fc is None and 0 <= places.get(unit, -1) < len(key.key_blocks):     # renamed since the bake
+            fc = paths.get(key_data_path(key.key_blocks[places[unit]].name))
         if fc is not None:
             cols[unit] = get_keys(fc)
+        else:
+            lost.append(f"{ARKIT_NAMES[unit]} (key '{name}')")
     if not cols:
         raise FaceKeyError("bad_argument", f"The action '{action.name}' has no shape-key F-curves left.",
                            "Capture or import again to create a new FaceKey action.")
+    if lost:
+        raise FaceKeyError("bad_argument", f"The curves of {', '.join(lost)} are gone from '{action.name}' (deleted, or "
+                           "keys renamed and reordered since the bake): they would export as 0.",
+                           "Give the keys their names back, or capture or import again to make a new action.")
     frames = next(iter(cols.values()))[:, 0]
     for unit, kv in cols.items():
         if kv.shape != (frames.shape[0], 2) or np.abs(kv[:, 0] - frames).max() > 1e-3:

@@ -130,6 +130,9 @@ def bake_shape_keys(obj, take, mapping: dict[int, str], action_name: str, start_
     bake_confidence(obj, action, take, start_frame, scene_fps)
     action["facekey_take"] = take_path or ""
     action["facekey_mapping"] = json.dumps({ARKIT_NAMES[u]: n for u, n in sorted(mapping.items())})
+    # the key blocks' places too: a key renamed after the bake is found again by its place (readback)
+    blocks = obj.data.shape_keys.key_blocks
+    action["facekey_key_indices"] = json.dumps({ARKIT_NAMES[u]: blocks.find(n) for u, n in sorted(mapping.items())})
     return action
 
 

@@ -182,6 +182,31 @@ def sc_import_csv(params) -> dict:
     return res
 
 
+def sc_export_renamed(params) -> dict:
+    """Import a CSV onto Face and delete the CSV (so the export reads the curves alone), rename its jawOpen
+    key, export; then delete the eyeBlinkLeft curve and export."""
+    import shutil
+    pkg = install(params)
+    make_character()
+    copy = shutil.copy(params["csv"], params["renamed"] + ".source.csv")
+    rc = call_op(bpy.ops.facekey.import_csv, filepath=copy)
+    key = bpy.data.objects["Face"].data.shape_keys
+    for path in {copy, key.animation_data.action.get("facekey_take", "")} - {""}:
+        if os.path.isfile(path):
+            os.remove(path)
+    key.key_blocks["jawOpen"].name = "Jaw_Open"
+    res = {"rc": rc, "renamed_rc": call_op(bpy.ops.facekey.export_csv, filepath=params["renamed"]),
+           "renamed_state": state_dict(pkg)}
+    action = key.animation_data.action
+    fcurves = sub(pkg, "bake.fcurves").action_fcurves(action, key)
+    blink = next(fc for fc in fcurves if fc.data_path == 'key_blocks["eyeBlinkLeft"].value')
+    bags = [bag for layer in action.layers for strip in layer.strips for bag in strip.channelbags]
+    next(bag for bag in bags if blink in list(bag.fcurves)).fcurves.remove(blink)
+    res["deleted_rc"] = call_op(bpy.ops.facekey.export_csv, filepath=params["deleted"])
+    res["deleted_state"] = state_dict(pkg)
+    return res
+
+
 def sc_capture(params) -> dict:
     """The Capture operator, headless (execute = blocking), through the real backend process."""
     pkg = install(params)

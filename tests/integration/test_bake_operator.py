@@ -242,3 +242,19 @@ def test_bake_keeps_other_animation_and_refuses_what_it_cannot_write(run_scenari
     assert res["influence"] == 1.0 and res["blend"] == "REPLACE"
     assert res["user_action_kept"] and res["tweak_still"]
     assert res["new_actions"] == sorted(["FK_t", "FK_t.001", "FK_t_head", "FK_t_head.001"])
+
+
+def test_export_follows_a_renamed_key_and_refuses_a_lost_curve(run_scenario, synthetic_csv, tmp_path):
+    """A key renamed after the bake (Blender renames its curve): the export reads it under the new name
+    (it wrote the unit as 0); a unit whose curve was deleted is a coded error, not a column of zeros."""
+    res = run_scenario("export_renamed", {"csv": str(synthetic_csv), "renamed": str(tmp_path / "r.csv"),
+                                          "deleted": str(tmp_path / "d.csv")})
+    assert res["rc"] == ["FINISHED"] and res["renamed_rc"] == ["FINISHED"], res["renamed_state"]
+    header, _, values = _read_csv(tmp_path / "r.csv")
+    _, _, source = _read_csv(synthetic_csv)
+    jaw = header.index("JawOpen") - 1
+    assert values[:, jaw].max() > 0.1
+    np.testing.assert_allclose(values[:, jaw], source[:, jaw], atol=1e-4)
+    assert res["deleted_rc"] == ["CANCELLED"] and not (tmp_path / "d.csv").exists()
+    message = res["deleted_state"]["error_message"]
+    assert "eyeBlinkLeft" in message and "export as 0" in message
