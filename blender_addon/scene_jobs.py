@@ -243,8 +243,9 @@ def make_mesh_retarget_job(context, client_kwargs: dict | None = None, *, obj=No
     def finish(payload: dict, rest) -> tuple[str, dict]:
         target = bpy.data.objects[name]
         mesh = {"pc2": payload["pc2"], "output": output, "max_displacement_mm": payload["max_displacement_mm"]}
-        if output == "MESH_CACHE":
-            mod = add_mesh_cache(target, payload["pc2"], start, payload["points"])
+        if output == "MESH_CACHE":       # one sample per take frame, played at the take's own rate
+            scale = read_take(take_path).fps / scene_fps(bpy.data.scenes[scene_name])
+            mod = add_mesh_cache(target, payload["pc2"], start, payload["points"], frame_scale=scale)
             mesh["modifier"] = mod.name
             return f"mesh cache on {name}: {payload['samples']} frames", {"mesh": mesh, "skipped": {}}
         take = read_take(take_path)

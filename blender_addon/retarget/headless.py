@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--cache", required=True)
     m.add_argument("-o", "--output", required=True)
     m.add_argument("--start-frame", type=float, default=1.0)
+    m.add_argument("--take-fps", type=float, default=None,
+                   help="the take's frame rate: the cache (one sample per take frame) plays at it (default: the scene's)")
     m.add_argument("--report", default=None)
     return p
 
@@ -60,9 +62,13 @@ def _mesh_cache(args) -> dict:
     from ..protocol.pc2 import read_pc2
     from .mesh_cache import add_mesh_cache
     samples, points = read_pc2(args.cache)[0].shape[:2]     # checks signature, version and size
+    import bpy
+
+    from ..bake.apply import scene_fps
     load_scene(args.blend_in, None)
     obj = find_object(args.object)
-    mod = add_mesh_cache(obj, args.cache, args.start_frame, points)
+    scale = 1.0 if args.take_fps is None else args.take_fps / scene_fps(bpy.context.scene)
+    mod = add_mesh_cache(obj, args.cache, args.start_frame, points, frame_scale=scale)
     save_blend(args.output)
     return {"output": os.path.abspath(args.output), "modifier": mod.name, "points": points, "samples": samples}
 

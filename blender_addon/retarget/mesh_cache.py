@@ -3,7 +3,9 @@
 The object's mesh data is never changed: the modifier reads the .pc2
 positions (object-local coordinates, the mesh's vertex order) at each scene
 frame.  A modifier of the same name is replaced, so re-running a retarget
-does not stack caches.
+does not stack caches.  The modifier goes first in the stack: it replaces the
+mesh's own vertex positions, so it must read them before a modifier that
+poses (Armature) or adds geometry (Subdivision) does.
 """
 from __future__ import annotations
 
@@ -16,14 +18,17 @@ __all__ = ["add_mesh_cache", "MODIFIER_NAME"]
 MODIFIER_NAME = "FaceKey Mesh Cache"
 
 
-def add_mesh_cache(obj, pc2_path: str, frame_start: float = 1.0, num_points: int | None = None):
-    """Add (or replace) a Mesh Cache modifier reading ``pc2_path`` on mesh object ``obj``.
+def add_mesh_cache(obj, pc2_path: str, frame_start: float = 1.0, num_points: int | None = None,
+                   frame_scale: float = 1.0):
+    """Add (or replace) a Mesh Cache modifier reading ``pc2_path`` on mesh object ``obj``, first in its stack.
 
     Args:
         obj: a ``bpy.types.Object`` of type MESH.
         pc2_path: the .pc2 file (absolute path stored).
         frame_start: scene frame at which the cache's first sample plays.
         num_points: the cache's point count; checked against the mesh's vertex count when given.
+        frame_scale: samples per scene frame: the take's frame rate over the scene's (one sample per
+            take frame: a 30 fps take in a 24 fps scene plays 1.25 samples a frame, at its own speed).
 
     Returns:
         The ``MeshCacheModifier``.
@@ -43,10 +48,24 @@ def add_mesh_cache(obj, pc2_path: str, frame_start: float = 1.0, num_points: int
     mod = obj.modifiers.new(MODIFIER_NAME, "MESH_CACHE")
     mod.cache_format = "PC2"
     mod.filepath = os.path.abspath(pc2_path)
-    mod.frame_start = float(frame_start)
-    mod.frame_scale = 1.0
+    # Blender reads sample (scene frame x frame_scale - frame_start): its frame_start counts samples
+    mod.frame_start = float(frame_start) * float(frame_scale)
+    mod.frame_scale = float(frame_scale)
     mod.play_mode = "SCENE"
     mod.time_mode = "FRAME"
     mod.deform_mode = "OVERWRITE"
     mod.interpolation = "LINEAR"
+    _move_first(obj, mod)
     return mod
+
+
+def _move_first(obj, mod) -> None:
+    """Put ``mod`` first in ``obj``'s modifier stack (``modifiers.move`` since Blender 4.0, the operator before)."""
+    import bpy
+    if obj.modifiers[0] == mod:
+        return
+    if hasattr(obj.modifiers, "move"):
+        obj.modifiers.move(len(obj.modifiers) - 1, 0)
+    else:
+        with bpy.context.temp_override(object=obj, active_object=obj):
+            bpy.ops.object.modifier_move_to_index(modifier=mod.name, index=0)

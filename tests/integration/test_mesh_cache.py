@@ -31,7 +31,7 @@ bpy.ops.wm.open_mainfile(filepath=p["blend"])
 ob = bpy.data.objects["Head"]
 scene = bpy.context.scene
 out = {"rest": [list(v.co) for v in ob.data.vertices], "frames": [],
-       "modifiers": [(m.name, m.type, m.cache_format) for m in ob.modifiers]}
+       "modifiers": [(m.name, m.type, getattr(m, "cache_format", None)) for m in ob.modifiers]}
 for f in p["frames"]:
     scene.frame_set(f)
     ev = ob.evaluated_get(bpy.context.evaluated_depsgraph_get())
@@ -66,6 +66,30 @@ def test_pc2_plays_through_mesh_cache_modifier(tmp_path):
     assert got["modifiers"] == [["FaceKey Mesh Cache", "MESH_CACHE", "PC2"]]
     np.testing.assert_allclose(np.array(got["rest"]), rest, atol=1e-6)       # mesh data untouched
     np.testing.assert_allclose(np.array(got["frames"]), frames, atol=1e-6)   # each frame plays its sample
+
+
+_MAKE_SUBSURF = _MAKE.replace("bpy.ops.wm.save_as_mainfile", "ob.modifiers.new('Subdivision', 'SUBSURF')\n"
+                                                             "bpy.context.scene.render.fps = 24\n"
+                                                             "bpy.ops.wm.save_as_mainfile")
+
+
+def test_cache_plays_at_the_takes_rate_before_the_other_modifiers(tmp_path):
+    """A 12 fps take in a 24 fps scene: one sample every two scene frames (it played one a frame, twice as
+    fast); the cache goes first in the stack (after a Subdivision it did nothing: vertex count mismatch)."""
+    pytest.importorskip("bpy")
+    rest = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0.0]])
+    _bpy(_MAKE_SUBSURF, {"verts": rest.tolist(), "faces": [[0, 1, 2, 3]], "blend": str(tmp_path / "in.blend")},
+         tmp_path)
+    frames = rest[None] + np.arange(3)[:, None, None] * np.array([0.0, 0.0, 0.1])
+    write_pc2(tmp_path / "take.pc2", frames, start_frame=1)
+    attach_mesh_cache(tmp_path / "take.pc2", tmp_path / "in.blend", tmp_path / "out.blend", "Head",
+                      start_frame=1, take_fps=12.0)
+    _bpy(_READ, {"blend": str(tmp_path / "out.blend"), "frames": [1, 2, 3, 5], "out": str(tmp_path / "r.json")},
+         tmp_path)
+    got = json.loads((tmp_path / "r.json").read_text())
+    assert [m[0] for m in got["modifiers"]] == ["FaceKey Mesh Cache", "Subdivision"]
+    heights = [max(v[2] for v in f) for f in got["frames"]]
+    np.testing.assert_allclose(heights, [0.0, 0.05, 0.1, 0.2], atol=1e-5)     # sample = (frame - 1) / 2
 
 
 def test_mesh_cache_rejects_wrong_point_count(tmp_path):
