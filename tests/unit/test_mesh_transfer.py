@@ -116,3 +116,16 @@ def test_flame_geometry_follows_jaw_open_ramp(flame):
     assert np.abs(disp[:, forehead]).max() < 1e-4
     back = verts[:, 2] < verts[:, 2].min() + 0.05                  # the back of the head stays still
     assert np.abs(disp[:, back]).max() < 1e-6                       # float32 rounding at y ~ 1.5 m only
+
+
+def test_a_part_in_front_of_the_nose_does_not_turn_the_face_onto_the_scalp(flame):
+    """A 7 x 2 cm plate 5 mm in front of the FLAME head's nose (a glasses lens): the start with the nose tip on
+    the most forward vertex got stuck on the plate, and a face turned to look up, half its points laid on the
+    scalp, won (its nose 13 cm above the real one); the face is found where it is."""
+    verts, _, tr = flame
+    nose = tr.fit.points[4]
+    xs, ys = np.meshgrid(np.linspace(-0.035, 0.035, 8), np.linspace(-0.01, 0.01, 3))
+    plate = np.stack([xs.ravel(), ys.ravel(), np.zeros(xs.size)], 1) + nose + [0, 0.02, 0.005]
+    fit = fit_face(np.vstack([verts, plate]))
+    assert np.linalg.norm(fit.points[4] - nose) < 0.012
+    assert fit.rotation[2, 2] > 0.95                                    # still looking along +z
