@@ -600,8 +600,9 @@ def mesh_retarget(
     take: Path = typer.Argument(..., help="Take file (.npz), or a folder of takes (.npz, Live Link .csv): one "
                                 ".pc2 each into the -o folder."),
     target: Path = typer.Argument(..., help="Target head mesh (.obj, metres; x = its left, y up, z out of the face)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Point Cache 2 file to write (.pc2); with --frame "
-                                "also an .obj (the deformed TARGET at that frame); for a take folder, a folder."),
+    output: Path = typer.Option(..., "-o", "--output", help="Point Cache 2 file to write (.pc2: one sample per take "
+                                "frame, to play at the take's frame rate); with --frame also an .obj (the deformed "
+                                "TARGET at that frame); for a take folder, a folder."),
     serep: Optional[Path] = typer.Option(None, "--serep", help="SEREP weights (serep.safetensors); default: "
                                          "blendshape transfer of the built-in units."),
     start_frame: float = typer.Option(1.0, "--start-frame", help="Frame of the take's first sample."),
@@ -649,7 +650,7 @@ def _mesh_retarget_folder(console: Console, folder: Path, verts: np.ndarray, dis
     listed and the others are written (exit code 3)."""
     from .protocol.pc2 import write_pc2
     from .protocol.takefolder import read_any_take, take_files
-    from .retarget.mesh_transfer import take_to_mesh
+    from .retarget.mesh_transfer import FaceTransfer, fit_face, take_to_mesh
 
     if frame is not None:
         raise FaceKeyError("bad_argument", "--frame previews one frame of one take, not of a folder.",
@@ -659,9 +660,10 @@ def _mesh_retarget_folder(console: Console, folder: Path, verts: np.ndarray, dis
                            "Pass a folder for the point caches, e.g. -o caches/.")
     failed = []
     paths = take_files(folder)
+    transfer = FaceTransfer(fit_face(verts), verts)     # one fit for every take: a mesh without a face fails once
     for path in paths:
         try:
-            frames = take_to_mesh(read_any_take(path).weights, verts, displacements=displacements)
+            frames = take_to_mesh(read_any_take(path).weights, verts, displacements=displacements, transfer=transfer)
         except FaceKeyError as e:
             failed.append((path, e))
             continue
