@@ -495,6 +495,8 @@ def _print_bake_report(console: Console, report: dict) -> None:
             console.print(f"    units without a shape key: {', '.join(info['unmapped_units'])}", soft_wrap=True)
         if info.get("unused_keys"):
             console.print(f"    shape keys no unit drives: {', '.join(info['unused_keys'])}", soft_wrap=True)
+        for line in info.get("warnings", []):
+            console.print(f"    [yellow]{escape(line)}[/]", soft_wrap=True)
         _print_bridged(console, info.get("bridged"), "    ")
     for name, reason in report.get("skipped", {}).items():
         console.print(f"  [yellow]skipped {name}[/]: {reason}")

@@ -249,6 +249,8 @@ def _draw_objects(layout, objects: dict) -> None:
         if info["unused_keys"]:
             box.label(text=f"Keys not animated: {', '.join(info['unused_keys'][:6])}"
                       + (" ..." if len(info["unused_keys"]) > 6 else ""))
+        for line in info.get("warnings", []):
+            box.label(text=line, icon="ERROR")
 
 
 #: Parents before children (the registration order Blender needs).

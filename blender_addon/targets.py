@@ -51,6 +51,8 @@ def _namemap_resolution(obj, name_map) -> tuple[object, str | None]:
     blocked = write_blocker(obj.data.shape_keys, "shape keys")
     if blocked:
         return None, blocked
+    if obj.data.shape_keys is not None and not obj.data.shape_keys.use_relative:
+        return None, "its shape keys are absolute (Relative off): keyed values would move nothing"
     names = _key_names(obj)
     if not names:
         return None, "has no shape keys"

@@ -6,7 +6,7 @@ import os
 from ..protocol.arkit import ARKIT_NAMES
 from ..targets import resolve_targets
 from .head import bake_head_rotation, check_head_target
-from .shape_keys import bake_shape_keys
+from .shape_keys import bake_shape_keys, silent_keys
 
 __all__ = ["bake_take", "scene_fps", "action_name_for", "capture_counts"]
 
@@ -41,7 +41,7 @@ def bake_take(take, objects, name_map, *, scene, source: str, start_frame: float
     skipped with a reason), so an error leaves the scene unchanged.
 
     Returns:
-        ``{"objects": {name: {"action", "mapped", "unmapped_units", "unused_keys"}},
+        ``{"objects": {name: {"action", "mapped", "unmapped_units", "unused_keys", "warnings"}},
         "skipped": {name: reason}, "frames": valid frame count, "head": action name or None}`` and the
         take's :func:`capture_counts`.
     """
@@ -59,6 +59,7 @@ def bake_take(take, objects, name_map, *, scene, source: str, start_frame: float
             "mapped": {ARKIT_NAMES[u]: k for u, k in sorted(res.mapping.items())},
             "unmapped_units": list(res.unmapped_units),
             "unused_keys": list(res.unused_keys),
+            "warnings": silent_keys(obj, res.mapping.values()),
         }
     if head_target is not None:
         report["head"] = bake_head_rotation(head_target, take, name + "_head", start_frame, fps, head_bone or None,

@@ -11,7 +11,7 @@ from ..protocol.errors import FaceKeyError
 from ..protocol.take import read_take
 from .fcurves import ensure_fcurve, new_action_for, set_keys
 
-__all__ = ["bake_shape_keys", "bake_key_take", "bake_corrective_keys", "take_frames", "key_data_path",
+__all__ = ["bake_shape_keys", "bake_key_take", "bake_corrective_keys", "take_frames", "key_data_path", "silent_keys",
            "bake_confidence", "bake_source_confidence", "CONFIDENCE_PROP", "CONFIDENCE_PATH"]
 
 GROUP = "FaceKey"
@@ -91,6 +91,21 @@ def bake_source_confidence(obj, action, take_path: str, start_frame: float, scen
     action["facekey_take"] = take_path or ""
     if take_path and take_path.lower().endswith(".npz") and os.path.isfile(take_path):
         bake_confidence(obj, action, read_take(take_path), start_frame, scene_fps)
+
+
+def silent_keys(obj, key_names) -> list[str]:
+    """Why some of ``key_names`` of mesh ``obj`` would not play a bake: a driver on the key's value (it wins
+    over the action's curve) or the key muted; one line each, for the bake report."""
+    key = obj.data.shape_keys
+    driven = {d.data_path for d in key.animation_data.drivers} if key.animation_data is not None else set()
+    out = []
+    for name in key_names:
+        kb = key.key_blocks.get(name)
+        if kb is not None and key_data_path(name) in driven:
+            out.append(f"'{name}' is driven: its driver overrides the baked curve (remove the driver to play it)")
+        if kb is not None and kb.mute:
+            out.append(f"'{name}' is muted: the baked curve moves nothing until it is unmuted")
+    return out
 
 
 def key_data_path(key_name: str) -> str:

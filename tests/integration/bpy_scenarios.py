@@ -957,11 +957,20 @@ def sc_bake_guards(params) -> dict:
 
     res = {"tweak_mode": tad.use_tweak_mode, "linked": linked.data.shape_keys.library is not None,
            "spine_deg_before": [math.degrees(spine_angle(f)) for f in (1, 10, 20)]}
+    fkey = face.data.shape_keys
+    fkey.key_blocks["mouthSmileLeft"].mute = True
+    drv = fkey.key_blocks["browInnerUp"].driver_add("value")
+    drv.driver.expression = "0.25"
+    flat = face.copy()
+    flat.name, flat.data = "Absolute", face.data.copy()
+    flat.data.shape_keys.use_relative = False
+    scene.collection.objects.link(flat)
     scene.frame_set(1)
     actions_before = sorted(a.name for a in bpy.data.actions)
-    first = bake_take(take, [face, twin, tweak, linked], nm, scene=scene, source="t.npz", head_target=arm,
+    first = bake_take(take, [face, twin, tweak, linked, flat], nm, scene=scene, source="t.npz", head_target=arm,
                       head_bone="Head")
-    res["first"] = {"objects": sorted(first["objects"]), "skipped": first["skipped"], "head": first["head"]}
+    res["first"] = {"objects": sorted(first["objects"]), "skipped": first["skipped"], "head": first["head"],
+                    "warnings": first["objects"]["Face"]["warnings"]}
     res["spine_deg_after"] = [math.degrees(spine_angle(f)) for f in (1, 10, 20)]
     res["head_after_first"] = head_quat(10)
     kad = face.data.shape_keys.animation_data

@@ -219,9 +219,9 @@ def test_bridge_also_bridges_the_head_rotation_of_the_same_take(run_scenario):
 def test_bake_keeps_other_animation_and_refuses_what_it_cannot_write(run_scenario, tmp_path, blender):
     """A head bake onto one bone of an animated armature leaves the other bone playing (the armature's whole
     action was replaced); baking the same take again does not turn the head twice (the last bake's pose was
-    taken as the rest); shape keys in NLA tweak mode, linked from another file, or shared with an object
-    already baked are skipped with the reason (tweak mode raised half-way, linked data was 'baked' and lost
-    on save); the new action plays at full influence."""
+    taken as the rest); shape keys in NLA tweak mode, linked from another file, absolute, or shared with an
+    object already baked are skipped with the reason (tweak mode raised half-way, linked data was 'baked' and
+    lost on save); driven or muted keys are named in the report; the new action plays at full influence."""
     import os
 
     from blender_fixtures import BLENDER_34
@@ -234,6 +234,10 @@ def test_bake_keeps_other_animation_and_refuses_what_it_cannot_write(run_scenari
     skipped = res["first"]["skipped"]
     assert "shares its mesh and shape keys with 'Face'" in skipped["Twin"]
     assert "tweak mode" in skipped["Tweaked"] and "linked from" in skipped["LibFace"]
+    assert "absolute" in skipped["Absolute"]                 # 'baked', and no vertex moved
+    warnings = res["first"]["warnings"]                      # baked, but these keys will not play it
+    assert any("'browInnerUp' is driven" in w for w in warnings) and any("'mouthSmileLeft' is muted" in w
+                                                                          for w in warnings)
     assert res["spine_deg_before"][0] < 0.1 and res["spine_deg_before"][2] > 57
     np.testing.assert_allclose(res["spine_deg_after"], res["spine_deg_before"], atol=1e-4)
     np.testing.assert_allclose(res["spine_deg_after_second"], res["spine_deg_after"], atol=1e-4)
