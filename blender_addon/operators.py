@@ -124,6 +124,7 @@ class FACEKEY_OT_capture(_BackendJobOperator, bpy.types.Operator):
     """Capture the footage with the backend and apply it to each selected object by its retarget mode"""
     bl_idname = "facekey.capture"
     bl_label = "Capture"
+    bl_options = {"REGISTER", "UNDO"}    # Ctrl+Z takes back what it added, as one step
 
     def make_job(self, context):
         return make_capture_job(context)
@@ -133,6 +134,7 @@ class FACEKEY_OT_generate(_BackendJobOperator, bpy.types.Operator):
     """Generate the chosen labelled expression and apply it to each selected object by its retarget mode"""
     bl_idname = "facekey.generate"
     bl_label = "Generate"
+    bl_options = {"REGISTER", "UNDO"}    # Ctrl+Z takes back what it added, as one step
 
     def make_job(self, context):
         return make_generate_job(context)
@@ -142,6 +144,7 @@ class FACEKEY_OT_solve_character(_BackendJobOperator, bpy.types.Operator):
     """Solve the take for the active character's own shape keys (any names) and bake them as a new action"""
     bl_idname = "facekey.solve_character"
     bl_label = "Solve onto character"
+    bl_options = {"REGISTER", "UNDO"}    # Ctrl+Z takes back what it added, as one step
 
     def make_job(self, context):
         return make_solve_job(context)
@@ -151,6 +154,7 @@ class FACEKEY_OT_mesh_retarget(_BackendJobOperator, bpy.types.Operator):
     """Move the active mesh (any topology, no shape keys needed) with the take: a Mesh Cache modifier or corrective shape keys"""
     bl_idname = "facekey.mesh_retarget"
     bl_label = "Mesh-level retarget"
+    bl_options = {"REGISTER", "UNDO"}    # Ctrl+Z takes back what it added, as one step
 
     def make_job(self, context):
         return make_mesh_retarget_job(context)
@@ -160,6 +164,7 @@ class FACEKEY_OT_apply_take(_BackendJobOperator, bpy.types.Operator):
     """Apply the take (Take field, or the last take) to every selected object by its retarget mode"""
     bl_idname = "facekey.apply_take"
     bl_label = "Apply take to selected"
+    bl_options = {"REGISTER", "UNDO"}    # Ctrl+Z takes back what it added, as one step
 
     def make_job(self, context):
         return make_apply_job(context)
@@ -169,6 +174,7 @@ class FACEKEY_OT_preview_frame(_BackendJobOperator, bpy.types.Operator):
     """Show the take's frame at the current scene frame on a copy of the active object (the object is not changed)"""
     bl_idname = "facekey.preview_frame"
     bl_label = "Preview frame"
+    bl_options = {"REGISTER", "UNDO"}    # Ctrl+Z takes back what it added, as one step
 
     def make_job(self, context):
         return make_preview_job(context)
@@ -178,6 +184,7 @@ class FACEKEY_OT_clear_preview(bpy.types.Operator):
     """Delete the preview copies FaceKey made (objects, meshes and the FaceKey Preview collection)"""
     bl_idname = "facekey.clear_preview"
     bl_label = "Clear preview"
+    bl_options = {"REGISTER", "UNDO"}    # Ctrl+Z takes back what it added, as one step
 
     def execute(self, context):
         from .preview import clear_preview
@@ -190,6 +197,7 @@ class FACEKEY_OT_set_rest_frame(bpy.types.Operator):
     """Use the current scene frame as the rest frame: the actor's face is at rest here"""
     bl_idname = "facekey.set_rest_frame"
     bl_label = "Use current frame"
+    bl_options = {"REGISTER", "UNDO"}    # Ctrl+Z takes back what it added, as one step
 
     def execute(self, context):
         s = context.scene.facekey
@@ -320,6 +328,7 @@ class FACEKEY_OT_import_csv(bpy.types.Operator):
     """Import a Live Link Face CSV and bake it onto the selected objects"""
     bl_idname = "facekey.import_csv"
     bl_label = "Import CSV"
+    bl_options = {"REGISTER", "UNDO"}    # Ctrl+Z takes back what it added, as one step
 
     filepath: StringProperty(subtype="FILE_PATH")
     filter_glob: StringProperty(default="*.csv", options={"HIDDEN"})

@@ -137,7 +137,8 @@ def sc_install(params) -> dict:
     panels = ("FACEKEY_PT_main", "FACEKEY_PT_take", "FACEKEY_PT_retarget", "FACEKEY_PT_generate")
     res = {"module": pkg.__name__, "ops": ops, "panel": all(hasattr(bpy.types, n) for n in panels),
            "scene_prop": hasattr(bpy.context.scene, "facekey"), "version": list(bpy.app.version),
-           "object_prop": "facekey_retarget_mode" in bpy.types.Object.bl_rna.properties}
+           "object_prop": "facekey_retarget_mode" in bpy.types.Object.bl_rna.properties,
+           "undo": sorted(n for n in ops if "UNDO" in getattr(getattr(bpy.types, "FACEKEY_OT_" + n), "bl_options", ()))}
     addon_dir = os.path.dirname(pkg.__file__)
     res["wheel"] = os.path.basename(sub(pkg, "backend_setup").bundled_wheel(addon_dir))
     bpy.ops.preferences.addon_disable(module=pkg.__name__)

@@ -21,5 +21,8 @@ def test_extension_installs_enables_and_disables(run_scenario):
                                "export_csv", "open_log", "apply_take", "preview_frame", "clear_preview",
                                "solve_character", "mesh_retarget", "set_rest_frame"}
     assert res["panel"] and res["scene_prop"] and res["object_prop"]
+    # every operator that adds to the scene is one undo step (a bake made none: the next Ctrl+Z took it too)
+    assert res["undo"] == sorted(["capture", "generate", "solve_character", "mesh_retarget", "apply_take", "import_csv",
+                                  "preview_frame", "clear_preview", "set_rest_frame"])
     assert res["wheel"].startswith("facekey-0.1.0-")
     assert res["panel_after_disable"] is False and res["object_prop_after_disable"] is False
