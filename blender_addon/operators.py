@@ -124,7 +124,7 @@ class FACEKEY_OT_capture(_BackendJobOperator, bpy.types.Operator):
     """Capture the footage with the backend and apply it to each selected object by its retarget mode"""
     bl_idname = "facekey.capture"
     bl_label = "Capture"
-    bl_options = {"REGISTER", "UNDO"}    # Ctrl+Z takes back what it added, as one step
+    bl_options = {"UNDO"}     # one undo step; not REGISTER: Repeat Last would run the job blocking
 
     def make_job(self, context):
         return make_capture_job(context)
@@ -134,7 +134,7 @@ class FACEKEY_OT_generate(_BackendJobOperator, bpy.types.Operator):
     """Generate the chosen labelled expression and apply it to each selected object by its retarget mode"""
     bl_idname = "facekey.generate"
     bl_label = "Generate"
-    bl_options = {"REGISTER", "UNDO"}    # Ctrl+Z takes back what it added, as one step
+    bl_options = {"UNDO"}     # one undo step; not REGISTER: Repeat Last would run the job blocking
 
     def make_job(self, context):
         return make_generate_job(context)
@@ -144,7 +144,7 @@ class FACEKEY_OT_solve_character(_BackendJobOperator, bpy.types.Operator):
     """Solve the take for the active character's own shape keys (any names) and bake them as a new action"""
     bl_idname = "facekey.solve_character"
     bl_label = "Solve onto character"
-    bl_options = {"REGISTER", "UNDO"}    # Ctrl+Z takes back what it added, as one step
+    bl_options = {"UNDO"}     # one undo step; not REGISTER: Repeat Last would run the job blocking
 
     def make_job(self, context):
         return make_solve_job(context)
@@ -154,7 +154,7 @@ class FACEKEY_OT_mesh_retarget(_BackendJobOperator, bpy.types.Operator):
     """Move the active mesh (any topology, no shape keys needed) with the take: a Mesh Cache modifier or corrective shape keys"""
     bl_idname = "facekey.mesh_retarget"
     bl_label = "Mesh-level retarget"
-    bl_options = {"REGISTER", "UNDO"}    # Ctrl+Z takes back what it added, as one step
+    bl_options = {"UNDO"}     # one undo step; not REGISTER: Repeat Last would run the job blocking
 
     def make_job(self, context):
         return make_mesh_retarget_job(context)
@@ -164,7 +164,7 @@ class FACEKEY_OT_apply_take(_BackendJobOperator, bpy.types.Operator):
     """Apply the take (Take field, or the last take) to every selected object by its retarget mode"""
     bl_idname = "facekey.apply_take"
     bl_label = "Apply take to selected"
-    bl_options = {"REGISTER", "UNDO"}    # Ctrl+Z takes back what it added, as one step
+    bl_options = {"UNDO"}     # one undo step; not REGISTER: Repeat Last would run the job blocking
 
     def make_job(self, context):
         return make_apply_job(context)
@@ -174,7 +174,7 @@ class FACEKEY_OT_preview_frame(_BackendJobOperator, bpy.types.Operator):
     """Show the take's frame at the current scene frame on a copy of the active object (the object is not changed)"""
     bl_idname = "facekey.preview_frame"
     bl_label = "Preview frame"
-    bl_options = {"REGISTER", "UNDO"}    # Ctrl+Z takes back what it added, as one step
+    bl_options = {"UNDO"}     # one undo step; not REGISTER: Repeat Last would run the job blocking
 
     def make_job(self, context):
         return make_preview_job(context)

@@ -25,8 +25,9 @@ def _key_names(obj) -> list[str]:
     return [kb.name for kb in key.key_blocks[1:]]
 
 
-def write_blocker(idblock, what: str) -> str | None:
-    """Why a bake cannot write ``idblock``'s animation (``what`` names it in the reason), or None.
+def write_blocker(idblock, what: str, animated: bool = True) -> str | None:
+    """Why a bake cannot write ``idblock``'s animation (``what`` names it in the reason), or None; with
+    ``animated`` False (a modifier is added, no action) only linked data blocks it.
 
     Linked data (from another .blend, not made local): Blender shows a new action on it but saves none
     of it.  An NLA in tweak mode: the active action cannot be swapped (Blender raises half-way through
@@ -39,20 +40,26 @@ def write_blocker(idblock, what: str) -> str | None:
         return (f"its {what} are linked from {lib}: a bake would not be saved (make them local, "
                 "Object > Relations > Make Local)")
     ad = idblock.animation_data
-    if ad is not None and ad.use_tweak_mode:
-        return f"its {what}' NLA is in tweak mode (leave it with Tab in the NLA editor)"
+    if animated and ad is not None and ad.use_tweak_mode:
+        return f"the NLA of its {what} is in tweak mode (leave it with Tab in the NLA editor)"
     return None
+
+
+def _keys_blocker(obj) -> str | None:
+    """Why a bake onto ``obj``'s shape keys would not be written or not move anything, or None."""
+    key = obj.data.shape_keys
+    if key is not None and not key.use_relative:
+        return "its shape keys are absolute (Relative off): keyed values would move nothing"
+    return write_blocker(key, "shape keys")
 
 
 def _namemap_resolution(obj, name_map) -> tuple[object, str | None]:
     """(Resolution or None, reason ``obj`` cannot take a name-map bake or None)."""
     if obj.type != "MESH":
         return None, f"not a mesh ({obj.type.lower()})"
-    blocked = write_blocker(obj.data.shape_keys, "shape keys")
+    blocked = _keys_blocker(obj)
     if blocked:
         return None, blocked
-    if obj.data.shape_keys is not None and not obj.data.shape_keys.use_relative:
-        return None, "its shape keys are absolute (Relative off): keyed values would move nothing"
     names = _key_names(obj)
     if not names:
         return None, "has no shape keys"
@@ -104,7 +111,7 @@ def target_mode(obj, name_map) -> tuple[str | None, str | None]:
     mode = resolve_mode(obj, name_map)
     if mode is None:
         return None, f"not a mesh ({obj.type.lower()})"
-    blocked = write_blocker(obj, "object") if mode == "MESH" else write_blocker(obj.data.shape_keys, "shape keys")
+    blocked = write_blocker(obj, "object", animated=False) if mode == "MESH" else _keys_blocker(obj)
     if blocked:
         return None, blocked
     if mode == "NAMEMAP":

@@ -47,10 +47,12 @@ def take_from_action(obj) -> Take:
     places = {INDEX[u]: i for u, i in json.loads(action.get("facekey_key_indices", "{}")).items()}
     paths = {fc.data_path: fc for fc in action_fcurves(action, key)}
     cols, lost = {}, []
+    named = set(mapping.values())
     for unit, name in mapping.items():
         fc = paths.get(key_data_path(name))
         if fc is None and 0 <= places.get(unit, -1) < len(key.key_blocks):     # renamed since the bake
-            fc = paths.get(key_data_path(key.key_blocks[places[unit]].name))
+            now = key.key_blocks[places[unit]].name      # unless keys moved and that place holds another unit's
+            fc = None if now in named else paths.get(key_data_path(now))
         if fc is not None:
             cols[unit] = get_keys(fc)
         else:

@@ -64,8 +64,8 @@ def _move_first(obj, mod) -> None:
     import bpy
     if obj.modifiers[0] == mod:
         return
-    if hasattr(obj.modifiers, "move"):
-        obj.modifiers.move(len(obj.modifiers) - 1, 0)
+    if hasattr(obj.modifiers, "move"):      # found by name: a modifier pinned last keeps the end of the stack
+        obj.modifiers.move(obj.modifiers.find(mod.name), 0)
     else:
         with bpy.context.temp_override(object=obj, active_object=obj):
             bpy.ops.object.modifier_move_to_index(modifier=mod.name, index=0)

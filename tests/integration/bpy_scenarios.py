@@ -205,6 +205,14 @@ def sc_export_renamed(params) -> dict:
     next(bag for bag in bags if blink in list(bag.fcurves)).fcurves.remove(blink)
     res["deleted_rc"] = call_op(bpy.ops.facekey.export_csv, filepath=params["deleted"])
     res["deleted_state"] = state_dict(pkg)
+    # eyeBlinkLeft renamed, then the key before it removed: its old place now holds eyeBlinkRight's key
+    bpy.data.actions.remove(action)
+    face = bpy.data.objects["Face"]
+    call_op(bpy.ops.facekey.import_csv, filepath=params["csv"])
+    key.key_blocks["eyeBlinkLeft"].name = "BlinkL"
+    face.shape_key_remove(key.key_blocks["Jaw_Open"])
+    res["shifted_rc"] = call_op(bpy.ops.facekey.export_csv, filepath=params["deleted"])
+    res["shifted_state"] = state_dict(pkg)
     return res
 
 
@@ -972,6 +980,8 @@ def sc_bake_guards(params) -> dict:
                       head_bone="Head")
     res["first"] = {"objects": sorted(first["objects"]), "skipped": first["skipped"], "head": first["head"],
                     "warnings": first["objects"]["Face"]["warnings"]}
+    flat.facekey_retarget_mode = "AUTO"
+    res["absolute_mode"] = list(sub(pkg, "targets").target_mode(flat, nm))
     res["spine_deg_after"] = [math.degrees(spine_angle(f)) for f in (1, 10, 20)]
     res["head_after_first"] = head_quat(10)
     kad = face.data.shape_keys.animation_data

@@ -235,6 +235,7 @@ def test_bake_keeps_other_animation_and_refuses_what_it_cannot_write(run_scenari
     assert "shares its mesh and shape keys with 'Face'" in skipped["Twin"]
     assert "tweak mode" in skipped["Tweaked"] and "linked from" in skipped["LibFace"]
     assert "absolute" in skipped["Absolute"]                 # 'baked', and no vertex moved
+    assert res["absolute_mode"][0] is None and "absolute" in res["absolute_mode"][1]     # nor solved under Auto
     warnings = res["first"]["warnings"]                      # baked, but these keys will not play it
     assert any("'browInnerUp' is driven" in w for w in warnings) and any("'mouthSmileLeft' is muted" in w
                                                                           for w in warnings)
@@ -262,3 +263,5 @@ def test_export_follows_a_renamed_key_and_refuses_a_lost_curve(run_scenario, syn
     assert res["deleted_rc"] == ["CANCELLED"] and not (tmp_path / "d.csv").exists()
     message = res["deleted_state"]["error_message"]
     assert "eyeBlinkLeft" in message and "export as 0" in message
+    # a renamed key whose place another unit's key took since: refused, not exported with that key's curve
+    assert res["shifted_rc"] == ["CANCELLED"] and "eyeBlinkLeft" in res["shifted_state"]["error_message"]

@@ -69,13 +69,16 @@ def test_pc2_plays_through_mesh_cache_modifier(tmp_path):
 
 
 _MAKE_SUBSURF = _MAKE.replace("bpy.ops.wm.save_as_mainfile", "ob.modifiers.new('Subdivision', 'SUBSURF')\n"
+                                                             "pin = ob.modifiers.new('Pinned', 'SMOOTH')\n"
+                                                             "pin.factor, pin.use_pin_to_last = 0.0, True\n"
                                                              "bpy.context.scene.render.fps = 24\n"
                                                              "bpy.ops.wm.save_as_mainfile")
 
 
 def test_cache_plays_at_the_takes_rate_before_the_other_modifiers(tmp_path):
     """A 12 fps take in a 24 fps scene: one sample every two scene frames (it played one a frame, twice as
-    fast); the cache goes first in the stack (after a Subdivision it did nothing: vertex count mismatch)."""
+    fast); the cache goes first in the stack (after a Subdivision it did nothing: vertex count mismatch), also
+    when a modifier is pinned last."""
     pytest.importorskip("bpy")
     rest = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0.0]])
     _bpy(_MAKE_SUBSURF, {"verts": rest.tolist(), "faces": [[0, 1, 2, 3]], "blend": str(tmp_path / "in.blend")},
@@ -87,7 +90,7 @@ def test_cache_plays_at_the_takes_rate_before_the_other_modifiers(tmp_path):
     _bpy(_READ, {"blend": str(tmp_path / "out.blend"), "frames": [1, 2, 3, 5], "out": str(tmp_path / "r.json")},
          tmp_path)
     got = json.loads((tmp_path / "r.json").read_text())
-    assert [m[0] for m in got["modifiers"]] == ["FaceKey Mesh Cache", "Subdivision"]
+    assert [m[0] for m in got["modifiers"]] == ["FaceKey Mesh Cache", "Subdivision", "Pinned"]
     heights = [max(v[2] for v in f) for f in got["frames"]]
     np.testing.assert_allclose(heights, [0.0, 0.05, 0.1, 0.2], atol=1e-5)     # sample = (frame - 1) / 2
 
