@@ -27,6 +27,7 @@ client opened; ``FACEKEY_LOG`` names it for messages.
 """
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import queue
@@ -43,6 +44,8 @@ from .protocol.messages import PROTOCOL_VERSION, Progress, decode, encode
 __all__ = ["Worker", "main"]
 
 log = logging.getLogger("facekey.worker")
+#: Seconds a worker whose input ended without a shutdown (the add-on is gone) lives on to finish cleanly.
+ORPHAN_GRACE_S = 5.0
 
 #: Minimum seconds between two progress messages of one request (final one always sent).
 PROGRESS_INTERVAL = 0.05
@@ -54,9 +57,12 @@ class Worker:
     Args:
         stdin: binary stream of request lines.
         out: text stream for protocol lines (only this object writes to it).
+        exit_when_orphaned: the worker process (``main``) ends :data:`ORPHAN_GRACE_S` after its input
+            ends without a ``shutdown`` (the add-on or Blender is gone), running op or not.
     """
 
-    def __init__(self, stdin, out):
+    def __init__(self, stdin, out, exit_when_orphaned: bool = False):
+        self.exit_when_orphaned = exit_when_orphaned     # the process exits ORPHAN_GRACE_S after input ends
         self._stdin = stdin
         self._out = out
         self._write_lock = threading.Lock()
@@ -107,6 +113,12 @@ class Worker:
                 break
             else:
                 log.warning("ignoring %s message from the client", kind)
+        else:       # input ended without a shutdown: the add-on (or Blender) is gone
+            if self.exit_when_orphaned:
+                # an op that does not look at its cancel flag would run on, orphaned, for its whole length
+                orphan = threading.Timer(ORPHAN_GRACE_S, os._exit, args=(0,))
+                orphan.daemon = True
+                orphan.start()
         self._cancel_running()
         self._jobs.put(None)
 
@@ -365,10 +377,11 @@ def _setup_logging() -> None:
 
 
 def main() -> None:
+    faulthandler.enable()       # a native crash leaves its stack in the log (stderr), not just an exit code
     out = _protocol_stdout()
     _setup_logging()
     log.info("FaceKey backend %s starting (pid %d, python %s)", __version__, os.getpid(), sys.executable)
-    Worker(sys.stdin.buffer, out).serve(_detect_device())
+    Worker(sys.stdin.buffer, out, exit_when_orphaned=True).serve(_detect_device())
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import os
 import time
+import traceback
 
 from .protocol.errors import FaceKeyError
 from .protocol.take import read_take
@@ -28,12 +29,37 @@ __all__ = ["BackendJob", "CaptureJob", "LocalJob", "JobSequence", "SharedWorker"
 CLOSE_TIMEOUT_S = 0.3
 
 
+def internal_error(err: Exception, log_path: str) -> FaceKeyError:
+    """A bug met while running (not a FaceKeyError) as the ``internal`` error the panel shows; its traceback
+    (of the exception being handled) is appended to the log at ``log_path``."""
+    try:
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(traceback.format_exc())
+        where = f"the traceback is in {log_path}"
+    except OSError as e:
+        where = f"the log {log_path} could not be written ({e.strerror or e})"
+    return FaceKeyError("internal", f"{type(err).__name__}: {err}", f"This is a bug; {where}.")
+
+
+def _fail_internal(state: JobState, err: Exception) -> FaceKeyError:
+    """``state`` fails with :func:`internal_error` of ``err``; returns that error."""
+    from .backend_setup import default_log_path
+    e = internal_error(err, state.log_path or default_log_path())
+    state.fail(e)
+    return e
+
+
 def _settle(state: JobState, produce) -> None:
-    """``state.finish(*produce())``; a FaceKeyError ``produce`` raises becomes the state's error instead."""
+    """``state.finish(*produce())``; an error ``produce`` raises becomes the state's error instead (a bug,
+    not a FaceKeyError, as ``internal`` with its traceback in the log)."""
     try:
         message, report = produce()
     except FaceKeyError as e:
         state.fail(e)
+        return
+    except Exception as e:       # noqa: BLE001 - the job's one boundary for bugs: reported, never stuck
+        _fail_internal(state, e)
         return
     state.finish(message, report)
 
@@ -145,11 +171,20 @@ class BackendJob:
             self.request_id = self.client.submit(self.op, self.args)
         except FaceKeyError as e:
             self._end(e)
+        except Exception as e:       # noqa: BLE001 - a bug: the job ends reported, its worker closed
+            self._end(internal_error(e, self.log_path))
 
     def step(self) -> bool:
         """Handle every message queued so far; return True once the job has ended."""
         if self.finished:
             return True
+        try:
+            return self._handle_messages()
+        except Exception as e:       # noqa: BLE001 - a bug: the job ends reported, its worker closed
+            self._end(internal_error(e, self.log_path))
+            return True
+
+    def _handle_messages(self) -> bool:
         for msg in self.client.poll():
             kind = msg.get("type")
             if kind == "progress" and msg.get("id") == self.request_id:
@@ -338,6 +373,9 @@ class JobSequence:
         except FaceKeyError as e:
             self._part[2].fail(e)
             self._collect()
+        except Exception as e:       # noqa: BLE001 - a bug in making the part: kept like the part's error
+            _fail_internal(self._part[2], e)
+            self._collect()
 
     def _mirror(self) -> None:
         name, _, part_state = self._part
@@ -387,9 +425,16 @@ class JobSequence:
                                      "keep their new animation, the others were not changed.", ""))
 
     def run_blocking(self, poll_interval: float = 0.05, timeout: float | None = None) -> None:
-        """``start()`` then ``step()`` until everything has ended (headless runs, tests)."""
+        """``start()`` then ``step()`` until everything has ended (headless runs, tests); past ``timeout``
+        seconds the sequence is cancelled and fails with ``backend_timeout``."""
         self.start()
+        t0 = time.monotonic()
         while not self.step():
+            if timeout is not None and time.monotonic() - t0 > timeout:
+                self.cancel()
+                self.state.fail(FaceKeyError("backend_timeout", f"The {self.label} took more than {timeout:.0f} s.",
+                                             "Try a shorter clip, or a smaller 'max side' setting."))
+                return
             time.sleep(poll_interval)
 
 

@@ -7,15 +7,15 @@ shown as an ``internal`` error pointing at the log.  In background mode
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import traceback
 
 import bpy
 from bpy.props import StringProperty
 
 from .backend_setup import SetupJob, bundled_wheel, default_env_dir, default_log_path
-from .jobs import WARM, keep_warm
+from .jobs import WARM, internal_error, keep_warm
 from .preferences import get_prefs
 from .protocol.errors import FaceKeyError
 from .protocol.take import format_spans
@@ -43,12 +43,9 @@ def _guarded(op, fn):
         STATE.fail(e)
         op.report({"ERROR"}, f"{e.message} {e.hint}".strip())
     except Exception as e:  # the one boundary for bugs: logged with traceback, shown as 'internal'
-        path = _log_path()
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "a", encoding="utf-8") as log:
-            log.write(traceback.format_exc())
-        STATE.fail(FaceKeyError("internal", f"{type(e).__name__}: {e}", f"This is a bug; the traceback is in {path}."))
-        op.report({"ERROR"}, f"FaceKey internal error: {e} (see {path})")
+        err = internal_error(e, _log_path())
+        STATE.fail(err)
+        op.report({"ERROR"}, f"FaceKey internal error: {err.message} ({err.hint})")
     return None
 
 
@@ -75,22 +72,36 @@ class _ModalJob:
 
     def _start_modal(self, context, job):
         ACTIVE["job"] = job
-        job.start()
+        try:
+            job.start()
+        except Exception as e:  # noqa: BLE001 - a bug while starting: reported, and FaceKey is not left busy
+            ACTIVE["job"] = None
+            STATE.fail(internal_error(e, _log_path()))
+            return _report_done(self, self.bl_label)
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
+        if event.type not in ("TIMER", "ESC"):
+            return {"PASS_THROUGH"}
         job = ACTIVE["job"]
-        if event.type == "ESC" and job is not None:
-            job.cancel()
-        if event.type in ("TIMER", "ESC"):
-            _redraw(context)
-            if job is None or job.step():
-                context.window_manager.event_timer_remove(self._timer)
-                ACTIVE["job"] = None
-                return _report_done(self, self.bl_label)
+        _redraw(context)
+        try:
+            if event.type == "ESC" and job is not None:
+                job.cancel()
+            done = job is None or job.step()
+        except Exception as e:  # noqa: BLE001 - a bug: the job is stopped and reported, FaceKey not left busy
+            err = internal_error(e, _log_path())
+            with contextlib.suppress(Exception):      # stopping the backend is best effort here
+                job.cancel()
+            STATE.fail(err)
+            done = True
+        if done:
+            context.window_manager.event_timer_remove(self._timer)
+            ACTIVE["job"] = None
+            return _report_done(self, self.bl_label)
         return {"PASS_THROUGH"}
 
 

@@ -18,6 +18,7 @@ request has not ended within ``kill_after`` seconds.
 from __future__ import annotations
 
 import collections
+import contextlib
 
 import itertools
 import os
@@ -91,11 +92,16 @@ class BackendClient:
                                "Create a new BackendClient to start another backend.")
         if not os.path.isfile(self.python):
             raise FaceKeyError("backend_missing", f"The backend Python {self.python} does not exist.", SETUP_HINT)
-        os.makedirs(os.path.dirname(os.path.abspath(self.log_path)), exist_ok=True)
-        self._log_file = open(self.log_path, "ab")
-        self._log_file.write(f"\n=== FaceKey backend start {time.strftime('%Y-%m-%d %H:%M:%S')}: "
-                             f"{self.python} -u {' '.join(self.args)} ===\n".encode())
-        self._log_file.flush()
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.log_path)), exist_ok=True)
+            self._log_file = open(self.log_path, "ab")
+            self._log_file.write(f"\n=== FaceKey backend start {time.strftime('%Y-%m-%d %H:%M:%S')}: "
+                                 f"{self.python} -u {' '.join(self.args)} ===\n".encode())
+            self._log_file.flush()
+        except OSError as e:
+            raise FaceKeyError("write_failed", f"The backend log {self.log_path} cannot be written: "
+                               f"{e.strerror or e}.", "Set a log file you can write to in the add-on's "
+                               "preferences (or free some disk space).") from e
         self._log_offset = self._log_file.tell()
         env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
         env.update(self.env)
@@ -304,28 +310,31 @@ class BackendClient:
                             f"See the log {self.log_path}; start the job again (the backend restarts). " + SETUP_HINT)
 
     def _read_stdout(self) -> None:
-        """Reader thread: protocol lines -> inbox; at EOF, an error for every open request."""
-        for raw in self._proc.stdout:
-            text = raw.decode("utf-8", errors="replace").strip()
-            if not text:
-                continue
-            try:
-                msg = decode(text)
-            except FaceKeyError as e:
-                with self._lock:
-                    if not self._log_file.closed:
-                        self._log_file.write(f"[client] {e.message}\n".encode())
-                        self._log_file.flush()
-                continue
-            with self._lock:  # same lock as wait()'s check: a request is open or its end is queued
-                if msg["type"] in ("result", "error") and msg.get("id") is not None:
-                    self._outstanding.pop(str(msg["id"]), None)
-                    self._cancelled.discard(str(msg["id"]))
-                self._inbox.put(msg)
-        self._proc.wait()
-        with self._lock:
-            self._report_exit()
-        self._exited.set()
+        """Reader thread: protocol lines -> inbox; at EOF, an error for every open request (whatever
+        happened in between: the backend's end is always reported, or a wait would never end)."""
+        try:
+            for raw in self._proc.stdout:
+                text = raw.decode("utf-8", errors="replace").strip()
+                if not text:
+                    continue
+                try:
+                    msg = decode(text)
+                except FaceKeyError as e:
+                    with self._lock, contextlib.suppress(OSError):     # a full disk must not stop the reader
+                        if not self._log_file.closed:
+                            self._log_file.write(f"[client] {e.message}\n".encode())
+                            self._log_file.flush()
+                    continue
+                with self._lock:  # same lock as wait()'s check: a request is open or its end is queued
+                    if msg["type"] in ("result", "error") and msg.get("id") is not None:
+                        self._outstanding.pop(str(msg["id"]), None)
+                        self._cancelled.discard(str(msg["id"]))
+                    self._inbox.put(msg)
+        finally:
+            self._proc.wait()
+            with self._lock:
+                self._report_exit()
+            self._exited.set()
 
     def _report_exit(self) -> None:
         """Queue an error for every open request (or one ``backend_died`` if none and not closing)."""

@@ -273,6 +273,57 @@ def sc_capture_folder(params) -> dict:
     return res
 
 
+def sc_job_bugs(params) -> dict:
+    """Jobs meeting a bug (not a FaceKeyError): reported as 'internal' with the traceback in the log, the
+    job ended (nothing left busy); a part that never ends is cut off by run_blocking's timeout."""
+    pkg = install(params)
+    jobs, state = sub(pkg, "jobs"), sub(pkg, "state")
+    out = {}
+    st = state.JobState()
+    st.log_path = params["log"]
+    jobs.LocalJob(lambda: {}["missing"], label="broken bake", state=st).run_blocking()
+    out["local"] = {"status": st.status, "code": st.error_code, "message": st.error_message, "hint": st.error_hint}
+
+    def broken(part_state):
+        raise KeyError("made wrong")
+
+    def fine(part_state):
+        return jobs.LocalJob(lambda: ("done", {"ok": True}), label="fine", state=part_state)
+
+    st = state.JobState()
+    st.log_path = params["log"]
+    seq = jobs.JobSequence("two parts", lambda results, errors: (f"{len(results)} done", {
+        "errors": {k: e.code for k, e in errors.items()}}), state=st)
+    seq.add("broken", broken)
+    seq.add("fine", fine)
+    seq.run_blocking()
+    out["sequence"] = {"status": st.status, "message": st.message, "report": st.report}
+
+    class Hung:
+        finished = False
+
+        def __init__(self, part_state):
+            self.state = part_state
+
+        def start(self):
+            self.state.begin("hung", "hung")
+
+        def step(self):
+            return False
+
+        def cancel(self):
+            self.finished = True
+
+    st = state.JobState()
+    seq = jobs.JobSequence("hung", lambda results, errors: ("", {}), state=st)
+    seq.add("hung", Hung, required=True)
+    t0 = time.monotonic()
+    seq.run_blocking(timeout=0.5)
+    out["hung"] = {"status": st.status, "code": st.error_code, "seconds": time.monotonic() - t0}
+    out["log"] = open(params["log"], encoding="utf-8").read() if os.path.isfile(params["log"]) else ""
+    return out
+
+
 def sc_warm_worker(params) -> dict:
     """Jobs kept warm, as the operators run them in an interactive session: two single jobs and a
     two-part sequence run on one backend worker, left running between them; the idle timer keeps it

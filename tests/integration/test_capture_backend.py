@@ -189,3 +189,16 @@ def test_capture_of_a_face_the_fit_cannot_explain_says_so(run_scenario, realdata
     assert any(t.startswith("Unsure of 1 frame(s): Take > Unsure frames") for t in shown), shown
     conf = next(c for c in res["curves"] if c["path"] == '["facekey_confidence"]')
     assert len(conf["co"]) == 2 and conf["co"][1] < 0.5
+
+
+def test_a_bug_in_a_job_is_reported_and_nothing_is_left_busy(run_scenario, tmp_path):
+    """A bake that raises KeyError left the part as 'internal' with no message or traceback (and the
+    operator stuck, FaceKey busy until Blender restarted); a hung part in `blender -b` was waited on forever."""
+    res = run_scenario("job_bugs", {"log": str(tmp_path / "backend.log")})
+    local = res["local"]
+    assert local["status"] == "error" and local["code"] == "internal" and "KeyError" in local["message"]
+    assert str(tmp_path / "backend.log") in local["hint"] and "Traceback" in res["log"]
+    seq = res["sequence"]
+    assert seq["status"] == "done" and seq["report"]["errors"] == {"broken": "internal"}   # the next part ran
+    hung = res["hung"]
+    assert hung["status"] == "error" and hung["code"] == "backend_timeout" and hung["seconds"] < 5

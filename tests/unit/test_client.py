@@ -54,7 +54,17 @@ TEST_WORKER = textwrap.dedent("""
             progress(Progress(i + 1, 2000, "step"))
         return {"ok": True}
 
-    w.ops.update(cooperative=cooperative, stubborn=stubborn, noisy=noisy, crash=crash, chatty=chatty)
+    def segfault(args, progress, cancel):
+        import ctypes
+        ctypes.string_at(0)
+
+    def garbled(args, progress, cancel):
+        out.write('{"type": "result", "id": "r1", "payl' + chr(10))     # half a protocol line, then it dies
+        out.flush()
+        os._exit(3)
+
+    w.ops.update(cooperative=cooperative, stubborn=stubborn, noisy=noisy, crash=crash, chatty=chatty,
+                 segfault=segfault, garbled=garbled)
     w.serve("cpu")
 """)
 
@@ -247,3 +257,62 @@ def test_progress_sent_before_wait_is_still_delivered(test_worker):
         test_worker.wait(rid, on_progress=lambda p: (seen.append(p), test_worker.cancel(rid, kill_after=0.5)),
                          timeout=20)
     assert seen and e.value.code == "cancelled"
+
+
+def test_a_log_that_cannot_be_written_is_a_coded_error(tmp_path):
+    (tmp_path / "log_is_a_folder").mkdir()
+    client = BackendClient(sys.executable, str(tmp_path / "log_is_a_folder"), args=["-c", TEST_WORKER], cwd=REPO)
+    with pytest.raises(FaceKeyError) as e:
+        client.start(timeout=60)
+    assert e.value.code == "write_failed" and "log_is_a_folder" in e.value.message and e.value.hint
+
+
+def test_backend_death_is_reported_even_when_the_log_cannot_be_written(test_worker):
+    """Half a line and a crash while the disk is full: writing the note about the bad line raised in the
+    reader thread, which died before reporting the exit, and the request was waited on forever."""
+    class FullDisk:
+        closed = False
+
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+        def flush(self):
+            pass
+
+        def close(self):
+            pass
+
+    test_worker._log_file = FullDisk()
+    rid = test_worker.submit("garbled", {})
+    with pytest.raises(FaceKeyError) as e:
+        test_worker.wait(rid, timeout=20)
+    assert e.value.code == "backend_died"
+
+
+def test_a_native_crash_leaves_its_stack_in_the_log():
+    """The worker's stderr is the log: a segfault there left only an exit code (-11), no stack."""
+    import subprocess
+
+    crash = ("import ctypes\nfrom backend import worker\n"
+             "worker.Worker.serve = lambda self, device: ctypes.string_at(0)\nworker.main()\n")
+    proc = subprocess.run([sys.executable, "-c", crash], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode != 0 and "Fatal Python error: Segmentation fault" in proc.stderr
+    assert "serve" in proc.stderr or "<lambda>" in proc.stderr
+
+
+def test_worker_exits_when_its_input_ends_without_a_shutdown(tmp_path):
+    """Blender gone mid-request: the worker's input ends; an op that never looks at its cancel flag ran on,
+    orphaned, for its whole length (60 s here); it now ends ORPHAN_GRACE_S after."""
+    script = TEST_WORKER.replace("w = worker.Worker(sys.stdin.buffer, out)",
+                                 "worker.ORPHAN_GRACE_S = 0.5\n"
+                                 "w = worker.Worker(sys.stdin.buffer, out, exit_when_orphaned=True)")
+    client = _client(tmp_path, ["-c", script])
+    client.start(timeout=60)
+    client.submit("stubborn", {})
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    client._proc.stdin.close()
+    client._proc.wait(timeout=20)
+    assert time.monotonic() - t0 < 10
+    client.close()
