@@ -89,7 +89,7 @@ class SharedWorker:
             self.close()
         if self.client is None:
             client = BackendClient(python, log_path, **client_kwargs)
-            client.start()
+            client.launch()          # not waiting for its hello: the job's step() sees it (or its timeout)
             self.client, self._key = client, key
         self.idle_since = None
         return self.client
@@ -154,7 +154,8 @@ class BackendJob:
         self.finished = False
 
     def start(self) -> None:
-        """Start the backend (waits for its hello) and submit the request; errors go to the state."""
+        """Start the backend and submit the request, without waiting for the backend's hello (a start
+        takes ~5 s: Blender's UI must not freeze, and Esc must work meanwhile); errors go to the state."""
         from .protocol.client import BackendClient
         self.state.begin(self.label, "starting the backend")
         self.state.log_path = self.log_path
@@ -163,11 +164,11 @@ class BackendJob:
                 self.check()
             if self.worker is not None:
                 self.client = self.worker.client_for(self.python, self.log_path, self.client_kwargs)
-                hello = self.client.hello
             else:
                 self.client = BackendClient(self.python, self.log_path, **self.client_kwargs)
-                hello = self.client.start()
-            self.state.message = f"backend {hello.get('version', '?')} on {hello.get('device', '?')}: {self.label}"
+                self.client.launch()
+            if self.client.hello is not None:
+                self._say_hello(self.client.hello)
             self.request_id = self.client.submit(self.op, self.args)
         except FaceKeyError as e:
             self._end(e)
@@ -184,10 +185,15 @@ class BackendJob:
             self._end(internal_error(e, self.log_path))
             return True
 
+    def _say_hello(self, hello: dict) -> None:
+        self.state.message = f"backend {hello.get('version', '?')} on {hello.get('device', '?')}: {self.label}"
+
     def _handle_messages(self) -> bool:
         for msg in self.client.poll():
             kind = msg.get("type")
-            if kind == "progress" and msg.get("id") == self.request_id:
+            if kind == "hello":
+                self._say_hello(msg)
+            elif kind == "progress" and msg.get("id") == self.request_id:
                 self.state.progress(msg["done"], msg["total"], msg.get("message", ""))
             elif kind == "result" and msg.get("id") == self.request_id:
                 self._on_result(msg["payload"])

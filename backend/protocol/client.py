@@ -72,6 +72,7 @@ class BackendClient:
         self._exited = threading.Event()
         self._reader: Optional[threading.Thread] = None
         self._ids = itertools.count(1)
+        self._hello_deadline = float("inf")
 
     # -- life cycle -------------------------------------------------------------------------
     @property
@@ -80,12 +81,53 @@ class BackendClient:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self, timeout: float = 60.0) -> dict:
-        """Spawn the worker and wait for its ``hello``; return the hello message.
+        """Spawn the worker and wait for its ``hello``; return the hello message (headless runs, tests).
 
         Raises ``backend_missing`` (no such Python, or it exits before saying
         hello: the message holds the log's last lines), ``backend_timeout``
         (no hello within ``timeout`` s; the child is killed) or ``protocol``
         (a different protocol version).
+        """
+        self.launch(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                msg = self._inbox.get(timeout=max(deadline - time.monotonic(), 0.001))
+            except queue.Empty:
+                self.close(timeout=0.0)
+                raise FaceKeyError(
+                    "backend_timeout", f"The backend did not start within {timeout:g} s.",
+                    f"The backend may be stuck importing its libraries; see the log {self.log_path}. "
+                    + SETUP_HINT) from None
+            if msg["type"] == "hello":
+                break
+            if msg["type"] == "error" and msg.get("code") == "backend_died":
+                self.close()
+                raise FaceKeyError("backend_missing", "The backend exited before it started:\n" + self.log_tail(),
+                                   SETUP_HINT)
+            self._deferred.append(msg)
+        err = self._take_hello(msg)
+        if err is not None:
+            raise err
+        return msg
+
+    def _take_hello(self, msg: dict) -> Optional[FaceKeyError]:
+        """Keep the worker's ``hello``; the error (the worker closed) when it speaks another protocol."""
+        self.hello = msg
+        if msg.get("protocol") != PROTOCOL_VERSION:
+            self.close()
+            return FaceKeyError("protocol", f"The backend speaks protocol {msg.get('protocol')!r}, "
+                                f"this add-on speaks {PROTOCOL_VERSION}.", "Run Set up backend again to update it.")
+        return None
+
+    def launch(self, timeout: float = 60.0) -> None:
+        """Spawn the worker and return at once: requests may be submitted before it says ``hello`` (they
+        wait in the pipe), so the caller (Blender's UI) never blocks on the ~5 s start.  :meth:`poll` takes
+        the hello when it comes (``self.hello``), and yields a ``backend_timeout`` error (the child killed)
+        if none came within ``timeout`` s, a ``protocol`` error for another protocol version.
+
+        Raises ``backend_missing`` (no such Python, or it cannot run), ``write_failed`` (the log) or
+        ``bad_argument`` (started already).
         """
         if self._proc is not None:
             raise FaceKeyError("bad_argument", "This backend client was already started.",
@@ -117,30 +159,7 @@ class BackendClient:
                                SETUP_HINT) from e
         self._reader = threading.Thread(target=self._read_stdout, name="facekey-backend-reader", daemon=True)
         self._reader.start()
-
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                msg = self._inbox.get(timeout=max(deadline - time.monotonic(), 0.001))
-            except queue.Empty:
-                self.close(timeout=0.0)
-                raise FaceKeyError(
-                    "backend_timeout", f"The backend did not start within {timeout:g} s.",
-                    f"The backend may be stuck importing its libraries; see the log {self.log_path}. "
-                    + SETUP_HINT) from None
-            if msg["type"] == "hello":
-                break
-            if msg["type"] == "error" and msg.get("code") == "backend_died":
-                self.close()
-                raise FaceKeyError("backend_missing", "The backend exited before it started:\n" + self.log_tail(),
-                                   SETUP_HINT)
-            self._deferred.append(msg)
-        if msg.get("protocol") != PROTOCOL_VERSION:
-            self.close()
-            raise FaceKeyError("protocol", f"The backend speaks protocol {msg.get('protocol')!r}, "
-                               f"this add-on speaks {PROTOCOL_VERSION}.", "Run Set up backend again to update it.")
-        self.hello = msg
-        return msg
+        self._hello_deadline = time.monotonic() + timeout
 
     def close(self, timeout: float = 2.0) -> None:
         """Ask the worker to shut down; kill it if it has not exited within ``timeout`` s."""
@@ -195,7 +214,20 @@ class BackendClient:
         """
         with self._lock:
             out, self._deferred = self._deferred, []
-            return out + self._drain_inbox()
+            out += self._drain_inbox()
+        if self.hello is None and self._proc is not None:
+            hello = next((m for m in out if m.get("type") == "hello"), None)
+            if hello is not None:
+                err = self._take_hello(hello)
+                if err is not None:
+                    out.append({"type": "error", "id": None, **err.to_dict()})
+            elif time.monotonic() > self._hello_deadline and self.alive:
+                self.close(timeout=0.0)
+                out.append({"type": "error", "id": None, **FaceKeyError(
+                    "backend_timeout", "The backend did not start in time.",
+                    f"The backend may be stuck importing its libraries; see the log {self.log_path}. "
+                    + SETUP_HINT).to_dict()})
+        return out
 
     def _drain_inbox(self) -> list[dict]:
         """Messages waiting in the reader thread's queue (never blocks)."""

@@ -316,3 +316,28 @@ def test_worker_exits_when_its_input_ends_without_a_shutdown(tmp_path):
     client._proc.wait(timeout=20)
     assert time.monotonic() - t0 < 10
     client.close()
+
+
+def test_launch_returns_at_once_and_poll_takes_the_hello(tmp_path):
+    """Blender's UI froze for the whole worker start (about 5 s, up to the 60 s timeout, Esc dead) while
+    start() waited for the hello: launch() returns at once, a request submitted meanwhile waits in the
+    pipe, and poll() takes the hello when it comes; no hello within the timeout is a backend_timeout."""
+    slow = TEST_WORKER.replace("out = worker._protocol_stdout()", "time.sleep(2.0)\nout = worker._protocol_stdout()")
+    client = _client(tmp_path, ["-c", slow])
+    t0 = time.monotonic()
+    client.launch(timeout=60)
+    rid = client.submit("ping", {})
+    assert time.monotonic() - t0 < 1.0 and client.hello is None
+    seen = []
+    while not any(m.get("id") == rid and m["type"] == "result" for m in seen) and time.monotonic() - t0 < 60:
+        seen += client.poll()
+        time.sleep(0.05)
+    assert client.hello is not None and client.hello["protocol"] == 1
+    assert [m["type"] for m in seen if m.get("id") in (None, rid)][-1] == "result"
+    client.close()
+    mute = _client(tmp_path, ["-c", "import time; time.sleep(120)"])
+    mute.launch(timeout=1.0)
+    time.sleep(1.2)
+    errors = [m for m in mute.poll() if m["type"] == "error"]
+    assert [e["code"] for e in errors] == ["backend_timeout"] and not mute.alive
+    mute.close()
