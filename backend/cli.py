@@ -410,7 +410,8 @@ def _check_mode(mode: str, name_map: str, head_target, keys, exclude_keys) -> No
     ``solve`` (it solves the character's own keys and bakes no head), --keys / --exclude-keys with
     ``namemap`` (the name map picks keys by their names)."""
     if mode not in ("namemap", "solve"):
-        raise FaceKeyError("bad_argument", f"--mode {mode!r} is not namemap or solve.", "Use --mode namemap or --mode solve.")
+        raise FaceKeyError("bad_argument", f"--mode {mode!r} is not namemap or solve.",
+                           "Use --mode namemap or --mode solve.")
     if mode == "solve" and (name_map != "auto" or head_target is not None):
         what = "--name-map" if name_map != "auto" else "a head target (--head-bone / --head-object)"
         raise FaceKeyError("bad_argument", f"--mode solve does not use {what}: it solves for the character's own "

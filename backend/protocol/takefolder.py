@@ -43,7 +43,8 @@ def take_files(folder: str | os.PathLike) -> list[str]:
         if stem.lower() in seen:
             raise FaceKeyError("bad_argument", f"{seen[stem.lower()]} and {n} in {folder} are two takes of one name: "
                                "what is made from them (actions, key takes, point caches) would be named alike, "
-                               "and one would overwrite the other.", "Rename one of them, or move it to another folder.")
+                               "and one would overwrite the other.",
+                               "Rename one of them, or move it to another folder.")
         seen[stem.lower()] = n
     return [os.path.abspath(os.path.join(folder, n)) for n in names]
 

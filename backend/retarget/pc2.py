@@ -23,5 +23,7 @@ def attach_mesh_cache(pc2_path: str | Path, blend_in: str | Path, blend_out: str
     from backend.blender_runner import run_headless, staged_addon
     args = ["mesh-cache", "--open", str(Path(blend_in).resolve()), "--object", object_name,
             "--cache", str(Path(pc2_path).resolve()), "-o", str(Path(blend_out).resolve()),
-            "--start-frame", str(float(start_frame))] + ([] if take_fps is None else ["--take-fps", str(float(take_fps))])
+            "--start-frame", str(float(start_frame))]
+    if take_fps is not None:
+        args += ["--take-fps", str(float(take_fps))]
     return run_headless(args, blender, timeout=timeout, script=str(staged_addon() / "retarget" / "headless.py"))

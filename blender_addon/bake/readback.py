@@ -61,8 +61,8 @@ def take_from_action(obj) -> Take:
         raise FaceKeyError("bad_argument", f"The action '{action.name}' has no shape-key F-curves left.",
                            "Capture or import again to create a new FaceKey action.")
     if lost:
-        raise FaceKeyError("bad_argument", f"The curves of {', '.join(lost)} are gone from '{action.name}' (deleted, or "
-                           "keys renamed and reordered since the bake): they would export as 0.",
+        raise FaceKeyError("bad_argument", f"The curves of {', '.join(lost)} are gone from '{action.name}' "
+                           "(deleted, or keys renamed and reordered since the bake): they would export as 0.",
                            "Give the keys their names back, or capture or import again to make a new action.")
     frames = next(iter(cols.values()))[:, 0]
     for unit, kv in cols.items():
