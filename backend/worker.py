@@ -39,7 +39,7 @@ from typing import Callable
 
 from . import __version__
 from .protocol.errors import FaceKeyError
-from .protocol.messages import PROTOCOL_VERSION, Progress, decode, encode
+from .protocol.messages import PROTOCOL_VERSION, Progress, encode, read_messages
 
 __all__ = ["Worker", "main"]
 
@@ -94,16 +94,11 @@ class Worker:
             self._run(job)
 
     def _read_stdin(self) -> None:
-        for raw in self._stdin:
-            line = raw.decode("utf-8", errors="replace").strip()
-            if not line:
-                continue
-            try:
-                msg = decode(line)
-            except FaceKeyError as e:
-                log.error("ignoring malformed input line: %s", e)
-                self.send("error", id=None, code=e.code, message=e.message, hint=e.hint)
-                continue
+        def malformed(e: FaceKeyError) -> None:
+            log.error("ignoring malformed input line: %s", e)
+            self.send("error", id=None, code=e.code, message=e.message, hint=e.hint)
+
+        for msg in read_messages(self._stdin, malformed):
             kind = msg["type"]
             if kind == "request":
                 self._jobs.put(msg)

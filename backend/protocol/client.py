@@ -29,7 +29,7 @@ import time
 from typing import Callable, Optional
 
 from .errors import FaceKeyError
-from .messages import PROTOCOL_VERSION, Progress, decode, encode
+from .messages import PROTOCOL_VERSION, Progress, encode, read_messages
 
 __all__ = ["BackendClient", "SETUP_HINT"]
 
@@ -344,19 +344,14 @@ class BackendClient:
     def _read_stdout(self) -> None:
         """Reader thread: protocol lines -> inbox; at EOF, an error for every open request (whatever
         happened in between: the backend's end is always reported, or a wait would never end)."""
+        def note(e: FaceKeyError) -> None:
+            with self._lock, contextlib.suppress(OSError):     # a full disk must not stop the reader
+                if not self._log_file.closed:
+                    self._log_file.write(f"[client] {e.message}\n".encode())
+                    self._log_file.flush()
+
         try:
-            for raw in self._proc.stdout:
-                text = raw.decode("utf-8", errors="replace").strip()
-                if not text:
-                    continue
-                try:
-                    msg = decode(text)
-                except FaceKeyError as e:
-                    with self._lock, contextlib.suppress(OSError):     # a full disk must not stop the reader
-                        if not self._log_file.closed:
-                            self._log_file.write(f"[client] {e.message}\n".encode())
-                            self._log_file.flush()
-                    continue
+            for msg in read_messages(self._proc.stdout, note):
                 with self._lock:  # same lock as wait()'s check: a request is open or its end is queued
                     if msg["type"] in ("result", "error") and msg.get("id") is not None:
                         self._outstanding.pop(str(msg["id"]), None)

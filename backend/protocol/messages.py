@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import FaceKeyError
 
-__all__ = ["PROTOCOL_VERSION", "TYPES", "encode", "decode", "Progress"]
+__all__ = ["PROTOCOL_VERSION", "TYPES", "encode", "decode", "read_messages", "Progress"]
 
 PROTOCOL_VERSION = 1
 
@@ -70,3 +70,18 @@ def decode(line: str) -> dict:
         raise FaceKeyError("protocol", f"{msg['type']} message lacks {missing}",
                            "The add-on and the backend may be different versions: run Set up backend again.")
     return msg
+
+
+def read_messages(stream, on_malformed):
+    """The decoded messages of ``stream`` (binary, one protocol line each), in order; a blank line is
+    skipped, a malformed one goes to ``on_malformed(FaceKeyError)`` and is skipped.  Ends with the stream."""
+    for raw in stream:
+        text = raw.decode("utf-8", errors="replace").strip()
+        if not text:
+            continue
+        try:
+            msg = decode(text)
+        except FaceKeyError as e:
+            on_malformed(e)
+            continue
+        yield msg
