@@ -184,27 +184,23 @@ def _header_orientation(im) -> Orientation:
     return orientation_from_exif(im.getexif().get(0x0112))
 
 
-def _exif_orientation(source) -> Orientation:
-    """The EXIF orientation of an image file or its bytes (read by Pillow, which knows it in JPEG, PNG, WebP
-    and TIFF; OpenCV applies it to JPEG only); upright when it has none or Pillow cannot read it."""
+def _image_header(source) -> Optional[tuple[Orientation, tuple[int, int]]]:
+    """``(EXIF orientation, stored (width, height))`` of an image file or its bytes, from the header (read by
+    Pillow, which knows the orientation in JPEG, PNG, WebP and TIFF; OpenCV applies it to JPEG only);
+    None when Pillow cannot read it."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(source) as im:
-            return _header_orientation(im)
+            return _header_orientation(im), im.size
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
-        return Orientation()
+        return None
 
 
 def _image_display_size(path: str) -> Optional[tuple[int, int]]:
     """(width, height) an image file displays at, from its header (no decoding); None if Pillow cannot read it."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return _header_orientation(im).display_size(*im.size)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
-        return None
+    header = _image_header(path)
+    return None if header is None else header[0].display_size(*header[1])
 
 
 def _read_image(path: str) -> np.ndarray:
@@ -224,7 +220,8 @@ def _read_image(path: str) -> np.ndarray:
         raise FaceKeyError("video_unreadable", f"Could not decode image {path}.",
                            "Save it again as a PNG or JPEG.")
     # OpenCV's TIFF reader turns the image itself, whatever the flag says
-    turn = Orientation() if path.lower().endswith((".tif", ".tiff")) else _exif_orientation(io.BytesIO(data.tobytes()))
+    header = None if path.lower().endswith((".tif", ".tiff")) else _image_header(io.BytesIO(data.tobytes()))
+    turn = Orientation() if header is None else header[0]
     return np.ascontiguousarray(apply_orientation(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), turn))
 
 
