@@ -111,7 +111,8 @@ class Worker:
         else:       # input ended without a shutdown: the add-on (or Blender) is gone
             if self.exit_when_orphaned:
                 # an op that does not look at its cancel flag would run on, orphaned, for its whole length
-                orphan = threading.Timer(ORPHAN_GRACE_S, os._exit, args=(0,))
+                log.warning("input ended without a shutdown (the add-on is gone): exiting in %g s", ORPHAN_GRACE_S)
+                orphan = threading.Timer(ORPHAN_GRACE_S, os._exit, args=(1,))
                 orphan.daemon = True
                 orphan.start()
         self._cancel_running()

@@ -73,6 +73,8 @@ class BackendClient:
         self._reader: Optional[threading.Thread] = None
         self._ids = itertools.count(1)
         self._hello_deadline = float("inf")
+        self._unsent: list[str] = []        # lines written before a launched worker's hello, sent after it
+        self._hello_seen = False            # the reader thread saw a hello (the worker got as far as serving)
 
     # -- life cycle -------------------------------------------------------------------------
     @property
@@ -101,7 +103,7 @@ class BackendClient:
                     + SETUP_HINT) from None
             if msg["type"] == "hello":
                 break
-            if msg["type"] == "error" and msg.get("code") == "backend_died":
+            if msg["type"] == "error" and msg.get("code") in ("backend_died", "backend_missing"):
                 self.close()
                 raise FaceKeyError("backend_missing", "The backend exited before it started:\n" + self.log_tail(),
                                    SETUP_HINT)
@@ -112,13 +114,36 @@ class BackendClient:
         return msg
 
     def _take_hello(self, msg: dict) -> Optional[FaceKeyError]:
-        """Keep the worker's ``hello``; the error (the worker closed) when it speaks another protocol."""
+        """Keep the worker's ``hello`` and send what was submitted before it; the error (the worker killed,
+        nothing sent to it) when it speaks another protocol."""
         self.hello = msg
         if msg.get("protocol") != PROTOCOL_VERSION:
-            self.close()
+            self._unsent = []
+            self.close(timeout=0.0)
             return FaceKeyError("protocol", f"The backend speaks protocol {msg.get('protocol')!r}, "
                                 f"this add-on speaks {PROTOCOL_VERSION}.", "Run Set up backend again to update it.")
+        unsent, self._unsent = self._unsent, []
+        for line in unsent:
+            self._send(line)
         return None
+
+    def _hello_in(self, batch: list[dict]) -> list[dict]:
+        """``batch`` with the launched worker's hello taken (:meth:`_take_hello`): just its protocol error
+        when it speaks another protocol (nothing it said is used), a ``backend_timeout`` error past the
+        hello's deadline (the worker killed)."""
+        if self.hello is not None or self._proc is None:
+            return batch
+        hello = next((m for m in batch if m.get("type") == "hello"), None)
+        if hello is not None:
+            err = self._take_hello(hello)
+            return batch if err is None else [{"type": "error", "id": None, **err.to_dict()}]
+        if time.monotonic() > self._hello_deadline and self.alive:
+            self.close(timeout=0.0)
+            return batch + [{"type": "error", "id": None, **FaceKeyError(
+                "backend_timeout", "The backend did not start in time.",
+                f"The backend may be stuck importing its libraries; see the log {self.log_path}. "
+                + SETUP_HINT).to_dict()}]
+        return batch
 
     def launch(self, timeout: float = 60.0) -> None:
         """Spawn the worker and return at once: requests may be submitted before it says ``hello`` (they
@@ -215,19 +240,7 @@ class BackendClient:
         with self._lock:
             out, self._deferred = self._deferred, []
             out += self._drain_inbox()
-        if self.hello is None and self._proc is not None:
-            hello = next((m for m in out if m.get("type") == "hello"), None)
-            if hello is not None:
-                err = self._take_hello(hello)
-                if err is not None:
-                    out.append({"type": "error", "id": None, **err.to_dict()})
-            elif time.monotonic() > self._hello_deadline and self.alive:
-                self.close(timeout=0.0)
-                out.append({"type": "error", "id": None, **FaceKeyError(
-                    "backend_timeout", "The backend did not start in time.",
-                    f"The backend may be stuck importing its libraries; see the log {self.log_path}. "
-                    + SETUP_HINT).to_dict()})
-        return out
+        return self._hello_in(out)
 
     def _drain_inbox(self) -> list[dict]:
         """Messages waiting in the reader thread's queue (never blocks)."""
@@ -267,6 +280,12 @@ class BackendClient:
                 try:
                     msg = self._inbox.get(timeout=remaining)
                 except queue.Empty:
+                    continue
+            if msg.get("type") == "hello" or (self.hello is None and msg.get("id") is None):
+                taken = self._hello_in([msg])
+                if taken and taken[0]["type"] == "error" and taken[0].get("code") == "protocol":
+                    raise FaceKeyError.from_dict(taken[0])
+                if msg.get("type") == "hello":
                     continue
             if msg.get("id") != request_id:
                 with self._lock:
@@ -317,6 +336,9 @@ class BackendClient:
         raise FaceKeyError.from_dict(msg)
 
     def _send(self, line: str) -> None:
+        if self.hello is None and self._hello_deadline != float("inf") and self.alive:
+            self._unsent.append(line)      # a launched worker reads its input only once it has said hello
+            return
         with self._send_lock:
             try:
                 self._proc.stdin.write(line.encode("utf-8"))
@@ -335,6 +357,9 @@ class BackendClient:
             self._proc.kill()
 
     def _died_error(self, op: Optional[str]) -> FaceKeyError:
+        if self._proc is not None and not self._hello_seen and self.hello is None:
+            return FaceKeyError("backend_missing", "The backend exited before it started:\n" + self.log_tail(),
+                                SETUP_HINT)
         rc = self._proc.poll() if self._proc is not None else None
         what = f" while running {op}" if op else ""
         return FaceKeyError("backend_died", f"The FaceKey backend exited unexpectedly (exit code {rc}){what}.\n"
@@ -352,6 +377,7 @@ class BackendClient:
 
         try:
             for msg in read_messages(self._proc.stdout, note):
+                self._hello_seen = self._hello_seen or msg["type"] == "hello"
                 with self._lock:  # same lock as wait()'s check: a request is open or its end is queued
                     if msg["type"] in ("result", "error") and msg.get("id") is not None:
                         self._outstanding.pop(str(msg["id"]), None)

@@ -30,8 +30,8 @@ def new_action_for(datablock, name: str, keep_others: bool = False):
     it survives saving; it is not modified otherwise.  With ``keep_others`` the
     new action starts as a copy of it (without its ``facekey_*`` properties), so
     the channels the caller does not write keep playing (an armature's other
-    bones under a head bake); not when it was blended in (Add, part influence),
-    whose channels would play another way at full Replace.  The new action plays as baked: the animation
+    bones under a head bake); not when it was blended in over an NLA (Add, part
+    influence), whose channels would play another way at full Replace.  The new action plays as baked: the animation
     data's influence is set to 1 and its blend to Replace (a previous action's
     0.2 / Add would otherwise scale it).  Returns the new action.
     """
@@ -40,9 +40,10 @@ def new_action_for(datablock, name: str, keep_others: bool = False):
     previous = ad.action
     if previous is not None:
         previous.use_fake_user = True
-    # a copy of an action blended in (Add, or part influence) would play its channels another way at
-    # full Replace: then the new action starts empty and the NLA below plays the other channels
-    whole = ad.action_influence == 1.0 and ad.action_blend_type == "REPLACE"
+    # over an NLA, a copy of an action blended in (Add, or part influence) would play its channels another
+    # way at full Replace: then the new action starts empty and the NLA plays the other channels (without
+    # an NLA, Blender plays the active action whole whatever its influence and blend say)
+    whole = not ad.nla_tracks or (ad.action_influence == 1.0 and ad.action_blend_type == "REPLACE")
     if keep_others and previous is not None and whole:
         action = previous.copy()
         action.name = name

@@ -991,6 +991,7 @@ def sc_bake_guards(params) -> dict:
         spine.rotation_quaternion = (math.cos(x / 2), math.sin(x / 2), 0, 0)
         spine.keyframe_insert("rotation_quaternion", frame=f)
     user_action = arm.animation_data.action.name
+    arm.animation_data.action_influence = 0.5       # no NLA: Blender plays the action whole all the same
     face.data.shape_keys.animation_data.action_influence = 0.2
     face.data.shape_keys.animation_data.action_blend_type = "ADD"
     twin = bpy.data.objects.new("Twin", face.data)

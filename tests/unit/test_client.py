@@ -341,3 +341,35 @@ def test_launch_returns_at_once_and_poll_takes_the_hello(tmp_path):
     errors = [m for m in mute.poll() if m["type"] == "error"]
     assert [e["code"] for e in errors] == ["backend_timeout"] and not mute.alive
     mute.close()
+
+
+def test_a_launched_worker_of_another_protocol_gets_nothing_to_run(tmp_path):
+    """Requests submitted before the hello wait in the client: a worker speaking another protocol never
+    receives them (its answer was used before the mismatch was seen); one that dies before its hello is a
+    missing backend (set it up), not a crash to retry."""
+    marker = tmp_path / "got_a_request"
+    other = textwrap.dedent(f"""
+        import os, sys
+        from backend.protocol.messages import encode
+        sys.stdout.write(encode("hello", protocol=99, version="x", device="cpu", pid=os.getpid()))
+        sys.stdout.flush()
+        for line in sys.stdin:
+            open({str(marker)!r}, "w").write(line)
+            break
+    """)
+    client = _client(tmp_path, ["-c", other])
+    client.launch(timeout=60)
+    client.submit("ping", {})
+    seen, t0 = [], time.monotonic()
+    while not any(m["type"] == "error" for m in seen) and time.monotonic() - t0 < 30:
+        seen += client.poll()
+        time.sleep(0.05)
+    assert [m["type"] for m in seen] == ["error"] and seen[0]["code"] == "protocol"
+    time.sleep(0.3)
+    assert not marker.exists() and not client.alive
+    broken = _client(tmp_path, ["-c", "import sys; sys.exit('No module named backend')"])
+    broken.launch(timeout=60)
+    rid = broken.submit("capture", {})
+    with pytest.raises(FaceKeyError) as e:
+        broken.wait(rid, timeout=30)
+    assert e.value.code == "backend_missing" and "No module named backend" in e.value.message
