@@ -281,12 +281,11 @@ class BackendClient:
                     msg = self._inbox.get(timeout=remaining)
                 except queue.Empty:
                     continue
-            if msg.get("type") == "hello" or (self.hello is None and msg.get("id") is None):
+            if msg.get("type") == "hello":       # a launched worker's: its protocol checked, what waited sent
                 taken = self._hello_in([msg])
-                if taken and taken[0]["type"] == "error" and taken[0].get("code") == "protocol":
+                if taken[0]["type"] == "error":
                     raise FaceKeyError.from_dict(taken[0])
-                if msg.get("type") == "hello":
-                    continue
+                continue
             if msg.get("id") != request_id:
                 with self._lock:
                     self._deferred.append(msg)

@@ -367,6 +367,11 @@ def test_a_launched_worker_of_another_protocol_gets_nothing_to_run(tmp_path):
     assert [m["type"] for m in seen] == ["error"] and seen[0]["code"] == "protocol"
     time.sleep(0.3)
     assert not marker.exists() and not client.alive
+    waiting = _client(tmp_path, ["-c", other])       # the same through wait(): the mismatch is raised
+    waiting.launch(timeout=60)
+    with pytest.raises(FaceKeyError) as e:
+        waiting.request("ping", {}, timeout=30)
+    assert e.value.code == "protocol" and not marker.exists()
     broken = _client(tmp_path, ["-c", "import sys; sys.exit('No module named backend')"])
     broken.launch(timeout=60)
     rid = broken.submit("capture", {})
