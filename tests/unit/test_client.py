@@ -353,9 +353,9 @@ def test_a_launched_worker_of_another_protocol_gets_nothing_to_run(tmp_path):
         from backend.protocol.messages import encode
         sys.stdout.write(encode("hello", protocol=99, version="x", device="cpu", pid=os.getpid()))
         sys.stdout.flush()
-        for line in sys.stdin:
-            open({str(marker)!r}, "w").write(line)
-            break
+        for line in sys.stdin:          # a shutdown may come; a request must not
+            if '"request"' in line:
+                open({str(marker)!r}, "w").write(line)
     """)
     client = _client(tmp_path, ["-c", other])
     client.launch(timeout=60)
