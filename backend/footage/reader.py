@@ -416,15 +416,24 @@ class _Clock:
             self.faulty["pts"] = 1
         self.last: dict[str, Optional[int]] = {"pts": None, "dts": None}
 
-    def seconds(self, fr) -> Optional[float]:
-        stamps = {"pts": fr.pts, "dts": getattr(fr, "dts", None)}
-        for kind, value in stamps.items():
+    @property
+    def kind(self) -> str:
+        """The timestamps trusted now: ``"dts"`` when the pts have failed to increase more often."""
+        return "dts" if self.faulty["pts"] > self.faulty["dts"] else "pts"
+
+    def observe(self, pts: Optional[int], dts: Optional[int]) -> None:
+        """Count a frame's timestamps that do not increase from the last ones seen."""
+        for kind, value in (("pts", pts), ("dts", dts)):
             if value is not None:
                 if self.last[kind] is not None and value <= self.last[kind]:
                     self.faulty[kind] += 1
                 self.last[kind] = value
+
+    def seconds(self, fr) -> Optional[float]:
+        dts = getattr(fr, "dts", None)
+        self.observe(fr.pts, dts)
         # a frame without the trusted kind (flushed at the end) is one nominal frame after the previous one
-        value = stamps["dts" if self.faulty["pts"] > self.faulty["dts"] else "pts"]
+        value = dts if self.kind == "dts" else fr.pts
         return float(value * fr.time_base) if value is not None and fr.time_base is not None else None
 
 
@@ -530,13 +539,13 @@ def _probe_video(path: str, max_side: Optional[int]) -> FootageInfo:
 
 def _probe_clock(stamps: list[tuple[Optional[int], Optional[int]]]) -> str:
     """``"dts"`` when the first frames' pts (in display order) fail to increase more often than their dts
-    (AVI stores no presentation times), else ``"pts"``; see :class:`_Clock`."""
-    def faults(values):
-        values = [v for v in values if v is not None]
-        return sum(b <= a for a, b in zip(values, values[1:])), len(values)
-
-    (fp, _), (fd, n_dts) = faults([p for p, _ in stamps]), faults([d for _, d in stamps])
-    return "dts" if n_dts == len(stamps) and fp > fd else "pts"
+    (AVI stores no presentation times), else ``"pts"`` (also when a frame has no dts); see :class:`_Clock`."""
+    if any(dts is None for _, dts in stamps):
+        return "pts"
+    clock = _Clock()
+    for pts, dts in stamps:
+        clock.observe(pts, dts)
+    return clock.kind
 
 
 _PRINTF = re.compile(r"%(0?\d*)d")
