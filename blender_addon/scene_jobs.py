@@ -12,7 +12,7 @@ import os
 import bpy
 
 from .backend_setup import backend_python, default_env_dir, default_log_path, user_data_dir
-from .bake.apply import bake_take, capture_counts
+from .bake.apply import bake_take, capture_counts, scene_fps
 from .jobs import BackendJob, CaptureJob, JobSequence, LocalJob
 from .protocol.clipfolder import clip_files
 from .protocol.errors import FaceKeyError
@@ -56,18 +56,17 @@ def _capture_settings(settings) -> dict:
     rate, so the footage's own rate does not matter), the actor take to an absolute path, and a folder
     of images (an image sequence) is taken at the scene's frame rate, one image per scene frame."""
     out = {"smoothing": float(settings.smoothing), "hands": bool(settings.hands)}
-    render = settings.id_data.render
-    scene_fps = render.fps / render.fps_base
+    fps = scene_fps(settings.id_data)
     footage = bpy.path.abspath(settings.footage) if settings.footage else ""
     if os.path.isdir(footage) and clip_files(footage) is None:
-        out["fps"] = scene_fps
+        out["fps"] = fps
     if settings.use_rest_frame:
         frame = settings.rest_frame - settings.start_frame
         if frame < 0:
             raise FaceKeyError("bad_argument", f"Rest frame {settings.rest_frame} is before the footage, which starts "
                                f"at scene frame {settings.start_frame}.",
                                "Set Rest frame to a scene frame of the footage where the face is at rest, or turn it off.")
-        out["rest_time"] = frame / scene_fps
+        out["rest_time"] = frame / fps
     if settings.actor_take:
         out["actor_take"] = bpy.path.abspath(settings.actor_take)
     return out
@@ -166,7 +165,7 @@ def make_solve_job(context, client_kwargs: dict | None = None, *, obj=None, take
     object (``no_targets`` / ``no_shape_keys``), the take (``file_missing``) and
     the backend first.
     """
-    from .bake.apply import action_name_for, scene_fps
+    from .bake.apply import action_name_for
     from .bake.shape_keys import bake_key_take, bake_source_confidence
     obj, take_path = _retarget_inputs(context, "Character solve", obj, take_path)
     name, scene_name, start = obj.name, context.scene.name, context.scene.facekey.start_frame
@@ -230,7 +229,7 @@ def make_mesh_retarget_job(context, client_kwargs: dict | None = None, *, obj=No
     action.  The mesh data's vertices are never changed.  The panel's SEREP
     weights are used when set.
     """
-    from .bake.apply import action_name_for, scene_fps
+    from .bake.apply import action_name_for
     from .bake.shape_keys import bake_corrective_keys
     from .protocol.take import read_take
     from .protocol.pc2 import read_pc2
@@ -285,7 +284,7 @@ def _namemap_part(name: str, scene_name: str, take_path: str, source: str, state
 
 def _head_part(scene_name: str, take_path: str, source: str, state) -> LocalJob:
     """The take's head rotation onto the panel's head target (object or bone) as a job part."""
-    from .bake.apply import action_name_for, scene_fps
+    from .bake.apply import action_name_for
     from .bake.head import bake_head_rotation
     from .protocol.take import read_take
 
@@ -484,7 +483,6 @@ def make_generate_job(context, client_kwargs: dict | None = None) -> JobSequence
     rotation is keyed.  Empty weights fields use the backend's bundled generators.  Checks the targets
     and the backend first; a weights path that does not exist is the backend's ``weights_missing``.
     """
-    from .bake.apply import scene_fps
     s = context.scene.facekey
     gan, s2d = _generator_weights(s.gan_weights), _generator_weights(s.s2d_weights)
     plan, skipped = _plan(context)
@@ -538,7 +536,6 @@ def make_preview_job(context, client_kwargs: dict | None = None):
     The result is shown on ``<name>.FaceKeyPreview`` (see :mod:`preview`), made
     when the result arrives; the object itself is never changed.
     """
-    from .bake.apply import scene_fps
     from .preview import show_key_values, show_positions, take_frame_at
     from .protocol.pc2 import read_pc2
     from .protocol.take import read_take

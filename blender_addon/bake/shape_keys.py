@@ -101,9 +101,11 @@ def silent_keys(obj, key_names) -> list[str]:
     out = []
     for name in key_names:
         kb = key.key_blocks.get(name)
-        if kb is not None and key_data_path(name) in driven:
+        if kb is None:
+            continue
+        if key_data_path(name) in driven:
             out.append(f"'{name}' is driven: its driver overrides the baked curve (remove the driver to play it)")
-        if kb is not None and kb.mute:
+        if kb.mute:
             out.append(f"'{name}' is muted: the baked curve moves nothing until it is unmuted")
     return out
 
