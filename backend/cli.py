@@ -603,8 +603,9 @@ def mesh_retarget(
     take: Path = typer.Argument(..., help="Take file (.npz), or a folder of takes (.npz, Live Link .csv): one "
                                 ".pc2 each into the -o folder."),
     target: Path = typer.Argument(..., help="Target head mesh (.obj, metres; x = its left, y up, z out of the face)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Point Cache 2 file to write (.pc2: one sample per take "
-                                "frame, to play at the take's frame rate); with --frame also an .obj (the deformed "
+    output: Path = typer.Option(..., "-o", "--output", help="Point Cache 2 file to write (.pc2: sampled at the take's "
+                                "frame rate on its own clock, sample k at k / fps seconds, to play at that rate; "
+                                "with --frame that one frame); with --frame also an .obj (the deformed "
                                 "TARGET at that frame); for a take folder, a folder."),
     serep: Optional[Path] = typer.Option(None, "--serep", help="SEREP weights (serep.safetensors); default: "
                                          "blendshape transfer of the built-in units."),
@@ -616,7 +617,8 @@ def mesh_retarget(
     point cache for Blender's Mesh Cache modifier (or one frame with --frame; or one .pc2 per take of a folder)."""
     from .protocol.take import select_frames
     from .protocol.takefolder import read_any_take
-    from .retarget.mesh_transfer import blendshape_displacements, read_obj, take_to_mesh, write_deformed_obj
+    from .retarget.mesh_transfer import (blendshape_displacements, read_obj, take_to_mesh, weights_at_rate,
+                                         write_deformed_obj)
     from .protocol.pc2 import write_pc2
 
     verts, _ = read_obj(target)
@@ -636,7 +638,7 @@ def mesh_retarget(
     elif output.suffix.lower() == ".obj":
         raise FaceKeyError("bad_argument", "An .obj output holds one frame: pass --frame N.",
                            "Add --frame N for a one-frame preview, or write a .pc2 for the whole take.")
-    frames = take_to_mesh(t.weights, verts, displacements=displacements)
+    frames = take_to_mesh(t.weights if frame is not None else weights_at_rate(t), verts, displacements=displacements)
     if output.suffix.lower() == ".obj":
         path = write_deformed_obj(target, output, frames[0])
     else:
@@ -653,7 +655,7 @@ def _mesh_retarget_folder(console: Console, folder: Path, verts: np.ndarray, dis
     listed and the others are written (exit code 3)."""
     from .protocol.pc2 import write_pc2
     from .protocol.takefolder import read_any_take, take_files
-    from .retarget.mesh_transfer import FaceTransfer, fit_face, take_to_mesh
+    from .retarget.mesh_transfer import FaceTransfer, fit_face, take_to_mesh, weights_at_rate
 
     if frame is not None:
         raise FaceKeyError("bad_argument", "--frame previews one frame of one take, not of a folder.",
@@ -666,7 +668,8 @@ def _mesh_retarget_folder(console: Console, folder: Path, verts: np.ndarray, dis
     transfer = FaceTransfer(fit_face(verts), verts)     # one fit for every take: a mesh without a face fails once
     for path in paths:
         try:
-            frames = take_to_mesh(read_any_take(path).weights, verts, displacements=displacements, transfer=transfer)
+            frames = take_to_mesh(weights_at_rate(read_any_take(path)), verts, displacements=displacements,
+                                  transfer=transfer)
         except FaceKeyError as e:
             failed.append((path, e))
             continue

@@ -10,7 +10,7 @@ serves requests one at a time:
 * ``import_csv`` {csv, output} -> {take, frames, fps, duration}
 * ``export_csv`` {take, csv} -> {csv, frames}
 * ``retarget_solve`` {take, character, output, keys, exclude, [frames | frame]} -> {key_take, report, frames}
-* ``mesh_retarget`` {take, vertices, output, serep, start_frame, axes, [frames | frame]} -> {pc2, samples,
+* ``mesh_retarget`` {take, vertices, output, serep, start_frame, axes, [at_rate | frames | frame]} -> {pc2, samples,
   points, max_displacement_mm, frames}
 * ``generate`` {label, gan, s2d, output, seed, fps, mirror} -> {take, frames, fps, label, seed, apex}
 
@@ -267,9 +267,13 @@ MESH_AXES = ("head", "blender")
 def _op_mesh_retarget(args: dict, progress, cancel) -> dict:
     """Mesh-level retarget: {take, vertices (.npz with ``vertices`` (N, 3) metres), output (.pc2),
     serep (weights path or null: blendshape transfer), start_frame, axes ("head" | "blender"),
-    optional frames / frame (take frame indices)} -> {pc2, samples, points, max_displacement_mm, frames}.
+    optional at_rate (bool) or frames / frame (take frame indices)} -> {pc2, samples, points,
+    max_displacement_mm, frames}.
 
-    With ``frames`` only those take frames are transferred: one sample each, the first at
+    The cache holds one sample per take frame; with ``at_rate`` one per ``1 / fps`` seconds of the
+    take's own clock instead, sample k at k / fps (``mesh_transfer.weights_at_rate``: what a Mesh
+    Cache playing at the take's rate needs to keep step with a shape-key bake of a variable-rate
+    take).  With ``frames`` only those take frames are transferred: one sample each, the first at
     ``start_frame + frames[0]`` (one sample per take frame, as the full cache plays them).
 
     With ``axes="blender"`` the vertices are read as Blender object-local coordinates and the
@@ -280,7 +284,7 @@ def _op_mesh_retarget(args: dict, progress, cancel) -> dict:
 
     from .protocol.axes import points_from_blender, points_to_blender
     from .protocol.pc2 import write_pc2
-    from .retarget.mesh_transfer import blendshape_displacements, take_to_mesh
+    from .retarget.mesh_transfer import blendshape_displacements, take_to_mesh, weights_at_rate
 
     axes = args.get("axes", "head")
     if axes not in MESH_AXES:
@@ -300,12 +304,16 @@ def _op_mesh_retarget(args: dict, progress, cancel) -> dict:
     if axes == "blender":
         verts = points_from_blender(verts)
     take, indices = _take_arg(args)
+    if args.get("at_rate") and indices is not None:
+        raise FaceKeyError("bad_argument", "at_rate samples the whole take; frames / frame pick take frames.",
+                           "Pass either at_rate or frames / frame.")
+    weights = weights_at_rate(take) if args.get("at_rate") else take.weights
     displacements = blendshape_displacements
     if args.get("serep"):
         from .retarget.serep import SerepRetarget, load_serep
         displacements = SerepRetarget(load_serep(_arg(args, "serep"))).displacements
     progress(Progress(0, 1, "fitting the face and transferring the take"))
-    frames = take_to_mesh(take.weights, verts, displacements=displacements)
+    frames = take_to_mesh(weights, verts, displacements=displacements)
     moved = float(np.abs(frames - verts[None]).max()) * 1000
     if axes == "blender":
         frames = points_to_blender(frames)

@@ -190,14 +190,15 @@ def _serep_path(settings) -> str | None:
     return bpy.path.abspath(settings.serep_weights) if settings.serep_weights.strip() else None
 
 
-def _mesh_job(context, obj, take_path: str, on_frames, *, frames: list[int] | None = None, file_path=None,
-              state=STATE, client_kwargs: dict | None = None) -> BackendJob:
+def _mesh_job(context, obj, take_path: str, on_frames, *, frames: list[int] | None = None, at_rate: bool = False,
+              file_path=None, state=STATE, client_kwargs: dict | None = None) -> BackendJob:
     """The worker op ``mesh_retarget`` for ``obj``'s own vertices, not started.
 
     Sends the mesh's LOCAL vertices (assumed metres, Z up, face toward -Y; ``axes="blender"``)
     and the panel's SEREP weights when set.  ``on_frames(payload, rest) -> (message, report)`` runs on
-    the main thread (``payload["pc2"]``: the cache, object-local, one sample per take frame or per
-    ``frames``; ``rest``: (N, 3) float64 the vertices sent).  The mesh data is never changed.
+    the main thread (``payload["pc2"]``: the cache, object-local, one sample per take frame, per
+    ``frames``, or with ``at_rate`` one per 1 / fps of the take's clock; ``rest``: (N, 3) float64 the
+    vertices sent).  The mesh data is never changed.
     """
     import numpy as np
     file_path = file_path or _unique_take_path
@@ -210,7 +211,7 @@ def _mesh_job(context, obj, take_path: str, on_frames, *, frames: list[int] | No
     np.savez(vertices, vertices=rest)
     args = _with_frames({"take": take_path, "vertices": vertices, "serep": _serep_path(s),
                          "output": file_path(f"{obj.name}_{os.path.basename(take_path)}", ".pc2"),
-                         "start_frame": float(s.start_frame), "axes": "blender"}, frames)
+                         "start_frame": float(s.start_frame), "axes": "blender", "at_rate": at_rate}, frames)
     return BackendJob(python, default_log_path(), "mesh_retarget", args, lambda payload: on_frames(payload, rest),
                       label="mesh retarget", state=state, client_kwargs=client_kwargs)
 
@@ -242,7 +243,7 @@ def make_mesh_retarget_job(context, client_kwargs: dict | None = None, *, obj=No
     def finish(payload: dict, rest) -> tuple[str, dict]:
         target = bpy.data.objects[name]
         mesh = {"pc2": payload["pc2"], "output": output, "max_displacement_mm": payload["max_displacement_mm"]}
-        if output == "MESH_CACHE":       # one sample per take frame, played at the take's own rate
+        if output == "MESH_CACHE":       # sampled on the take's clock at its rate, played at that rate
             scale = read_take(take_path).fps / scene_fps(bpy.data.scenes[scene_name])
             mod = add_mesh_cache(target, payload["pc2"], start, payload["points"], frame_scale=scale)
             mesh["modifier"] = mod.name
@@ -257,7 +258,8 @@ def make_mesh_retarget_job(context, client_kwargs: dict | None = None, *, obj=No
         return (f"{len(keys)} corrective keys on {name} ({comp.max_error_mm:.2f} mm max error)",
                 {"mesh": mesh, "skipped": {}, "frames": int(take.valid.sum())})
 
-    return _mesh_job(context, obj, take_path, finish, state=state, client_kwargs=client_kwargs)
+    return _mesh_job(context, obj, take_path, finish, at_rate=output == "MESH_CACHE", state=state,
+                     client_kwargs=client_kwargs)
 
 
 # ----------------------------------------------------------------------------- one take, every target by its mode

@@ -22,6 +22,14 @@ scaled by a falloff on its distance to that closest point (1 within
 ``inner`` = 8 mm, smoothstep to 0 at ``outer`` = 25 mm), so the back of the
 head, neck and ears do not move.  Displacements are rotated and scaled from
 the model frame into the target frame.
+
+Timing (``weights_at_rate``): a point cache has no timestamps, only samples
+played at one rate, while a take keeps each frame's real time (variable-rate
+phone footage, frames dropped by a lost face).  A whole-take cache is
+therefore sampled on the take's own clock at its nominal rate, sample k at
+k / fps seconds, interpolating between the tracked frames as the shape-key
+bake's LINEAR keys do, so the cache plays in step with a bake of the same
+take.
 """
 from __future__ import annotations
 
@@ -35,7 +43,7 @@ from backend.facemodel.canonical import NUM_MESH
 from backend.protocol.errors import FaceKeyError
 
 __all__ = ["read_obj", "write_deformed_obj", "FaceFit", "fit_face", "FaceTransfer", "closest_on_triangles", "umeyama",
-           "blendshape_displacements", "take_to_mesh"]
+           "blendshape_displacements", "take_to_mesh", "weights_at_rate"]
 
 NOSE_TIP = 4
 #: Plausible bounding-box diagonal of a head mesh in metres (a bust or a full body is still < 3 m).
@@ -335,3 +343,18 @@ def take_to_mesh(weights: np.ndarray, target_vertices: np.ndarray, displacements
     tv = np.asarray(target_vertices, np.float64)
     tr = transfer or FaceTransfer(fit_face(tv), tv)
     return (tv[None] + tr.displace(displacements(tr.fit.neutral, weights))).astype(np.float32)
+
+
+def weights_at_rate(take) -> np.ndarray:
+    """(K, 52) float32 weights of ``take`` sampled at its nominal rate on its own clock.
+
+    Sample k is the take at ``k / take.fps`` seconds, k = 0 .. round(last timestamp * fps): each unit
+    linearly interpolated between the valid (tracked) frames' timestamps and held before the first and
+    after the last, as the shape-key bake's keys play.  A constant-rate take (timestamps k / fps) gives
+    its own frames back; a take without a valid frame is sampled from the values it holds.
+    """
+    w = np.asarray(take.weights, np.float64)
+    times = np.arange(int(round(float(take.timestamps[-1]) * take.fps)) + 1) / take.fps
+    keep = take.valid if take.valid.any() else np.ones(len(w), bool)
+    ts, kept = take.timestamps[keep], w[keep]
+    return np.stack([np.interp(times, ts, kept[:, u]) for u in range(w.shape[1])], axis=1).astype(np.float32)

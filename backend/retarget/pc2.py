@@ -11,8 +11,9 @@ def attach_mesh_cache(pc2_path: str | Path, blend_in: str | Path, blend_out: str
                       timeout: float | None = None) -> dict:
     """Add a Mesh Cache modifier reading ``pc2_path`` to ``object_name`` of ``blend_in``; save ``blend_out``.
 
-    The cache holds one sample per take frame; with ``take_fps`` it plays at that rate in the scene
-    (a 30 fps take in a 24 fps scene: 1.25 samples a frame), else one sample per scene frame.
+    The cache holds one sample per 1 / fps of the take (``facekey mesh-retarget``); with ``take_fps`` it
+    plays at that rate in the scene (a 30 fps take in a 24 fps scene: 1.25 samples a frame), else one
+    sample per scene frame.
 
     Runs the add-on's ``retarget/headless.py mesh-cache`` in a headless Blender
     (bpy module or ``blender`` binary); the object's mesh data is not changed.

@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("-o", "--output", required=True)
     m.add_argument("--start-frame", type=float, default=1.0)
     m.add_argument("--take-fps", type=float, default=None,
-                   help="the take's frame rate: the cache (one sample per take frame) plays at it "
+                   help="the take's frame rate: the cache (one sample per 1 / fps of the take) plays at it "
                         "(default: the scene's)")
     m.add_argument("--report", default=None)
     return p

@@ -43,6 +43,26 @@ def test_mesh_cache_output_lowers_the_chin(run_scenario, blender_head, jaw_take)
     assert res["state"]["report"]["mesh"]["max_displacement_mm"] > 10
 
 
+def test_mesh_cache_of_a_variable_rate_take_keeps_its_clock(run_scenario, blender_head, tmp_path):
+    """A 24 fps take that drops to 12 fps halfway, its jaw opening steadily with time: the cache is
+    sampled on the take's clock, so the chin falls steadily with scene frames (one sample per take frame
+    ran the second half twice as fast as the clip)."""
+    from backend.protocol.arkit import INDEX
+    from backend.protocol.take import Take, write_take
+    times = np.r_[np.arange(12) / 24.0, 11 / 24.0 + np.arange(1, 7) / 12.0]
+    t = Take.empty(len(times), 24.0, timestamps=times, source="phone.mp4")
+    t.weights[:, INDEX["jawOpen"]] = times / times[-1]
+    res = run_scenario("mesh_retarget", {"python": VENV_PYTHON, "head_npz": str(blender_head),
+                                         "take": write_take(tmp_path / "phone.npz", t), "output": "MESH_CACHE",
+                                         "chin": CHIN})
+    assert res["rc"] == ["FINISHED"], res["state"]
+    chin = np.array(res["chin_z"])
+    assert len(chin) == round(times[-1] * 24) + 1                      # one sample per scene frame of the clip
+    drop = (chin[0] - chin) / (chin[0] - chin[-1])
+    np.testing.assert_allclose(drop, np.arange(len(chin)) / (len(chin) - 1), atol=0.02)
+    assert res["max_error_vs_cache_mm"] < 1e-3
+
+
 def test_shape_keys_output_reproduces_the_cache(run_scenario, blender_head, jaw_take):
     res = run_scenario("mesh_retarget", {"python": VENV_PYTHON, "head_npz": str(blender_head), "take": jaw_take,
                                          "output": "SHAPE_KEYS", "chin": CHIN})

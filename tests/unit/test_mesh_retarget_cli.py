@@ -139,3 +139,32 @@ def test_mesh_retarget_a_take_folder_writes_one_cache_per_take(tmp_path):
     for extra, want in ((["-o", str(out), "--frame", "1"], "one take"), (["-o", str(tmp_path / "x.pc2")], "folder")):
         res = CliRunner().invoke(app, ["mesh-retarget", str(takes), str(target), *extra])
         assert res.exit_code == 2 and "error[bad_argument]" in res.output and want in res.output, res.output
+
+
+def test_a_variable_rate_take_is_cached_on_its_own_clock(tmp_path):
+    """A cache plays one sample per 1 / fps; a take's frames carry their real times.  A phone clip that
+    slows to 15 fps for its second half, with one frame lost, must still put the jaw where a shape-key bake
+    of the take puts it at each time (it used to run one sample per take frame: 0.2 s ahead by the end)."""
+    from backend.retarget.mesh_transfer import weights_at_rate
+
+    m = load_face_model()
+    target = _obj(tmp_path / "head.obj", m.neutral[:468], m.triangles)
+    times = np.r_[np.arange(10) / 30.0, 9 / 30.0 + np.arange(1, 7) / 15.0]         # 30 fps, then 15 fps
+    take = Take.empty(len(times), 30.0, timestamps=times, source="phone.mp4")
+    take.weights[:, INDEX["jawOpen"]] = times / times[-1]                              # the jaw opens with time
+    take.valid[4] = False
+    take.weights[4] = 0.0                                                              # a lost frame holds nothing
+    res = CliRunner().invoke(app, ["mesh-retarget", write_take(tmp_path / "phone.npz", take), str(target),
+                                   "-o", str(tmp_path / "phone.pc2")])
+    assert res.exit_code == 0, res.output
+    frames, _, _ = read_pc2(tmp_path / "phone.pc2")
+    assert len(frames) == round(times[-1] * 30) + 1 == 22                            # 0.7 s at 30 samples a second
+    jaw = weights_at_rate(take)[:, INDEX["jawOpen"]]
+    np.testing.assert_allclose(jaw, np.arange(22) / 30.0 / times[-1], atol=1e-6)    # the take's value at k / 30 s
+    drop = m.neutral[152, 1] - frames[:, 152, 1]
+    full = drop[-1]
+    np.testing.assert_allclose(drop / full, jaw, atol=0.02)                            # the chin follows that value
+
+    steady = Take.empty(12, 25.0, source="steady.mp4")
+    steady.weights[:, INDEX["mouthSmileLeft"]] = np.linspace(0, 1, 12)
+    np.testing.assert_allclose(weights_at_rate(steady), steady.weights, atol=1e-6)     # a constant rate: its frames
