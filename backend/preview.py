@@ -2,6 +2,7 @@
 drawn over the footage, and a plot of the main curves."""
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 from typing import Optional
 
@@ -12,6 +13,9 @@ from .protocol.rotations import quat_to_ypr
 from .protocol.take import Take
 
 __all__ = ["plot_curves", "render_preview", "main_units"]
+
+#: Time base of the preview video (the MPEG 90 kHz clock): frame times are kept to 11 microseconds.
+PTS_PER_SECOND = 90000
 
 
 def main_units(take: Take, count: int = 8) -> list[int]:
@@ -59,7 +63,9 @@ def render_preview(footage_path: str | Path, take: Take, out_mp4: str | Path, *,
                    rebuilt_2d: Optional[np.ndarray] = None, edges: Optional[np.ndarray] = None,
                    max_side: Optional[int] = None) -> Path:
     """Write an H.264 preview: tracked landmarks (green dots) and the rebuilt face
-    (orange wireframe) over the footage, with the top units as bars.
+    (orange wireframe) over the footage, with the top units as bars.  Each frame is
+    shown at its take timestamp, so footage that dropped or repeated frames plays in
+    step with the clip and the bake.
 
     Args:
         footage_path: the clip the take was captured from.
@@ -94,6 +100,7 @@ def render_preview(footage_path: str | Path, take: Take, out_mp4: str | Path, *,
                 stream.width, stream.height = w - w % 2, h - h % 2
                 stream.pix_fmt = "yuv420p"
                 stream.options = {"crf": "23"}
+                stream.codec_context.time_base = stream.time_base = Fraction(1, PTS_PER_SECOND)
             if take.valid[i]:
                 if rebuilt_2d is not None and edges is not None:
                     p = rebuilt_2d[i] * scale
@@ -114,6 +121,7 @@ def render_preview(footage_path: str | Path, take: Take, out_mp4: str | Path, *,
                 cv2.putText(img, ARKIT_NAMES[u], (114, y0 + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1,
                             cv2.LINE_AA)
             vf = av.VideoFrame.from_ndarray(img[: stream.height, : stream.width], format="rgb24")
+            vf.pts, vf.time_base = round(float(take.timestamps[i]) * PTS_PER_SECOND), stream.time_base
             for packet in stream.encode(vf):
                 container.mux(packet)
         if stream is not None:
