@@ -30,9 +30,12 @@ _HINT_BLENDER = ("Install the Blender module (pip install 'facekey[blender]'), p
 
 
 def _blender_command(script: str, args: list[str], blender: str | None) -> list[str]:
-    if blender is None and importlib.util.find_spec("bpy") is not None:
+    """The command running ``script``: ``blender`` or ``$FACEKEY_BLENDER`` when named (a chosen Blender
+    writes .blend files its own version opens), else the bpy module when importable, else PATH's blender."""
+    exe = blender or os.environ.get("FACEKEY_BLENDER")
+    if exe is None and importlib.util.find_spec("bpy") is not None:
         return [sys.executable, script, "--", *args]
-    exe = blender or os.environ.get("FACEKEY_BLENDER") or shutil.which("blender")
+    exe = exe or shutil.which("blender")
     if not exe or not (os.path.isfile(exe) or shutil.which(exe)):
         raise FaceKeyError("blender_missing", f"No Blender found (bpy module not importable, blender={exe!r}).", _HINT_BLENDER)
     return [exe, "-b", "--factory-startup", "--python-exit-code", "1", "--python", script, "--", *args]
@@ -43,8 +46,8 @@ def run_blender_script(script: str, args: list[str], *, blender: str | None = No
                        python_paths: list[str] | None = None) -> subprocess.CompletedProcess:
     """Run ``script`` with ``args`` (what follows ``--``) in Blender, headless.
 
-    Uses the bpy module of this Python when importable and ``blender`` is
-    None; else the ``blender`` binary (argument, ``$FACEKEY_BLENDER`` or PATH).
+    Uses the ``blender`` binary named by the argument or ``$FACEKEY_BLENDER``;
+    else the bpy module of this Python when importable; else ``blender`` on PATH.
 
     Args:
         script: path of a Python script for Blender.

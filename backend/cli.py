@@ -285,7 +285,9 @@ NameMapOption = Annotated[str, typer.Option("--name-map", help="auto | arkit | l
 StartFrameOption = Annotated[float, typer.Option("--start-frame", help="Scene frame of a take's first frame.")]
 HeadBoneOption = Annotated[Optional[str], typer.Option("--head-bone", help="ARMATURE:BONE that receives head rotation.")]
 HeadObjectOption = Annotated[Optional[str], typer.Option("--head-object", help="Object that receives head rotation.")]
-BlenderOption = Annotated[Optional[str], typer.Option("--blender", help="Blender executable (default: bpy module).")]
+BlenderOption = Annotated[Optional[str], typer.Option(
+    "--blender", help="Blender executable: the .blend it writes opens in that version and newer (default: "
+    "$FACEKEY_BLENDER, else the bpy module, which writes Blender 5.0 files).")]
 ModeOption = Annotated[str, typer.Option("--mode", help="namemap (keys named like ARKit units) | solve (solve for "
                                          "the character's own keys; one object; CHARACTER may be a .glb).  The third "
                                          "mode, mesh-level for meshes without shape keys, is `facekey mesh-retarget`.")]
@@ -687,13 +689,14 @@ def _mesh_retarget_folder(console: Console, folder: Path, verts: np.ndarray, dis
 def demo(
     out_dir: Path = typer.Option(Path("demo_out"), "-o", "--output", help="Folder for the demo outputs."),
     footage: Optional[Path] = typer.Option(None, "--footage", help="Use this clip instead of the bundled one."),
+    blender: BlenderOption = None,
 ) -> None:
     """Capture the sample clip, bake it onto a built-in head, and write previews."""
     from .demo import run_demo
 
     console = Console()
     with _Bar(console) as bar:
-        paths = run_demo(out_dir, footage=footage, progress=bar)
+        paths = run_demo(out_dir, footage=footage, blender=blender, progress=bar)
     for name, path in paths.items():
         console.print(f"  {name:<8} {escape(str(path))}")
 

@@ -23,9 +23,10 @@ from .protocol.take import write_take
 __all__ = ["run_demo", "DEMO_CLIP"]
 
 
-def run_demo(out_dir: str | Path = "demo_out", *, footage: Optional[str | Path] = None,
+def run_demo(out_dir: str | Path = "demo_out", *, footage: Optional[str | Path] = None, blender: Optional[str] = None,
              progress: Optional[Callable[[Progress], None]] = None) -> dict[str, Path]:
-    """Run the whole demo into ``out_dir``; return the output paths by name."""
+    """Run the whole demo into ``out_dir``; return the output paths by name.  ``blender``: the Blender
+    executable that writes ``demo.blend`` (default: ``blender_runner``'s choice, the bpy module when installed)."""
     from .blender_runner import build_head_blend
     from .capture import CaptureSettings, capture
     from .facemodel import load_face_model, transfer_units
@@ -48,7 +49,7 @@ def run_demo(out_dir: str | Path = "demo_out", *, footage: Optional[str | Path] 
     _step(progress, "baking into Blender")
     paths["blend"] = out / "demo.blend"
     paths["head_render"] = out / "demo_head.png"
-    build_head_blend(paths["head"], paths["take"], paths["blend"], preview_png=paths["head_render"])
+    build_head_blend(paths["head"], paths["take"], paths["blend"], preview_png=paths["head_render"], blender=blender)
 
     _step(progress, "rendering the preview")
     paths["preview"] = render_preview(clip, take, out / "demo_preview.mp4", rebuilt_2d=project_take(take, model),

@@ -89,3 +89,22 @@ def test_batch_bakes_a_take_folder_with_the_blender_34_binary(tmp_path):
     assert [r["frames"] for r in report["takes"].values()] == [30, 12]
     assert {os.path.basename(p): e["code"] for p, e in report["failed"].items()} == {"c.npz": "take_invalid"}
     assert (tmp_path / "out.blend").is_file()
+
+
+def test_facekey_blender_writes_a_blend_blender_34_opens(tmp_path, monkeypatch):
+    """$FACEKEY_BLENDER wins over the installed bpy module (5.0, whose new .blend format 3.4-4.4 cannot
+    read): the demo head comes back as a Blender 3.4 file.  The bpy module used to be taken whatever the
+    variable said, and `facekey demo` had no --blender."""
+    from backend.blender_runner import build_head_blend
+    from backend.protocol.arkit import ARKIT_NAMES
+    from backend.protocol.take import write_take
+
+    rng = np.random.default_rng(0)
+    verts = rng.normal(size=(12, 3)).astype(np.float32) * 0.05
+    npz = tmp_path / "head.npz"
+    np.savez(npz, vertices=verts, triangles=np.array([[0, 1, 2], [3, 4, 5]], np.int32),
+             unit_deltas=rng.normal(size=(52, 12, 3)).astype(np.float32) * 0.005, names=np.array(ARKIT_NAMES))
+    monkeypatch.setenv("FACEKEY_BLENDER", BLENDER_34)
+    build_head_blend(npz, write_take(tmp_path / "take.npz", synthetic_take(10, 30.0)), tmp_path / "demo.blend",
+                     python_paths=[str(numpy_path_dir(tmp_path))])
+    assert (tmp_path / "demo.blend").read_bytes()[:12] in (b"BLENDER-v304", b"BLENDER_v304")
