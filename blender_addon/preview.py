@@ -5,8 +5,10 @@ keys included, their animation data removed), named ``<name>.FaceKeyPreview``,
 in the collection "FaceKey Preview", placed at the target's world transform
 moved along +X by 1.2 x the target's world bounding-box width.  It has no
 modifiers, parent or animation.  Objects, meshes and the collection made here
-carry the ID property ``facekey_preview`` so :func:`clear_preview` removes
-exactly those.  Making a preview first clears the previous one.
+carry the ID property ``facekey_preview`` holding their own name, so
+:func:`clear_preview` removes exactly those (:func:`is_preview`): a copy the
+user duplicated (Shift+D copies ID properties) or renamed to keep it is theirs.
+Making a preview first clears the previous one.
 """
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ import numpy as np
 from .bake.shape_keys import take_frames
 from .protocol.errors import FaceKeyError
 
-__all__ = ["take_frame_at", "make_preview_object", "show_key_values", "show_positions", "clear_preview",
-           "PREVIEW_TAG", "COLLECTION_NAME", "SUFFIX", "OFFSET_WIDTHS"]
+__all__ = ["take_frame_at", "make_preview_object", "show_key_values", "show_positions", "clear_preview", "is_preview",
+           "check_not_preview", "PREVIEW_TAG", "COLLECTION_NAME", "SUFFIX", "OFFSET_WIDTHS"]
 
 PREVIEW_TAG = "facekey_preview"
 COLLECTION_NAME = "FaceKey Preview"
@@ -51,29 +53,53 @@ def _world_width(obj) -> float:
     return width if width > 1e-6 else 1.0
 
 
+def is_preview(idblock) -> bool:
+    """Whether ``idblock`` (object, mesh, collection) is a preview made here and still FaceKey's: its tag
+    holds its own name (a duplicate or a renamed copy is the user's).  Files saved before the tag held a
+    name have ``True``, read as a preview."""
+    tag = idblock.get(PREVIEW_TAG)
+    return tag == idblock.name or (tag is not None and not isinstance(tag, str) and bool(tag))
+
+
+def check_not_preview(obj) -> None:
+    """Raise ``bad_argument`` when ``obj`` is the preview copy itself (a new preview would delete it)."""
+    if is_preview(obj):
+        raise FaceKeyError("bad_argument", f"'{obj.name}' is FaceKey's preview copy, not a character.",
+                           "Select the original object and preview again.")
+
+
+def _tag(idblock) -> None:
+    idblock[PREVIEW_TAG] = idblock.name
+
+
 def _preview_collection(scene):
     import bpy
-    coll = next((c for c in bpy.data.collections if c.get(PREVIEW_TAG)), None)
+    coll = next((c for c in bpy.data.collections if is_preview(c)), None)
     if coll is None:
         coll = bpy.data.collections.new(COLLECTION_NAME)
-        coll[PREVIEW_TAG] = True
+        _tag(coll)
     if scene.collection.children.get(coll.name) is None:
         scene.collection.children.link(coll)
     return coll
 
 
 def make_preview_object(obj, scene):
-    """A new preview copy of mesh object ``obj`` (see module doc), replacing any previous preview."""
+    """A new preview copy of mesh object ``obj`` (see module doc), replacing any previous preview.
+
+    Raises:
+        FaceKeyError: ``bad_argument`` when ``obj`` is itself the preview copy (clearing it would delete it).
+    """
     import bpy
     from mathutils import Matrix
+    check_not_preview(obj)
     clear_preview()
     mesh = obj.data.copy()
     mesh.name = obj.name + SUFFIX
-    mesh[PREVIEW_TAG] = True
+    _tag(mesh)
     if mesh.shape_keys is not None:
         mesh.shape_keys.animation_data_clear()
     copy = bpy.data.objects.new(obj.name + SUFFIX, mesh)
-    copy[PREVIEW_TAG] = True
+    _tag(copy)
     copy.matrix_world = Matrix.Translation((OFFSET_WIDTHS * _world_width(obj), 0.0, 0.0)) @ obj.matrix_world
     _preview_collection(scene).objects.link(copy)
     return copy
@@ -125,12 +151,12 @@ def clear_preview() -> int:
     collection made by this module, and nothing else; return how many objects were removed."""
     import bpy
     removed = 0
-    for obj in [o for o in bpy.data.objects if o.get(PREVIEW_TAG)]:
+    for obj in [o for o in bpy.data.objects if is_preview(o)]:
         bpy.data.objects.remove(obj)
         removed += 1
-    for mesh in [m for m in bpy.data.meshes if m.get(PREVIEW_TAG) and m.users == 0]:
+    for mesh in [m for m in bpy.data.meshes if is_preview(m) and m.users == 0]:
         bpy.data.meshes.remove(mesh)
-    for coll in [c for c in bpy.data.collections if c.get(PREVIEW_TAG)]:
+    for coll in [c for c in bpy.data.collections if is_preview(c)]:
         if not coll.objects and not coll.children:
             bpy.data.collections.remove(coll)
     return removed

@@ -8,6 +8,7 @@ and raises a FaceKeyError with a hint; nothing in the scene changes before a job
 from __future__ import annotations
 
 import os
+import re
 
 import bpy
 
@@ -116,10 +117,11 @@ def _globs(text: str) -> list[str]:
 
 
 def _preview_file(stem: str, ext: str = ".npz") -> str:
-    """A scratch file for one-frame previews (overwritten by the next preview)."""
+    """A scratch file for one-frame previews (overwritten by the next preview); ``stem`` (an object name,
+    which may hold '/' or other characters a file name cannot) is reduced to letters, digits, '.', '-', '_'."""
     folder = os.path.join(user_data_dir(), "preview")
     os.makedirs(folder, exist_ok=True)
-    return os.path.join(folder, stem + ext)
+    return os.path.join(folder, re.sub(r"[^\w.-]+", "_", stem) + ext)
 
 
 def _with_frames(args: dict, frames: list[int] | None) -> dict:
@@ -538,11 +540,12 @@ def make_preview_job(context, client_kwargs: dict | None = None):
     The result is shown on ``<name>.FaceKeyPreview`` (see :mod:`preview`), made
     when the result arrives; the object itself is never changed.
     """
-    from .preview import show_key_values, show_positions, take_frame_at
+    from .preview import check_not_preview, show_key_values, show_positions, take_frame_at
     from .protocol.pc2 import read_pc2
     from .protocol.take import read_take
     from .targets import resolve_mode, resolve_targets
     obj, take_path = _retarget_inputs(context, "Preview")
+    check_not_preview(obj)
     s, scene = context.scene.facekey, context.scene
     mode = resolve_mode(obj, _name_map(s))
     take = read_take(take_path)

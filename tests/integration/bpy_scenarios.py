@@ -1059,7 +1059,7 @@ def sc_preview(params) -> dict:
         target, _ = make_character()
     else:
         bpy.ops.wm.read_homefile(use_empty=True)
-        target = build_mesh(pkg, "Head", params["head_npz"], with_keys=kind == "solve")
+        target = build_mesh(pkg, params.get("name", "Head"), params["head_npz"], with_keys=kind == "solve")
         if kind == "solve":
             kb = target.data.shape_keys.key_blocks["Mouth_Open"]
             target.data.shape_keys.animation_data_create().action = bpy.data.actions.new("OldAction")
@@ -1112,6 +1112,43 @@ def sc_preview(params) -> dict:
         rest = np.empty(3 * len(target.data.vertices), np.float32)
         target.data.vertices.foreach_get("co", rest)
         res["rest"] = rest.reshape(-1, 3).tolist()
+    return res
+
+
+def sc_preview_copies(params) -> dict:
+    """Name-map preview of Face, then what a user does with the copy: duplicate it (Shift+D) and rename
+    another to keep those poses, preview with the live copy itself active, preview Face again, clear."""
+    pkg = install(params)
+    face, _ = make_character()
+    scene = bpy.context.scene
+    scene.facekey.solve_take = params["take"]
+    view = bpy.context.view_layer
+
+    def preview(obj) -> list:
+        for o in view.objects:
+            o.select_set(o == obj)
+        view.objects.active = obj
+        return call_op(bpy.ops.facekey.preview_frame, "INVOKE_DEFAULT")
+
+    res = {"first": preview(face)}
+    copy = bpy.data.objects["Face.FaceKeyPreview"]
+    for o in view.objects:
+        o.select_set(o == copy)
+    view.objects.active = copy
+    bpy.ops.object.duplicate()
+    res["duplicate"] = view.objects.active.name
+    kept = copy.copy()
+    kept.data = copy.data.copy()
+    scene.collection.objects.link(kept)
+    kept.name = kept.data.name = "Face_open_pose"
+    res["on_copy"] = preview(copy)
+    res["on_copy_state"] = state_dict(pkg)
+    res["after_on_copy"] = sorted(o.name for o in bpy.data.objects)
+    res["again"] = preview(face)
+    res["after_again"] = sorted(o.name for o in bpy.data.objects)
+    res["clear"] = call_op(bpy.ops.facekey.clear_preview)
+    res["after_clear"] = sorted(o.name for o in bpy.data.objects)
+    res["meshes_after_clear"] = sorted(m.name for m in bpy.data.meshes)
     return res
 
 

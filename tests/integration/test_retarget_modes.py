@@ -142,3 +142,31 @@ def test_mesh_preview_is_the_full_transfer_at_that_frame(run_scenario, blender_h
     np.testing.assert_allclose(shown, full[17], atol=1e-5)                       # what the whole bake plays there
     assert shown[CHIN, 2] < rest[CHIN, 2] - 0.005 and np.abs(shown[FOREHEAD] - rest[FOREHEAD]).max() < 1e-3
     _check_cleared(res)
+
+
+def test_preview_copies_the_user_keeps_survive_and_the_copy_is_not_previewed(run_scenario, tmp_path):
+    """A duplicate (Shift+D copies the preview tag) or a renamed copy is the user's: a new preview and
+    Clear preview leave it (both deleted it); previewing with the live copy active is refused with a hint
+    (it deleted the copy, then failed as an internal error)."""
+    from backend.protocol.take import write_take
+    res = run_scenario("preview_copies", {"take": write_take(tmp_path / "synthetic.npz", synthetic_take(40, 24.0))})
+    assert res["first"] == ["FINISHED"] and res["duplicate"] == "Face.FaceKeyPreview.001"
+    assert res["on_copy"] == ["CANCELLED"] and res["on_copy_state"]["error_code"] == "bad_argument"
+    assert "preview copy" in res["on_copy_state"]["error_message"] and res["on_copy_state"]["error_hint"]
+    assert "Face.FaceKeyPreview" in res["after_on_copy"]
+    assert res["again"] == ["FINISHED"]
+    assert {"Face.FaceKeyPreview", "Face.FaceKeyPreview.001", "Face_open_pose"} <= set(res["after_again"])
+    assert res["clear"] == ["FINISHED"]
+    assert "Face.FaceKeyPreview" not in res["after_clear"]
+    assert {"Face.FaceKeyPreview.001", "Face_open_pose"} <= set(res["after_clear"])
+    assert "Face_open_pose" in res["meshes_after_clear"]
+
+
+def test_mesh_preview_of_an_object_named_with_a_slash(run_scenario, blender_head, jaw_ramp):  # noqa: F811
+    """Imported FBX/glTF objects are often named "Body/Face": the scratch file name used to hold the
+    slash (a folder that does not exist) and the preview failed as an internal error."""
+    res = run_scenario("preview", {"kind": "mesh", "python": VENV_PYTHON, "head_npz": str(blender_head),
+                                   "take": jaw_ramp, "frames": [18], "name": "Body/Head"})
+    p, = res["previews"]
+    _check_preview_copy(p, "Body/Head")
+    _check_cleared(res)
