@@ -516,7 +516,7 @@ def generate(
     label: str = typer.Argument(..., help="Expression label: bareteeth, cheeks_in, eyebrow, high_smile, lips_back, "
                                 "lips_up, mouth_down, mouth_extreme, mouth_middle, mouth_open, mouth_side, mouth_up."),
     output: Path = typer.Option(..., "-o", "--output", help="Take file to write (.npz); with --count > 1 a folder "
-                                "receiving <label>_<seed>.npz each."),
+                                "receiving <label>_<seed>.npz each (<label>_<seed>_mirrored.npz with --mirror)."),
     gan: Optional[Path] = typer.Option(None, "--gan", envvar="FACEKEY_MOTION3DGAN",
                                        help="Motion3DGAN weights (python -m training.motion3dgan.train); "
                                        "default: the bundled generator."),
@@ -524,7 +524,7 @@ def generate(
                                        help="S2D-Dec weights (python -m training.s2d.train); default: the bundled "
                                        "decoder."),
     count: int = typer.Option(1, "-n", "--count", help="Clips to generate (seeds seed, seed + 1, ...)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the first clip."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the first clip."),
     fps: float = typer.Option(30.0, "--fps", help="Frame rate written into the takes."),
     mirror: bool = typer.Option(False, "--mirror", help="Swap the face's sides (mouth_side goes to the subject's "
                                 "left; --mirror for the right)."),

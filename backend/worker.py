@@ -345,7 +345,8 @@ def _op_generate(args: dict, progress, cancel) -> dict:
                            fps=float(fps), mirror=mirror)
     path = write_take(_arg(args, "output"), take)
     progress(Progress(1, 1, "clip written"))
-    apex = {ARKIT_NAMES[i]: round(float(w), 3) for i, w in enumerate(take.weights[-1]) if w > 0.05}
+    rounded = {name: round(float(w), 3) for name, w in zip(ARKIT_NAMES, take.weights[-1])}
+    apex = {name: w for name, w in rounded.items() if w > 0.05}      # as shown: 0.0502 is 0.05, not above it
     return {"take": os.path.abspath(path), "frames": take.num_frames, "fps": take.fps, "label": take.header["label"],
             "seed": take.header["seed"], "apex": apex}
 

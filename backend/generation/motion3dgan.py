@@ -25,8 +25,9 @@ networks it is multiplied by ``sqrt(3 k)``: a tangent vector of L2 norm 1
 
 A unit SRVF has no size; the model keeps per label the mean and standard
 deviation of the training SRVFs' norms (``scale_mean``, ``scale_std``) and
-:func:`sample_landmark_motions` draws one per sample, then integrates the
-scaled SRVF from the neutral (zero displacement) to metres.
+:func:`sample_landmark_motions` draws one per sample (truncated to
+:data:`SIZE_RANGE_SD`), then integrates the scaled SRVF from the neutral (zero
+displacement) to metres.
 
 Trained by ``python -m training.motion3dgan.train`` (weights
 ``motion3dgan.safetensors`` + ``config.json`` in one folder); the product
@@ -50,6 +51,8 @@ __all__ = ["Motion3DGANConfig", "Generator", "Critic", "Motion3DGAN", "l2_inner"
            "log_map", "sample_landmark_motions", "load_motion3dgan", "WEIGHTS_NAME", "CONFIG_NAME"]
 
 WEIGHTS_NAME = "motion3dgan.safetensors"
+#: Range of a sample's SRVF norm, in standard deviations of the label's training norms (:func:`_motion_sizes`).
+SIZE_RANGE_SD = (-2.0, 1.0)
 _TRAIN_HINT = ("Train it with `python -m training.motion3dgan.train --config base --out DIR` and pass DIR "
                "(or its motion3dgan.safetensors).")
 _EPS = 1e-7
@@ -187,9 +190,9 @@ def sample_landmark_motions(net: Motion3DGAN, label: int | str, count: int, seed
     """``count`` generated neutral-to-apex motions of one expression label.
 
     Noise from ``seed`` -> generator -> ``exp_p`` -> unit SRVF; each sample's
-    SRVF norm is drawn from N(scale_mean[label], scale_std[label]) (clipped to
-    at least a quarter of the mean) and the SRVF integrated from a zero start.
-    Deterministic for a seed.
+    SRVF norm is drawn from N(scale_mean[label], scale_std[label]) truncated
+    to :data:`SIZE_RANGE_SD` (:func:`_motion_sizes`) and the SRVF integrated
+    from a zero start.  Deterministic for a seed.
 
     Args:
         net: a trained :class:`Motion3DGAN` (see :func:`load_motion3dgan`).
@@ -220,9 +223,23 @@ def sample_landmark_motions(net: Motion3DGAN, label: int | str, count: int, seed
     labels = torch.full((count,), index, dtype=torch.long, device=net.reference.device)
     q = net.generate(noise, labels).double().cpu().numpy()
     mean, std = float(net.scale_mean[index]), float(net.scale_std[index])
-    scale = np.maximum(np.random.default_rng(seed).normal(mean, std, count), 0.25 * mean)
+    scale = _motion_sizes(mean, std, count, seed)
     start = np.zeros((count, net.cfg.landmarks, 3))
     return srvf_to_motion(q, start, scale).astype(np.float32)
+
+
+def _motion_sizes(mean: float, std: float, count: int, seed: int) -> np.ndarray:
+    """(count,) SRVF norms from N(mean, std) truncated to :data:`SIZE_RANGE_SD` standard deviations and to
+    at least a quarter of the mean.  The training motions' largest already drive their units to 1: a
+    larger draw is motion the 52 units cannot hold (the fit saturates three or more units and leaves up
+    to 0.7 mm unexplained), so the draw stops one deviation above the mean."""
+    from scipy.stats import truncnorm
+
+    lo, hi = SIZE_RANGE_SD
+    if std <= 0.0:
+        return np.full(count, mean)
+    a = max(lo, (0.25 * mean - mean) / std)
+    return truncnorm.rvs(a, hi, loc=mean, scale=std, size=count, random_state=np.random.default_rng(seed))
 
 
 def load_motion3dgan(path: str | Path) -> Motion3DGAN:

@@ -34,6 +34,36 @@ def test_weights_from_dense_boxes_weights_and_reports_what_is_left():
     assert weights[1, INDEX["eyeBlinkLeft"]] == 0.0 and residual[1] > 0.0
 
 
+def test_weights_from_dense_never_drives_both_of_a_contradictory_pair():
+    """A smile and a frown of the same corner, a lower-lip roll with a shrug, and a lip push the fit
+    could explain with tongueOut: a capture never reads both of an exclusive pair, nor may a generated
+    clip (the fit drove smile 0.6 + frown 0.4, and tongueOut to 1 on large mouth_open draws)."""
+    from backend.protocol.arkit import EXCLUSIVE_PAIRS
+    m = load_face_model()
+    mixed = np.zeros((3, 52), np.float32)
+    mixed[0, [INDEX["mouthSmileLeft"], INDEX["mouthFrownLeft"]]] = (0.6, 0.4)
+    mixed[1, [INDEX["mouthRollLower"], INDEX["mouthShrugLower"]]] = (0.3, 0.8)
+    mixed[2, [INDEX["jawOpen"], INDEX["tongueOut"]]] = (0.6, 1.0)
+    weights, residual = weights_from_dense(np.tensordot(mixed, m.unit_deltas, axes=(1, 0)))
+    for a, b in EXCLUSIVE_PAIRS:
+        assert not np.any((weights[:, a] > 1e-3) & (weights[:, b] > 1e-3)), (ARKIT_NAMES[a], ARKIT_NAMES[b])
+    assert weights[0, INDEX["mouthSmileLeft"]] > 0.1 and weights[1, INDEX["mouthShrugLower"]] > 0.5
+    assert weights[:, INDEX["tongueOut"]].max() == 0.0 and weights[2, INDEX["jawOpen"]] > 0.5
+    assert residual.max() < 2e-3                                       # what is left stays small (metres)
+
+
+def test_motion_sizes_stay_in_the_range_the_units_can_hold():
+    """A draw far above the label's training sizes saturated three or more units; sizes are now drawn
+    from the normal truncated to SIZE_RANGE_SD, reproducibly."""
+    from backend.generation.motion3dgan import SIZE_RANGE_SD, _motion_sizes
+    sizes = _motion_sizes(2.0, 0.5, 5000, seed=3)
+    lo, hi = SIZE_RANGE_SD
+    assert sizes.min() >= 2.0 + lo * 0.5 - 1e-9 and sizes.max() <= 2.0 + hi * 0.5 + 1e-9
+    assert sizes.std() > 0.25 and len(np.unique(sizes)) == 5000      # spread, not piled at the bounds
+    np.testing.assert_array_equal(sizes, _motion_sizes(2.0, 0.5, 5000, seed=3))
+    assert _motion_sizes(1.0, 10.0, 200, seed=0).min() >= 0.25        # never below a quarter of the mean
+
+
 def test_generated_clips_are_takes_that_start_neutral(tiny_generators, tmp_path):
     gan, s2d = tiny_generators
     takes = generate_clips("mouth_open", 2, gan, s2d, seed=5, fps=24.0)
@@ -82,6 +112,37 @@ def test_generate_command(tiny_generators, tmp_path):
     assert res.exit_code == 0, res.output                              # no weights given: the bundled ones
     assert read_take(tmp_path / "bundled.npz").header["generator"]["motion3dgan"] == str(
         BUNDLED_GENERATORS / "motion3dgan")
+
+
+def test_generate_names_mirrored_clips_apart_and_records_its_weights(tiny_generators, tmp_path):
+    """A left/right data set built in one folder keeps both halves (--mirror wrote over the unmirrored
+    files under the same names); the header says which estimator and which weights files (sha256) made
+    the clip; a negative seed is a coded error, not a traceback."""
+    import hashlib
+
+    from backend.generation.motion3dgan import WEIGHTS_NAME
+    gan, s2d = tiny_generators
+    runner = CliRunner()
+    base = ["generate", "mouth_side", "--gan", str(gan), "--s2d", str(s2d), "-n", "2", "-o", str(tmp_path / "set")]
+    assert runner.invoke(app, base).exit_code == 0
+    assert runner.invoke(app, [*base, "--mirror"]).exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == [
+        "mouth_side_0.npz", "mouth_side_0_mirrored.npz", "mouth_side_1.npz", "mouth_side_1_mirrored.npz"]
+    plain, mirrored = (read_take(tmp_path / "set" / n) for n in ("mouth_side_0.npz", "mouth_side_0_mirrored.npz"))
+    assert mirrored.header["source"] == "generated_mouth_side_0_mirrored" and mirrored.header["mirrored"] is True
+    np.testing.assert_array_equal(mirrored.weights, plain.weights[:, list(MIRROR)])
+    gan_file = gan / WEIGHTS_NAME if gan.is_dir() else gan
+    assert plain.header["estimator"] == "motion3dgan+s2d"
+    assert plain.header["weights_id"]["motion3dgan"] == hashlib.sha256(gan_file.read_bytes()).hexdigest()
+    assert plain.header["settings"] == {"label": "mouth_side", "seed": 0, "mirror": False, "fps": 30.0}
+    for seed in ("-1", str(2 ** 64)):
+        res = runner.invoke(app, ["generate", "eyebrow", "--gan", str(gan), "--s2d", str(s2d), "--seed", seed,
+                                  "-o", str(tmp_path / "neg.npz")])
+        assert res.exit_code == 2 and "seed" in res.output.lower(), res.output      # a usage / coded error
+        assert not isinstance(res.exception, (ValueError, OverflowError, RuntimeError)), res.exception
+    with pytest.raises(Exception) as e:
+        generate_clips("eyebrow", 2, gan, s2d, seed=2 ** 63 - 1)
+    assert getattr(e.value, "code", None) == "bad_argument" and e.value.hint
 
 
 @pytest.mark.parametrize("label, units", [("mouth_open", {"jawOpen"}), ("eyebrow", {"browInnerUp", "browOuterUpLeft",
