@@ -29,14 +29,17 @@ def save_net(net: nn.Module, out: str | Path, weights_name: str, config: dict, *
     ``leave_out``: name prefixes of tensors not written (a part inference never runs, e.g. a GAN's
     critic; :func:`load_net` must be told they may be absent); ``half``: floating-point tensors
     stored as float16 (half the size; loaded back as the network's float32)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from backend.protocol.npzfile import atomic_write
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items() if not k.startswith(leave_out)}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    save_file(state, str(out / weights_name))
-    (out / CONFIG_NAME).write_text(json.dumps(config, indent=1))
+    # each file whole or not at all: a run killed while saving leaves the previous pair, never half a file
+    atomic_write(out / weights_name, lambda f: f.write(save(state)), ".safetensors")
+    atomic_write(out / CONFIG_NAME, lambda f: f.write(json.dumps(config, indent=1).encode()), ".json")
     return str(out / weights_name), str(out / CONFIG_NAME)
 
 
@@ -67,9 +70,18 @@ def load_net(path: str | Path, weights_name: str, what: str, hint: str, build: C
         raise FaceKeyError("weights_missing", f"{what} weights not found: {weights} (with {CONFIG_NAME} beside it)",
                            hint)
     try:
-        net = build(json.loads(cfg_path.read_text())["net"])
+        net_cfg = json.loads(cfg_path.read_text())["net"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise FaceKeyError("weights_invalid", f"{cfg_path} is not a config of trained weights ({e!r}).", hint) from e
+    try:
+        net = build(net_cfg)
+    except (KeyError, TypeError, ValueError) as e:
+        raise FaceKeyError("weights_invalid", f"{cfg_path} beside {weights.name} is not a {what} config (its net "
+                           f"has {sorted(net_cfg) if isinstance(net_cfg, dict) else net_cfg!r}; {e!r}): it belongs to "
+                           "another model trained into the same folder.", hint) from e
+    try:
         state = load_file(str(weights))
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError, SafetensorError) as e:
+    except (SafetensorError, OSError) as e:
         raise FaceKeyError("weights_invalid", f"Cannot read {what} weights {weights}: {e}", hint) from e
     expected = {k: tuple(t.shape) for k, t in net.state_dict().items()}
     got = {k: tuple(t.shape) for k, t in state.items()}

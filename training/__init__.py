@@ -3,7 +3,7 @@
 
 It imports ``backend`` (face model, synthetic data, Take files) and is never
 imported by it.  The default capture path (the optimisation solver) needs no
-trained weights; learned estimators and generators (cpem, etnet, serep,
-motion3dgan, s2d) are trained here and saved as safetensors into the weights
-directory the backend reads.
+trained weights; the learned models the product uses (SEREP for mesh-level
+retargeting, Motion3DGAN and S2D-Dec for generation) are trained here and saved
+as safetensors + config.json, one model per folder, which the backend loads.
 """

@@ -77,8 +77,13 @@ def _load_network(path: Path, device: str):
             raise FaceKeyError("weights_invalid", f"{path} is not a TorchScript FAN archive ({e})",
                                "Use face-alignment's 2DFAN4 .zip, or a FAN(4) state dict (.pth/.safetensors).") from e
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
-        state = load_file(str(path), device="cpu")
+        try:
+            state = load_file(str(path), device="cpu")
+        except (SafetensorError, OSError) as e:
+            raise FaceKeyError("weights_invalid", f"{path} is not a readable safetensors file ({e})",
+                               "Use a FAN(4) state dict (.pth/.safetensors) or face-alignment's 2DFAN4 .zip.") from e
     else:
         try:
             state = torch.load(str(path), map_location="cpu", weights_only=True)

@@ -48,6 +48,11 @@ def test_wrongly_shaped_weights_are_rejected_by_name_and_shape(tmp_path):
     with pytest.raises(FaceKeyError) as e:
         FanLandmarker(bad)
     assert e.value.code == "weights_invalid" and "FAN(4)" in e.value.message
+    junk = tmp_path / "junk.safetensors"                 # a damaged download: safetensors' own error escaped
+    junk.write_bytes(b"\xff" * 64)
+    with pytest.raises(FaceKeyError) as e:
+        FanLandmarker(junk)
+    assert e.value.code == "weights_invalid" and "safetensors" in e.value.message and e.value.hint
 
 
 def test_random_network_runs_the_whole_path(random_fan, clip_and_track):

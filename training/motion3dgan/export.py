@@ -20,7 +20,9 @@ from pathlib import Path
 
 from backend.generation.motion3dgan import WEIGHTS_NAME as GAN_WEIGHTS, load_motion3dgan
 from backend.generation.s2d import WEIGHTS_NAME as S2D_WEIGHTS, load_s2d
+from backend.protocol.errors import FaceKeyError
 from backend.weightsfile import CONFIG_NAME, save_net
+from training.cli import user_errors
 
 __all__ = ["export_generators", "main"]
 
@@ -35,12 +37,18 @@ def export_generators(gan_dir: str | Path, s2d_dir: str | Path, out: str | Path)
     """Copy trained Motion3DGAN (generator only) and S2D-Dec weights into ``out`` as float16; returns
     ``{"motion3dgan": weights path, "s2d": weights path}``."""
     gan_dir, s2d_dir, out = Path(gan_dir), Path(s2d_dir), Path(out)
+    for run, dest in ((gan_dir, out / "motion3dgan"), (s2d_dir, out / "s2d")):
+        if dest.resolve() == run.resolve():
+            raise FaceKeyError("bad_argument", f"Exporting into {dest} would replace the training run it reads "
+                               "(its float32 weights, critic and loss history) with the float16 copy.",
+                               "Export into another folder, e.g. backend/assets/generators or shipped/.")
     gan = save_net(load_motion3dgan(gan_dir), out / "motion3dgan", GAN_WEIGHTS,
                    _config(gan_dir, stored="generator only (no critic), float16"), leave_out=("critic.",), half=True)
     s2d = save_net(load_s2d(s2d_dir), out / "s2d", S2D_WEIGHTS, _config(s2d_dir, stored="float16"), half=True)
     return {"motion3dgan": gan[0], "s2d": s2d[0]}
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.motion3dgan.export")
     p.add_argument("gan", help="trained Motion3DGAN folder")

@@ -36,7 +36,7 @@ from backend.generation.srvf import motion_to_srvf, sphere_log, sphere_mean
 from backend.protocol.errors import FaceKeyError
 from backend.protocol.labels import LABELS
 from backend.weightsfile import save_net
-from training.cli import step_printer, training_arguments
+from training.cli import step_printer, training_arguments, user_errors
 
 from .coma import motion_sets
 from .data import HELDOUT_SEED, TRAIN_SEED, Motions, expression_motions
@@ -231,8 +231,9 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None,
     return {"history": history, "train_seconds": seconds, "evaluation": evaluation, "weights": weights, "config": config}
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
-    cfg, a = training_arguments("python -m training.motion3dgan.train", CONFIGS, argv, coma=True)
+    cfg, a = training_arguments("python -m training.motion3dgan.train", CONFIGS, argv, WEIGHTS_NAME, coma=True)
     res = train(cfg, a.out, a.device, step_printer(cfg.log_every), coma=a.coma)
     ev = res["evaluation"]
     print(f"trained in {res['train_seconds']:.1f} s; label accuracy {ev['label_accuracy']:.3f} "

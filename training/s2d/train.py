@@ -28,7 +28,7 @@ from backend.generation.s2d import WEIGHTS_NAME, S2DConfig, S2DDecoder, decode_d
 from backend.retarget.serep import CM
 from backend.tracking.ibug68 import MEDIAPIPE_TO_IBUG68
 from backend.weightsfile import save_net
-from training.cli import LossHistory, step_printer, training_arguments
+from training.cli import LossHistory, step_printer, training_arguments, user_errors
 from training.motion3dgan.coma import motion_sets
 from training.motion3dgan.data import HELDOUT_SEED, TRAIN_SEED, Motions, expression_motions
 
@@ -147,8 +147,9 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None,
             "config": config}
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
-    cfg, a = training_arguments("python -m training.s2d.train", CONFIGS, argv, coma=True)
+    cfg, a = training_arguments("python -m training.s2d.train", CONFIGS, argv, WEIGHTS_NAME, coma=True)
     res = train(cfg, a.out, a.device, step_printer(cfg.log_every), coma=a.coma)
     print(f"trained in {res['seconds']:.1f} s")
     ev = res["evaluation"]

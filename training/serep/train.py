@@ -17,7 +17,7 @@ import torch
 from backend.facemodel import load_face_model
 from backend.retarget.serep import CM, WEIGHTS_NAME, SerepConfig, SerepNet
 from backend.weightsfile import save_net
-from training.cli import LossHistory, step_printer, training_arguments
+from training.cli import LossHistory, step_printer, training_arguments, user_errors
 
 from .data import TRAIN_SEED, MeshSampler, identity_pool
 from .losses import cycle_loss, delta_loss, edge_loss, mesh_edges, reconstruction_loss
@@ -104,8 +104,9 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "cpu", progress=None)
     return {"history": history.values, "weights": weights, "config": config}
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
-    cfg, a = training_arguments("python -m training.serep.train", CONFIGS, argv)
+    cfg, a = training_arguments("python -m training.serep.train", CONFIGS, argv, WEIGHTS_NAME)
     res = train(cfg, a.out, a.device, step_printer(cfg.log_every))
     print(f"saved {res['weights']}")
     return 0
