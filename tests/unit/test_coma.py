@@ -71,6 +71,26 @@ def test_onset_apex_segments_cut_each_rise():
     assert onset_apex_segments(np.zeros(20)) == []
 
 
+def test_the_apex_is_the_top_of_the_rise_not_a_hesitation_on_the_way():
+    """A 1 % pause halfway up ended the clip there (59 % of the expression): the apex is now the
+    largest frame of the stretch above half the peak."""
+    m = np.r_[np.zeros(5), np.linspace(0, 0.6, 10), 0.594, np.linspace(0.62, 1.0, 25), np.full(5, 1.0),
+              np.linspace(1.0, 0.0, 15), np.zeros(5)]
+    (onset, apex), = onset_apex_segments(m)
+    assert m[apex] == 1.0 and m[onset] <= 0.1 < m[onset + 1]                # last frame at a tenth -> the top
+
+
+def test_sequence_frames_are_read_in_frame_order_without_zero_padding(tmp_path):
+    """Re-exported sequences name frames 1, 2, ..., 10: sorted as text, frame 10 came second."""
+    from training.motion3dgan.coma import coma_sequences
+    folder = tmp_path / "FaceTalk_A" / "mouth_open"
+    folder.mkdir(parents=True)
+    for i in (1, 2, 3, 9, 10, 11):
+        (folder / f"mouth_open.{i}.ply").write_text("")
+    (_, _, frames), = coma_sequences(tmp_path)
+    assert [f.name for f in frames] == [f"mouth_open.{i}.ply" for i in (1, 2, 3, 9, 10, 11)]
+
+
 def test_coma_clips_are_the_true_motion_in_the_model_frame(coma_root):
     root, truth = coma_root
     test, train, every = (coma_motions(root, frames=12, part=p) for p in ("test", "train", "all"))

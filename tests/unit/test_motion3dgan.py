@@ -112,3 +112,13 @@ def test_bad_label_and_count(tiny_run):
         sample_landmark_motions(net, 0, -1)
     assert e.value.code == "bad_argument"
     assert sample_landmark_motions(net, 0, 0).shape == (0, 30, 68, 3)
+
+
+def test_no_recipe_drives_both_units_of_a_contradictory_pair():
+    """mouth_up rolled the lower lip in while shrugging it up, a pair the capture never reads together:
+    every generated mouth_up clip carried the contradiction into its weights."""
+    from backend.protocol.arkit import ARKIT_NAMES, EXCLUSIVE_PAIRS
+    from training.motion3dgan.data import RECIPES
+    for label, recipe in RECIPES.items():
+        for a, b in EXCLUSIVE_PAIRS:
+            assert not (ARKIT_NAMES[a] in recipe and ARKIT_NAMES[b] in recipe), (label, ARKIT_NAMES[a], ARKIT_NAMES[b])

@@ -28,10 +28,12 @@ larger head's motion is not a larger expression.
 **Clips.**  The paper cut each sequence by hand into 30-frame sub-sequences
 from the neutral to the apex frame.  Here the cut is automatic on the
 motion's size ``m(t)`` (mean distance of the 478 points from the sequence's
-first frame): an apex is a local maximum of ``m`` above half the
-sequence's largest, at least :data:`MIN_APEX_GAP` frames after the last
-one; its onset is the last frame before it, after the previous apex, where
-``m`` falls to a tenth of the apex's.  The frames from onset to apex are
+first frame): an apex is the largest ``m`` of a stretch of frames above
+half the sequence's largest (not the first bump on the way up: a hesitation
+there would end the clip short of the expression), at least
+:data:`MIN_APEX_GAP` frames after the last one; its onset is the last frame
+before it, after the previous apex, where ``m`` falls to a tenth of the
+apex's.  The frames from onset to apex are
 resampled to ``frames`` (linear in time) and made displacements from the
 onset frame, so every clip starts at exactly zero like the generator's.
 As in the paper, the first clip of each subject and expression is held out
@@ -54,6 +56,7 @@ import numpy as np
 
 from backend.facemodel import load_face_model
 from backend.facemodel.canonical import NUM_MESH
+from backend.protocol.clipfolder import natural_sort_key
 from backend.protocol.errors import FaceKeyError
 from backend.protocol.labels import LABELS
 from backend.tracking.ibug68 import MEDIAPIPE_TO_IBUG68
@@ -120,7 +123,7 @@ def coma_sequences(root: str | Path) -> list[tuple[str, str, list[Path]]]:
     out = []
     for subject in sorted(p for p in root.iterdir() if p.is_dir()):
         for label in LABELS:
-            frames = sorted((subject / label).glob("*.ply"))
+            frames = sorted((subject / label).glob("*.ply"), key=lambda p: natural_sort_key(p.name))
             if frames:
                 out.append((subject.name, label, frames))
     if not out:
@@ -135,15 +138,21 @@ def onset_apex_segments(motion: np.ndarray) -> list[tuple[int, int]]:
     m = np.asarray(motion, np.float64)
     if len(m) < 3 or m.max() <= 0:
         return []
-    segments, last = [], -MIN_APEX_GAP
-    for t in range(1, len(m)):
-        after = m[t + 1] if t + 1 < len(m) else -np.inf
-        if m[t] < APEX_SHARE * m.max() or m[t] < m[t - 1] or m[t] < after or t - last < MIN_APEX_GAP:
+    high = m >= APEX_SHARE * m.max()
+    segments, last, t = [], -MIN_APEX_GAP, 1
+    while t < len(m):
+        if not high[t]:
+            t += 1
             continue
-        below = np.flatnonzero(m[max(last, 0):t] <= ONSET_SHARE * m[t])
-        if len(below):
-            segments.append((max(last, 0) + int(below[-1]), t))
-            last = t
+        end = t
+        while end + 1 < len(m) and high[end + 1]:
+            end += 1
+        apex = t + int(np.argmax(m[t:end + 1]))          # the top of this stretch, not its first bump
+        below = np.flatnonzero(m[max(last, 0):apex] <= ONSET_SHARE * m[apex])
+        if len(below) and apex - last >= MIN_APEX_GAP:
+            segments.append((max(last, 0) + int(below[-1]), apex))
+            last = apex
+        t = end + 1
     return segments
 
 

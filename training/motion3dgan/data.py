@@ -2,7 +2,8 @@
 
 CoMA's sequences (the papers' data) go from the neutral face to the apex of
 one labelled expression.  Ours do the same on synthetic actors: each label
-is a recipe of ARKit units at their apex weights (:data:`RECIPES`); a sample
+is a recipe of ARKit units at their apex weights (:data:`RECIPES`; none holds
+both units of an ``EXCLUSIVE_PAIRS`` pair, which no capture reads); a sample
 draws an actor (standard-normal identity from a seeded pool, with its own
 deformation-transferred units, :class:`training.serep.expressions.IdentityExpressions`),
 scales every unit's apex by U(0.7, 1.15) (clipped to 1) with a left/right
@@ -53,7 +54,7 @@ RECIPES: dict[str, dict[str, float]] = {
     "mouth_middle": {"mouthPucker": 0.9, "mouthFunnel": 0.2},
     "mouth_open": {"jawOpen": 0.8},
     "mouth_side": {"mouthLeft": 0.8, "jawLeft": 0.3},
-    "mouth_up": {"mouthShrugLower": 0.8, "mouthShrugUpper": 0.4, "mouthRollLower": 0.3},
+    "mouth_up": {"mouthShrugLower": 0.8, "mouthShrugUpper": 0.4, **_both("mouthPress", 0.3)},
 }
 assert tuple(RECIPES) == LABELS
 

@@ -66,6 +66,8 @@ def random_expressions(rng: np.random.Generator, count: int, neutral_fraction: f
             continue
         for k in rng.choice(len(ARKIT_NAMES), int(rng.integers(1, 5)), replace=False):
             group = [int(k)] + ([MIRROR[k]] if MIRROR[k] != k and rng.random() < 0.5 else [])
+            if len(group) == 2 and group[1] in partner.get(group[0], ()):
+                group = group[:1]            # jawLeft's mirror is jawRight: a pair, never both
             if any(w[i, p] > 0 for g in group for p in partner.get(g, ())):
                 continue
             w[i, group] = rng.uniform(0.2, 1.0)
