@@ -144,7 +144,8 @@ def run_headless(args: list[str], blender: str | None, log_path=None, timeout=No
     if proc.returncode not in ok_codes or report is None:
         out = ((proc.stdout or "") + (proc.stderr or ""))[-2000:] if not log_path else f"see {log_path}"
         raise FaceKeyError("blender_failed", f"The headless Blender run failed (exit code {proc.returncode}): {out}",
-                           "Check that the .blend opens in this Blender version; the log shows the traceback.")
+                           "The traceback above (or the log) names the cause; a .blend written by a newer "
+                           "Blender does not open in an older one (pick one with --blender or $FACEKEY_BLENDER).")
     return report
 
 
