@@ -67,13 +67,18 @@ def load_npz(path: str | os.PathLike, kind: str, schema: str, version: int, recr
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FaceKeyError("file_missing", f"{kind} file not found: {path}", f"Check the path, or {recreate}.")
-    if not zipfile.is_zipfile(path):
-        raise FaceKeyError("take_invalid", f"{path} is not a {kind} file (not an .npz archive).",
-                           recreate[:1].upper() + recreate[1:] + ".")
     try:
         with open(path, "rb") as f:
-            data = f.read()
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            data = io.BytesIO(f.read())       # read once: a file replaced meanwhile is never half one, half the other
+    except OSError as e:
+        raise FaceKeyError("take_invalid", f"{path} is not a readable {kind} file ({e}).",
+                           recreate[:1].upper() + recreate[1:] + ".") from e
+    if not zipfile.is_zipfile(data):
+        raise FaceKeyError("take_invalid", f"{path} is not a {kind} file (not an .npz archive).",
+                           recreate[:1].upper() + recreate[1:] + ".")
+    data.seek(0)                              # is_zipfile leaves it at the end
+    try:
+        with np.load(data, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise FaceKeyError("take_invalid", f"{path} is not a readable {kind} file ({e}).", recreate[:1].upper() + recreate[1:] + ".") from e
