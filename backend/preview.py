@@ -87,6 +87,7 @@ def render_preview(footage_path: str | Path, take: Take, out_mp4: str | Path, *,
     out_mp4 = Path(out_mp4)
     top = main_units(take, 6)
     container = av.open(str(out_mp4), "w")
+    last_pts = -1
     try:
         stream = None
         for frame in footage.frames():
@@ -121,7 +122,9 @@ def render_preview(footage_path: str | Path, take: Take, out_mp4: str | Path, *,
                 cv2.putText(img, ARKIT_NAMES[u], (114, y0 + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1,
                             cv2.LINE_AA)
             vf = av.VideoFrame.from_ndarray(img[: stream.height, : stream.width], format="rgb24")
-            vf.pts, vf.time_base = round(float(take.timestamps[i]) * PTS_PER_SECOND), stream.time_base
+            # strictly increasing: the reader nudges a repeated frame time by 1 us, below one tick
+            last_pts = max(round(float(take.timestamps[i]) * PTS_PER_SECOND), last_pts + 1)
+            vf.pts, vf.time_base = last_pts, stream.time_base
             for packet in stream.encode(vf):
                 container.mux(packet)
         if stream is not None:

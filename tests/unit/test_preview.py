@@ -29,3 +29,15 @@ def test_preview_frames_keep_the_footage_times(tmp_path):
         shown = np.array([f.time for f in c.decode(video=0)])
     assert len(shown) == 10
     np.testing.assert_allclose(shown - shown[0], times - times[0], atol=2e-3)
+
+
+def test_preview_of_footage_with_a_repeated_frame_time(tmp_path):
+    """The reader moves a frame whose time repeats 1 us later, below one tick of the preview's clock: two
+    frames got the same pts and the muxer refused the file, after the whole capture."""
+    pts = [0, 33, 66, 100, 100, 133, 166]
+    clip = make_clip(tmp_path / "dup.mkv", n=7, pts=pts, time_base=Fraction(1, 1000))
+    times = np.array([f.time for f in open_footage(clip)])
+    take = Take.empty(7, 30.0, timestamps=times, source=clip)
+    with av.open(str(render_preview(clip, take, tmp_path / "preview.mp4"))) as c:
+        shown = np.array([f.time for f in c.decode(video=0)])
+    assert len(shown) == 7 and np.all(np.diff(shown) > 0)
