@@ -32,12 +32,16 @@ _HINT_BLENDER = ("Install the Blender module (pip install 'facekey[blender]'), p
 def _blender_command(script: str, args: list[str], blender: str | None) -> list[str]:
     """The command running ``script``: ``blender`` or ``$FACEKEY_BLENDER`` when named (a chosen Blender
     writes .blend files its own version opens), else the bpy module when importable, else PATH's blender."""
-    exe = blender or os.environ.get("FACEKEY_BLENDER")
-    if exe is None and importlib.util.find_spec("bpy") is not None:
+    named = blender or os.environ.get("FACEKEY_BLENDER") or None           # an empty variable names nothing
+    if named is None and importlib.util.find_spec("bpy") is not None:
         return [sys.executable, script, "--", *args]
-    exe = exe or shutil.which("blender")
-    if not exe or not (os.path.isfile(exe) or shutil.which(exe)):
-        raise FaceKeyError("blender_missing", f"No Blender found (bpy module not importable, blender={exe!r}).", _HINT_BLENDER)
+    if named is not None and not (os.path.isfile(named) or shutil.which(named)):
+        raise FaceKeyError("blender_missing", f"The Blender named by --blender or $FACEKEY_BLENDER is not an executable: "
+                           f"{named!r}.", "Fix the path, or unset FACEKEY_BLENDER to use the bpy module / PATH's blender.")
+    exe = named or shutil.which("blender")
+    if not exe:
+        raise FaceKeyError("blender_missing", "No Blender found (bpy module not importable, no blender on PATH).",
+                           _HINT_BLENDER)
     return [exe, "-b", "--factory-startup", "--python-exit-code", "1", "--python", script, "--", *args]
 
 
