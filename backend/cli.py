@@ -530,7 +530,7 @@ def generate(
                                 "left; --mirror for the right)."),
 ) -> None:
     """Generate labelled expression clips (neutral to apex) as Takes: Motion3DGAN + S2D-Dec, no Blender."""
-    from .generation.generate import generate_clips
+    from .generation.generate import apex_units, generate_clips
     from .protocol.take import write_take
 
     if count > 1 and (output.suffix.lower() == ".npz" or output.is_file()):
@@ -543,8 +543,7 @@ def generate(
                   title_justify="left")
     for take in takes:
         path = write_take(output / f"{take.header['source'][len('generated_'):]}.npz" if count > 1 else output, take)
-        apex = take.weights[-1]
-        top = ", ".join(f"{ARKIT_NAMES[i]} {apex[i]:.2f}" for i in np.argsort(-apex)[:4] if apex[i] > 0.05)
+        top = ", ".join(f"{name} {w:.2f}" for name, w in list(apex_units(take.weights[-1]).items())[:4])
         table.add_row(escape(path), str(take.num_frames), top or "-", f"{take.header['weights_residual_mm']:.2f}")
     console.print(table)
 
@@ -613,7 +612,8 @@ def mesh_retarget(
                                          "blendshape transfer of the built-in units."),
     start_frame: float = typer.Option(1.0, "--start-frame", help="Frame of the take's first sample."),
     frame: Optional[int] = typer.Option(None, "--frame", help="Preview: transfer only this take frame (0-based) "
-                                        "and write it as an .obj (-o *.obj) or a 1-sample .pc2 at start frame + N."),
+                                        "and write it as an .obj (-o *.obj) or a 1-sample .pc2 at start frame + its "
+                                        "time x fps (N for a constant-rate take)."),
 ) -> None:
     """Mesh-level retarget: per-frame geometry of TARGET (any topology, no shape keys needed) as a .pc2
     point cache for Blender's Mesh Cache modifier (or one frame with --frame; or one .pc2 per take of a folder)."""
@@ -644,7 +644,8 @@ def mesh_retarget(
     if output.suffix.lower() == ".obj":
         path = write_deformed_obj(target, output, frames[0])
     else:
-        path = write_pc2(output, frames, start_frame=start_frame + (frame or 0))
+        path = write_pc2(output, frames, start_frame=start_frame + (float(t.timestamps[0]) * t.fps if frame is not None
+                                                                     else 0.0))
     moved = float(np.abs(frames - verts[None]).max()) * 1000
     what = f"take frame {frame}" if frame is not None else f"{len(frames)} samples"
     console.print(f"[bold]{escape(str(path))}[/]: {what} x {frames.shape[1]} points, "
@@ -785,7 +786,7 @@ def bench_rendered(
                               help="Also a pass with the head turned (the recording's turn, or a sweep if it holds still)."),
     output: Path = typer.Option(Path("rendered_report.json"), "-o", "--output", help="JSON report to write."),
     keep: Optional[Path] = typer.Option(None, "--keep", help="Folder to keep each pass's frames and captured take in."),
-    blender: Optional[str] = typer.Option(None, "--blender", help="Blender executable (default: bpy or PATH)."),
+    blender: BlenderOption = None,
 ) -> None:
     """Render a performance on your character, capture the frames, and score the capture against it."""
     from .fidelity.rendered_performance import performance_on_rig

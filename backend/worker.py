@@ -274,7 +274,7 @@ def _op_mesh_retarget(args: dict, progress, cancel) -> dict:
     take's own clock instead, sample k at k / fps (``mesh_transfer.weights_at_rate``: what a Mesh
     Cache playing at the take's rate needs to keep step with a shape-key bake of a variable-rate
     take).  With ``frames`` only those take frames are transferred: one sample each, the first at
-    ``start_frame + frames[0]`` (one sample per take frame, as the full cache plays them).
+    ``start_frame`` + its time x fps (where a cache on the take's clock shows it).
 
     With ``axes="blender"`` the vertices are read as Blender object-local coordinates and the
     cache is written in them too (head = (x, z, -y) in, local = (x_h, -z_h, y_h) out), so a Mesh
@@ -317,7 +317,8 @@ def _op_mesh_retarget(args: dict, progress, cancel) -> dict:
     moved = float(np.abs(frames - verts[None]).max()) * 1000
     if axes == "blender":
         frames = points_to_blender(frames)
-    path = write_pc2(_arg(args, "output"), frames, start_frame=float(start) + (indices[0] if indices else 0))
+    first = float(take.timestamps[0]) * take.fps if indices else 0.0
+    path = write_pc2(_arg(args, "output"), frames, start_frame=float(start) + first)
     progress(Progress(1, 1, "cache written"))
     return {"pc2": os.path.abspath(path), "samples": int(frames.shape[0]), "points": int(frames.shape[1]),
             "max_displacement_mm": moved, "frames": indices}
@@ -327,8 +328,7 @@ def _op_generate(args: dict, progress, cancel) -> dict:
     """One labelled expression clip (Motion3DGAN + S2D-Dec): {label, gan, s2d (weights folders or files;
     null = the bundled ones), output (.npz), seed (int, default 0), fps (default 30), mirror (bool, default false)}
     -> {take, frames, fps, label, seed, apex: {unit: weight} of the last frame's units above 0.05}."""
-    from .generation.generate import generate_clips
-    from .protocol.arkit import ARKIT_NAMES
+    from .generation.generate import apex_units, generate_clips
     from .protocol.take import write_take
 
     seed, fps, mirror = args.get("seed", 0), args.get("fps", 30.0), args.get("mirror", False)
@@ -345,8 +345,7 @@ def _op_generate(args: dict, progress, cancel) -> dict:
                            fps=float(fps), mirror=mirror)
     path = write_take(_arg(args, "output"), take)
     progress(Progress(1, 1, "clip written"))
-    rounded = {name: round(float(w), 3) for name, w in zip(ARKIT_NAMES, take.weights[-1])}
-    apex = {name: w for name, w in rounded.items() if w > 0.05}      # as shown: 0.0502 is 0.05, not above it
+    apex = apex_units(take.weights[-1])
     return {"take": os.path.abspath(path), "frames": take.num_frames, "fps": take.fps, "label": take.header["label"],
             "seed": take.header["seed"], "apex": apex}
 

@@ -46,6 +46,9 @@ __all__ = ["read_obj", "write_deformed_obj", "FaceFit", "fit_face", "FaceTransfe
            "blendshape_displacements", "take_to_mesh", "weights_at_rate"]
 
 NOSE_TIP = 4
+#: Most cache samples per take frame (beyond a minute's worth) ``weights_at_rate`` writes before calling a
+#: take's timestamps broken.
+MAX_SAMPLES_PER_FRAME = 4
 #: Plausible bounding-box diagonal of a head mesh in metres (a bust or a full body is still < 3 m).
 MESH_SIZE_M = (0.08, 3.0)
 #: Largest RMS distance (model units, metres) of the fitted face to the target: a head fits within
@@ -351,10 +354,21 @@ def weights_at_rate(take) -> np.ndarray:
     Sample k is the take at ``k / take.fps`` seconds, k = 0 .. round(last timestamp * fps): each unit
     linearly interpolated between the valid (tracked) frames' timestamps and held before the first and
     after the last, as the shape-key bake's keys play.  A constant-rate take (timestamps k / fps) gives
-    its own frames back; a take without a valid frame is sampled from the values it holds.
+    its own frames back; a take without a valid frame is sampled from the values it holds.  Frames
+    closer together than 1 / fps (a 60-rows-a-second take saying 30 fps) are sampled, not all kept.
+
+    Raises:
+        FaceKeyError: ``take_invalid`` when the timestamps span far more time than the frames fill
+        (over :data:`MAX_SAMPLES_PER_FRAME` samples per frame beyond a minute): the cache would be huge.
     """
     w = np.asarray(take.weights, np.float64)
-    times = np.arange(int(round(float(take.timestamps[-1]) * take.fps)) + 1) / take.fps
+    last = float(take.timestamps[-1])
+    count = max(1, int(round(last * take.fps)) + 1) if np.isfinite(last) and last < 1e9 else -1
+    if not 0 < count <= MAX_SAMPLES_PER_FRAME * len(w) + 60 * take.fps:
+        raise FaceKeyError("take_invalid", f"The take's {len(w)} frames span {last:.6g} s: a cache at "
+                           f"{take.fps:g} fps would hold {count if count > 0 else 'too many'} samples.",
+                           "Trim the take to the part with the face, or fix its timestamps.")
+    times = np.arange(count) / take.fps
     keep = take.valid if take.valid.any() else np.ones(len(w), bool)
     ts, kept = take.timestamps[keep], w[keep]
     return np.stack([np.interp(times, ts, kept[:, u]) for u in range(w.shape[1])], axis=1).astype(np.float32)

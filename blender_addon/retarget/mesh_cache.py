@@ -27,8 +27,9 @@ def add_mesh_cache(obj, pc2_path: str, frame_start: float = 1.0, num_points: int
         pc2_path: the .pc2 file (absolute path stored).
         frame_start: scene frame at which the cache's first sample plays.
         num_points: the cache's point count; checked against the mesh's vertex count when given.
-        frame_scale: samples per scene frame: the take's frame rate over the scene's (one sample per
-            take frame: a 30 fps take in a 24 fps scene plays 1.25 samples a frame, at its own speed).
+        frame_scale: samples per scene frame: the take's frame rate over the scene's (the cache holds a
+            sample per 1 / fps of the take: a 30 fps take in a 24 fps scene plays 1.25 samples a frame,
+            at its own speed).
 
     Returns:
         The ``MeshCacheModifier``.

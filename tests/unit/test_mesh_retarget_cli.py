@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from backend.cli import app
@@ -165,6 +166,23 @@ def test_a_variable_rate_take_is_cached_on_its_own_clock(tmp_path):
     full = drop[-1]
     np.testing.assert_allclose(drop / full, jaw, atol=0.02)                            # the chin follows that value
 
+    res = CliRunner().invoke(app, ["mesh-retarget", str(tmp_path / "phone.npz"), str(target), "-o",
+                                   str(tmp_path / "f15.pc2"), "--frame", "15"])
+    assert res.exit_code == 0, res.output
+    assert read_pc2(tmp_path / "f15.pc2")[1] == pytest.approx(1.0 + times[15] * 30)     # where the cache shows it
+
     steady = Take.empty(12, 25.0, source="steady.mp4")
     steady.weights[:, INDEX["mouthSmileLeft"]] = np.linspace(0, 1, 12)
     np.testing.assert_allclose(weights_at_rate(steady), steady.weights, atol=1e-6)     # a constant rate: its frames
+
+
+def test_a_take_whose_times_run_far_past_its_frames_is_refused(tmp_path):
+    """Ten frames, the last stamped 600 s in (a broken clock): the cache would hold 18,001 samples
+    (100 MB and 47 s; a MemoryError at 1e12 s).  It is a coded error naming the span."""
+    m = load_face_model()
+    target = _obj(tmp_path / "head.obj", m.neutral[:468], m.triangles)
+    take = Take.empty(10, 30.0, timestamps=np.r_[np.arange(9) / 30.0, 600.0], source="broken.mp4")
+    res = CliRunner().invoke(app, ["mesh-retarget", write_take(tmp_path / "broken.npz", take), str(target),
+                                   "-o", str(tmp_path / "broken.pc2")])
+    assert res.exit_code == 2 and "take_invalid" in res.output and "600 s" in res.output
+    assert not (tmp_path / "broken.pc2").exists()
