@@ -16,7 +16,7 @@ from torch import nn
 
 from backend.protocol.errors import FaceKeyError
 
-__all__ = ["CONFIG_NAME", "save_net", "load_net"]
+__all__ = ["CONFIG_NAME", "save_net", "load_net", "weights_path"]
 
 CONFIG_NAME = "config.json"
 
@@ -37,10 +37,17 @@ def save_net(net: nn.Module, out: str | Path, weights_name: str, config: dict, *
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items() if not k.startswith(leave_out)}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    # each file whole or not at all: a run killed while saving leaves the previous pair, never half a file
+    # each file whole or not at all (a kill between the two leaves new weights beside the old config,
+    # which load_net's name and shape check refuses)
     atomic_write(out / weights_name, lambda f: f.write(save(state)), ".safetensors")
     atomic_write(out / CONFIG_NAME, lambda f: f.write(json.dumps(config, indent=1).encode()), ".json")
     return str(out / weights_name), str(out / CONFIG_NAME)
+
+
+def weights_path(path: str | Path, weights_name: str) -> Path:
+    """The weights file ``path`` names: ``path/weights_name`` for a folder, else ``path`` itself."""
+    p = Path(path)
+    return p / weights_name if p.is_dir() else p
 
 
 def load_net(path: str | Path, weights_name: str, what: str, hint: str, build: Callable[[dict], nn.Module], *,
@@ -63,8 +70,7 @@ def load_net(path: str | Path, weights_name: str, what: str, hint: str, build: C
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
-    p = Path(path)
-    weights = p / weights_name if p.is_dir() else p
+    weights = weights_path(path, weights_name)
     cfg_path = weights.parent / CONFIG_NAME
     if not weights.is_file() or not cfg_path.is_file():
         raise FaceKeyError("weights_missing", f"{what} weights not found: {weights} (with {CONFIG_NAME} beside it)",

@@ -83,6 +83,9 @@ def check_output_folder(out: str | os.PathLike, weights_name: str, overwrite: bo
         raise FaceKeyError("bad_argument", f"--out {out} is a file; the weights go into a folder.",
                            "Pass a folder, e.g. --out runs/s2d.")
     parent = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not parent.is_dir():
+        raise FaceKeyError("bad_argument", f"--out {out}: {parent} is a file, not a folder.",
+                           "Pass a folder path, e.g. --out runs/s2d.")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise FaceKeyError("bad_argument", f"--out {out}: {parent} is not writable.", "Pick a folder you can write to.")
     others = sorted(p.name for p in out.glob("*.safetensors") if p.name != weights_name) if out.is_dir() else []

@@ -30,9 +30,9 @@ import numpy as np
 from backend.facemodel import load_face_model
 from backend.protocol.take import Take
 
-from backend.protocol.labels import LABELS, label_index
+from backend.protocol.labels import LABELS, MIRRORED, label_index
 
-__all__ = ["weights_from_dense", "mirror_clip", "generate_clips", "BUNDLED_GENERATORS", "MIRRORED"]
+__all__ = ["weights_from_dense", "apex_units", "mirror_clip", "generate_clips", "BUNDLED_GENERATORS"]
 
 #: Folder of the bundled generators: ``motion3dgan/`` and ``s2d/``, each weights + ``config.json``.
 BUNDLED_GENERATORS = Path(__file__).resolve().parents[1] / "assets" / "generators"
@@ -40,8 +40,6 @@ BUNDLED_GENERATORS = Path(__file__).resolve().parents[1] / "assets" / "generator
 PAIR_DUST = 1e-3
 #: Largest seed (torch's generator takes a signed 64-bit seed).
 MAX_SEED = 2 ** 63 - 1
-#: Suffix of a mirrored clip's source and file name (the CLI and the panel name files after the source).
-MIRRORED = "_mirrored"
 
 
 def weights_from_dense(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +84,14 @@ def weights_from_dense(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return weights, residual
 
 
+def apex_units(weights: np.ndarray, shown_above: float = 0.05) -> dict[str, float]:
+    """{unit: weight rounded to 2 decimals, as the panel and the CLI show it} of one frame's (52,) weights,
+    strongest first, for the units shown above ``shown_above`` (0.054 shows as 0.05: not above it)."""
+    from backend.protocol.arkit import ARKIT_NAMES
+    rounded = {name: round(float(w), 2) for name, w in zip(ARKIT_NAMES, weights)}
+    return dict(sorted(((n, w) for n, w in rounded.items() if w > shown_above), key=lambda nw: -nw[1]))
+
+
 def mirror_clip(weights: np.ndarray, dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The same motion on the other side of the face: weights (T, 52) with Left/Right units swapped,
     dense (T, 478, 3) metres taken from each vertex's mirror partner with x negated."""
@@ -119,6 +125,7 @@ def generate_clips(label: str, count: int, gan_path: str | os.PathLike | None = 
         FaceKeyError: ``bad_argument`` (label, count, seed, fps), ``weights_missing`` / ``weights_invalid``.
     """
     from backend.footage.hashing import sha256_file
+    from backend.weightsfile import weights_path
     from backend.protocol.errors import FaceKeyError
 
     from .motion3dgan import WEIGHTS_NAME as GAN_WEIGHTS, load_motion3dgan, sample_landmark_motions
@@ -135,7 +142,7 @@ def generate_clips(label: str, count: int, gan_path: str | os.PathLike | None = 
     gan_path = BUNDLED_GENERATORS / "motion3dgan" if gan_path is None else gan_path
     s2d_path = BUNDLED_GENERATORS / "s2d" if s2d_path is None else s2d_path
     gan, s2d = load_motion3dgan(gan_path), load_s2d(s2d_path)
-    files = {"motion3dgan": _weights_file(gan_path, GAN_WEIGHTS), "s2d": _weights_file(s2d_path, S2D_WEIGHTS)}
+    files = {"motion3dgan": weights_path(gan_path, GAN_WEIGHTS), "s2d": weights_path(s2d_path, S2D_WEIGHTS)}
     weights_id = {name: sha256_file(path) for name, path in files.items()}
     takes = []
     for k in range(count):
@@ -157,9 +164,3 @@ def generate_clips(label: str, count: int, gan_path: str | os.PathLike | None = 
         take.dense_offsets = dense
         takes.append(take.validate())
     return takes
-
-
-def _weights_file(path: str | os.PathLike, weights_name: str) -> str:
-    """The weights file a generator path names (a folder holding ``weights_name``, or the file itself)."""
-    p = Path(path)
-    return str(p / weights_name if p.is_dir() else p)

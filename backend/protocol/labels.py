@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from .errors import FaceKeyError
 
-__all__ = ["LABELS", "label_index"]
+__all__ = ["LABELS", "label_index", "MIRRORED"]
+
+#: Suffix of a mirrored clip's source and file name (the CLI and the panel name files after it).
+MIRRORED = "_mirrored"
 
 LABELS: tuple[str, ...] = ("bareteeth", "cheeks_in", "eyebrow", "high_smile", "lips_back", "lips_up", "mouth_down",
                            "mouth_extreme", "mouth_middle", "mouth_open", "mouth_side", "mouth_up")

@@ -64,6 +64,14 @@ def test_motion_sizes_stay_in_the_range_the_units_can_hold():
     assert _motion_sizes(1.0, 10.0, 200, seed=0).min() >= 0.25        # never below a quarter of the mean
 
 
+def test_apex_units_are_what_the_panel_and_the_cli_show():
+    """The worker kept 0.054 as a unit 'above 0.05' and the panel printed it as 0.05."""
+    from backend.generation.generate import apex_units
+    w = np.zeros(52, np.float32)
+    w[[INDEX["jawOpen"], INDEX["mouthFunnel"], INDEX["browInnerUp"]]] = (0.8, 0.054, 0.0561)
+    assert apex_units(w) == {"jawOpen": 0.8, "browInnerUp": 0.06}
+
+
 def test_generated_clips_are_takes_that_start_neutral(tiny_generators, tmp_path):
     gan, s2d = tiny_generators
     takes = generate_clips("mouth_open", 2, gan, s2d, seed=5, fps=24.0)

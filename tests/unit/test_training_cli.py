@@ -22,6 +22,11 @@ def test_a_bad_out_or_device_stops_the_run_before_it_trains(tmp_path, capsys):
     a_file.write_text("")
     rc, err = _run(capsys, "--out", str(a_file))
     assert rc == 2 and "error[bad_argument]" in err and "is a file" in err and "hint:" in err
+    tool = tmp_path / "tool.sh"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    rc, err = _run(capsys, "--out", str(tool / "run"))
+    assert rc == 2 and "is a file, not a folder" in err
     rc, err = _run(capsys, "--out", str(tmp_path / "run"), "--device", "cuda:7")
     assert rc == 2 and "no such CUDA device" in err and not (tmp_path / "run").exists()
     rc, err = _run(capsys, "--out", str(tmp_path / "run"), "--device", "gpu")
@@ -74,3 +79,7 @@ def test_export_refuses_to_write_over_the_runs_it_reads(tmp_path, capsys):
         (gen / name).mkdir(parents=True)
     assert export_main([str(gen / "motion3dgan"), str(gen / "s2d"), str(gen)]) == 2
     assert "would replace the training run" in capsys.readouterr().err
+    from backend.generation.generate import BUNDLED_GENERATORS
+    out = tmp_path / "shipped"
+    assert export_main([str(BUNDLED_GENERATORS / "motion3dgan"), str(tmp_path / "no_s2d_run"), str(out)]) == 2
+    assert "weights_missing" in capsys.readouterr().err and not out.exists()    # the GAN half was written
