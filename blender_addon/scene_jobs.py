@@ -8,7 +8,6 @@ and raises a FaceKeyError with a hint; nothing in the scene changes before a job
 from __future__ import annotations
 
 import os
-import re
 
 import bpy
 
@@ -17,6 +16,8 @@ from .bake.apply import bake_take, capture_counts, scene_fps
 from .jobs import BackendJob, CaptureJob, JobSequence, LocalJob
 from .protocol.clipfolder import clip_files
 from .protocol.errors import FaceKeyError
+from .protocol.filenames import file_stem
+from .protocol.labels import MIRRORED
 from .state import STATE
 
 __all__ = ["make_capture_job", "make_generate_job", "make_solve_job", "make_mesh_retarget_job", "make_apply_job",
@@ -34,7 +35,7 @@ def takes_dir() -> str:
 
 
 def _unique_take_path(source: str, ext: str = ".npz") -> str:
-    stem = os.path.splitext(os.path.basename(source.rstrip("/\\")))[0] or "take"
+    stem = file_stem(os.path.splitext(os.path.basename(source.rstrip("/\\")))[0])
     base = os.path.join(takes_dir(), stem)
     path, n = base + ext, 1
     while os.path.exists(path):
@@ -117,11 +118,11 @@ def _globs(text: str) -> list[str]:
 
 
 def _preview_file(stem: str, ext: str = ".npz") -> str:
-    """A scratch file for one-frame previews (overwritten by the next preview); ``stem`` (an object name,
-    which may hold '/' or other characters a file name cannot) is reduced to letters, digits, '.', '-', '_'."""
+    """A scratch file for one-frame previews (overwritten by the next preview); ``stem`` (from an object
+    name, which may hold '/' or be long) goes through ``protocol.filenames.file_stem``."""
     folder = os.path.join(user_data_dir(), "preview")
     os.makedirs(folder, exist_ok=True)
-    return os.path.join(folder, re.sub(r"[^\w.-]+", "_", stem) + ext)
+    return os.path.join(folder, file_stem(stem) + ext)
 
 
 def _with_frames(args: dict, frames: list[int] | None) -> dict:
@@ -492,7 +493,7 @@ def make_generate_job(context, client_kwargs: dict | None = None) -> JobSequence
     plan, skipped = _plan(context)
     python = backend_python_of(context)
     scene_name = context.scene.name
-    stem = f"{s.gen_label}_{s.gen_seed}" + ("_mirrored" if s.gen_mirror else "")
+    stem = f"{s.gen_label}_{s.gen_seed}" + (MIRRORED if s.gen_mirror else "")
     args = {"label": s.gen_label, "gan": gan, "s2d": s2d, "seed": int(s.gen_seed), "mirror": bool(s.gen_mirror),
             "fps": float(scene_fps(context.scene)), "output": _unique_take_path(stem)}
     seq = JobSequence("generate", _apply_summary(plan, skipped))

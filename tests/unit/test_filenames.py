@@ -1,0 +1,15 @@
+"""File names FaceKey makes from a user's clip and object names."""
+from __future__ import annotations
+
+from backend.protocol.filenames import STEM_BYTES, file_stem
+
+
+def test_names_become_file_names_on_every_system(tmp_path):
+    assert file_stem("Body/Face") == "Body_Face" and file_stem("mixamorig:Head") == "mixamorig_Head"
+    assert file_stem("My take 2") == "My take 2" and file_stem("Visage é") == "Visage é"
+    assert file_stem("..") == "take" and file_stem(" x. ") == "x"
+    long_a, long_b = "Visage_" + "é" * 120, "Visage_" + "é" * 119 + "e"     # 247 bytes: Blender 5 allows it
+    a, b = file_stem(long_a), file_stem(long_b)
+    assert len(a.encode()) <= STEM_BYTES and len(b.encode()) <= STEM_BYTES and a != b
+    (tmp_path / f"{a}_rest.npz").write_bytes(b"")                           # "File name too long" before
+    a.encode().decode()                                                     # cut on a character boundary
