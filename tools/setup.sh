@@ -34,7 +34,8 @@ apt_install() {
     command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null || return 1
     sudo="sudo -n"
   fi
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+    && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 # The system libraries OpenCV (MediaPipe's) and the bpy module load, as SONAME=Debian package; a slim
@@ -43,6 +44,7 @@ RUNTIME_LIBS="libGL.so.1=libgl1 libglib-2.0.so.0=libglib2.0-0 libX11.so.6=libx11
   libXrender.so.1=libxrender1 libXfixes.so.3=libxfixes3 libxkbcommon.so.0=libxkbcommon0 libSM.so.6=libsm6
   libXext.so.6=libxext6 libICE.so.6=libice6"
 ensure_runtime_libs() {
+  [ "$(uname -s)" = Linux ] || return 0          # the sonames and packages below are Linux's
   local missing="" pkgs="" pair
   for pair in $RUNTIME_LIBS; do
     "$py" -c 'import ctypes, sys; ctypes.CDLL(sys.argv[1])' "${pair%%=*}" 2>/dev/null \
