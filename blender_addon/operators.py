@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import time
 
 import bpy
 from bpy.props import StringProperty
@@ -25,10 +26,29 @@ from .state import STATE
 
 __all__ = ["check_backend", "register", "unregister"]
 
-#: The running modal job (capture or setup), for the Cancel button.
-ACTIVE: dict = {"job": None}
+#: The running modal job (capture or setup), for the Cancel button, and when its modal handler last ran
+#: (``beat``, time.monotonic()).
+ACTIVE: dict = {"job": None, "beat": 0.0}
 #: Seconds between two checks of the kept backend's idle time.
 IDLE_CHECK_S = 10.0
+#: Seconds without a modal step after which a job counts as orphaned: Blender dropped its handler (its
+#: window closed, a file was opened, the add-on was disabled) and nothing will ever step it again.
+ORPHAN_S = 2.0
+
+
+def _orphaned() -> bool:
+    return ACTIVE["job"] is not None and time.monotonic() - ACTIVE["beat"] > ORPHAN_S
+
+
+def abandon_job(why: str) -> None:
+    """Stop the active job and free FaceKey for the next one (the job's own cancel keeps the scene as it
+    was); the panel shows it as cancelled with ``why``.  For a job nothing will step again."""
+    job, ACTIVE["job"] = ACTIVE["job"], None
+    if job is None:
+        return
+    with contextlib.suppress(Exception):          # best effort: the job may already be half torn down
+        job.cancel()
+    STATE.fail(FaceKeyError("cancelled", f"FaceKey's job was stopped: {why}.", "Run it again."))
 
 
 def _log_path() -> str:
@@ -71,7 +91,7 @@ class _ModalJob:
     _timer = None
 
     def _start_modal(self, context, job):
-        ACTIVE["job"] = job
+        ACTIVE["job"], ACTIVE["beat"] = job, time.monotonic()
         try:
             job.start()
         except Exception as e:  # noqa: BLE001 - a bug while starting: reported, and FaceKey is not left busy
@@ -87,6 +107,7 @@ class _ModalJob:
         if event.type not in ("TIMER", "ESC"):
             return {"PASS_THROUGH"}
         job = ACTIVE["job"]
+        ACTIVE["beat"] = time.monotonic()
         _redraw(context)
         try:
             if event.type == "ESC" and job is not None:
@@ -104,6 +125,12 @@ class _ModalJob:
             return _report_done(self, self.bl_label)
         return {"PASS_THROUGH"}
 
+    def cancel(self, context):
+        """Blender removed the modal handler (its window closed, a file was opened): stop the job."""
+        with contextlib.suppress(Exception):      # the window and its timer may be gone already
+            context.window_manager.event_timer_remove(self._timer)
+        abandon_job("its window closed or another file was opened")
+
 
 class _BackendJobOperator(_ModalJob):
     """A job operator: ``make_job(context)`` builds it; in the UI it runs modal, in
@@ -115,7 +142,18 @@ class _BackendJobOperator(_ModalJob):
     def run_to_end(self, job) -> None:
         _guarded(self, job.run_blocking)
 
+    def _busy(self) -> bool:
+        """Whether another job runs (reported); one Blender stopped stepping is stopped instead."""
+        if _orphaned():
+            abandon_job("nothing was running it any more")
+        if ACTIVE["job"] is not None:
+            self.report({"WARNING"}, "FaceKey is busy with another job: wait for it or press Cancel.")
+            return True
+        return False
+
     def execute(self, context):
+        if self._busy():
+            return {"CANCELLED"}
         job = _guarded(self, lambda: self.make_job(context))
         if job is None:
             return {"CANCELLED"}
@@ -123,8 +161,10 @@ class _BackendJobOperator(_ModalJob):
         return _report_done(self, self.bl_label)
 
     def invoke(self, context, event):
-        if bpy.app.background or ACTIVE["job"] is not None:
-            return self.execute(context) if ACTIVE["job"] is None else {"CANCELLED"}
+        if self._busy():
+            return {"CANCELLED"}
+        if bpy.app.background:
+            return self.execute(context)
         job = _guarded(self, lambda: self.make_job(context))
         if job is None:
             return {"CANCELLED"}
@@ -305,8 +345,10 @@ class FACEKEY_OT_cancel(bpy.types.Operator):
     bl_label = "Cancel"
 
     def execute(self, context):
-        if ACTIVE["job"] is not None:
-            ACTIVE["job"].cancel()
+        if _orphaned():
+            abandon_job("cancelled")
+        elif ACTIVE["job"] is not None:
+            ACTIVE["job"].cancel()              # its modal step reports the end
         return {"FINISHED"}
 
 
@@ -421,5 +463,6 @@ def register() -> None:
 def unregister() -> None:
     if bpy.app.timers.is_registered(close_idle_backend):
         bpy.app.timers.unregister(close_idle_backend)
+    abandon_job("the add-on was disabled")       # Blender drops its modal handler without a cancel call
     WARM.close()
     _unregister_classes()

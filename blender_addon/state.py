@@ -37,8 +37,11 @@ class JobState:
         return min(1.0, self.done / self.total) if self.total > 0 else 0.0
 
     def begin(self, job: str, message: str = "") -> None:
+        """A new job: progress, error and the last job's report are cleared (the panel showed that report
+        under the next job's "backend ready")."""
         self.status, self.job, self.done, self.total, self.message = "running", job, 0, 0, message
         self.error_code = self.error_message = self.error_hint = ""
+        self.report = {}
 
     def progress(self, done: int, total: int, message: str = "") -> None:
         self.done, self.total = int(done), int(total)

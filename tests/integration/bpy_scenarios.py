@@ -324,6 +324,53 @@ def sc_job_bugs(params) -> dict:
     return out
 
 
+def sc_orphaned_job(params) -> dict:
+    """A job whose modal handler Blender dropped (window closed, file opened, add-on disabled): Cancel,
+    the next job's button, the operator's cancel callback and disabling the add-on each free FaceKey."""
+    import time as _time
+    pkg = install(params)
+    ops, state = sub(pkg, "operators"), sub(pkg, "state")
+
+    class Job:
+        cancelled = 0
+
+        def cancel(self):
+            Job.cancelled += 1
+
+    def orphan():
+        state.STATE.begin("setup", "creating the backend environment")
+        ops.ACTIVE["job"], ops.ACTIVE["beat"] = Job(), _time.monotonic() - 10.0
+
+    out = {}
+    orphan()
+    call_op(bpy.ops.facekey.cancel)
+    out["cancel"] = {"active": ops.ACTIVE["job"] is not None, "status": state.STATE.status}
+    orphan()
+    ops.ACTIVE["beat"] = _time.monotonic()                      # a live job: Cancel asks it, the modal reports
+    call_op(bpy.ops.facekey.cancel)
+    out["live_cancel"] = {"active": ops.ACTIVE["job"] is not None, "status": state.STATE.status}
+    ops.ACTIVE["job"] = None
+    orphan()
+    rc = call_op(bpy.ops.facekey.capture, "INVOKE_DEFAULT")        # no footage set: its own error, not "busy"
+    out["next_job"] = {"active": ops.ACTIVE["job"] is not None, "rc": rc, "error": state.STATE.error_code}
+
+    class Op:
+        _timer = None
+    orphan()
+    ops.FACEKEY_OT_capture.cancel(Op(), bpy.context)
+    out["op_cancel"] = {"active": ops.ACTIVE["job"] is not None, "status": state.STATE.status}
+    orphan()
+    ops.ACTIVE["beat"] = _time.monotonic()
+    ops.unregister()                                            # what disabling the add-on runs
+    out["disabled"] = {"active": ops.ACTIVE["job"] is not None, "status": state.STATE.status,
+                       "message": state.STATE.error_message}
+    out["cancel_calls"] = Job.cancelled
+    state.STATE.finish("baked", {"objects": {"Face": {}}})
+    state.STATE.begin("check", "starting the backend")
+    out["report_after_begin"] = state.STATE.report
+    return out
+
+
 def sc_warm_worker(params) -> dict:
     """Jobs kept warm, as the operators run them in an interactive session: two single jobs and a
     two-part sequence run on one backend worker, left running between them; the idle timer keeps it

@@ -202,3 +202,18 @@ def test_a_bug_in_a_job_is_reported_and_nothing_is_left_busy(run_scenario, tmp_p
     assert seq["status"] == "done" and seq["report"]["errors"] == {"broken": "internal"}   # the next part ran
     hung = res["hung"]
     assert hung["status"] == "error" and hung["code"] == "backend_timeout" and hung["seconds"] < 5
+
+
+def test_a_job_blender_stopped_stepping_does_not_leave_facekey_busy(run_scenario):
+    """Closing Preferences during Set up backend, opening a file mid-job or disabling the add-on drops
+    the job's modal handler: FaceKey stayed 'running' and refused every job until Blender restarted,
+    and Cancel did nothing."""
+    res = run_scenario("orphaned_job", {})
+    assert res["cancel"] == {"active": False, "status": "cancelled"}                 # Cancel frees it
+    assert res["live_cancel"]["active"]                                              # a live job: its modal ends it
+    assert not res["next_job"]["active"] and res["next_job"]["rc"] == ["CANCELLED"]
+    assert res["next_job"]["error"] not in ("", "cancelled")                         # its own error, not "busy"
+    assert res["op_cancel"] == {"active": False, "status": "cancelled"}              # Blender's cancel callback
+    assert not res["disabled"]["active"] and res["disabled"]["status"] == "cancelled"
+    assert "disabled" in res["disabled"]["message"] and res["cancel_calls"] == 5     # each job was told to stop
+    assert res["report_after_begin"] == {}              # the last job's report is not shown under the next one
