@@ -1,29 +1,42 @@
 """Where the backend lives, and the job that creates it (venv + pip install of the bundled wheel).
 
 The add-on zip carries ``wheels/facekey-<version>-py3-none-any.whl``
-(``build_addon.py``); **Set up backend** creates a virtual environment with
-Blender's own Python and pip-installs ``facekey[backend]`` from that wheel
-(its dependencies come from the package index).  A Python given in the
-preferences is used as is instead.
+(``build_addon.py``); **Set up backend** checks that Blender's own Python is
+one the wheel supports, creates a virtual environment with it and
+pip-installs ``facekey[backend]`` from that wheel (its dependencies come from
+the package index), then reinstalls facekey itself from the wheel (an add-on
+update keeps its version number) and imports the whole backend.  Only then is
+the environment marked ready (:data:`READY_MARKER`); a set-up that failed or
+was cancelled is never taken for one.  The commands run without the
+``PYTHON*`` variables Blender's Python ignores (a ``PYTHONPATH`` would make pip
+skip packages the backend then lacks) and in their own process group, so
+Cancel stops pip's children too.  A Python given in the preferences is used as
+is instead.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import threading
+import zipfile
 
+from .protocol.client import DROPPED_ENV
 from .protocol.errors import FaceKeyError
 from .state import STATE, JobState
 
 __all__ = ["user_data_dir", "default_env_dir", "default_log_path", "env_python", "backend_python",
-           "bundled_wheel", "SetupJob", "parse_pip_line"]
+           "bundled_wheel", "SetupJob", "parse_pip_line", "wheel_requires_python", "python_fits", "READY_MARKER"]
 
 ADDON_DIR = os.path.dirname(os.path.abspath(__file__))
 _HINT_SETUP = "Open Preferences > Add-ons > FaceKey and click 'Set up backend', or set 'Backend Python' to an existing environment."
+#: File written into the environment once a set-up has finished and its check passed.
+READY_MARKER = "facekey_ready"
 
 
 def user_data_dir() -> str:
@@ -61,9 +74,13 @@ def backend_python(python_path: str, env_dir: str) -> str:
         if not os.path.isfile(python_path):
             raise FaceKeyError("backend_missing", f"Backend Python not found: {python_path}", _HINT_SETUP)
         return python_path
-    py = env_python(env_dir or default_env_dir())
+    env_dir = env_dir or default_env_dir()
+    py = env_python(env_dir)
     if not os.path.isfile(py):
         raise FaceKeyError("backend_missing", f"The FaceKey backend is not set up (no {py}).", _HINT_SETUP)
+    if not os.path.isfile(os.path.join(env_dir, READY_MARKER)):
+        raise FaceKeyError("backend_missing", f"The FaceKey backend set-up in {env_dir} did not finish (it failed, "
+                           "was cancelled, or was made by an older FaceKey).", _HINT_SETUP)
     return py
 
 
@@ -83,6 +100,52 @@ _PIP_PATTERNS = (
     (re.compile(r"^\s*Installing collected packages: (.+)"), "installing {0}"),
     (re.compile(r"^\s*Successfully installed (.+)"), "installed {0}"),
 )
+
+
+def wheel_requires_python(wheel: str) -> str:
+    """The wheel's ``Requires-Python`` (e.g. ``">=3.11,<3.12"``; "" when it states none)."""
+    with zipfile.ZipFile(wheel) as z:
+        meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        for line in z.read(meta).decode("utf-8", "replace").splitlines():
+            if line.lower().startswith("requires-python:"):
+                return line.split(":", 1)[1].strip()
+    return ""
+
+
+def python_fits(version: tuple[int, ...], spec: str) -> bool:
+    """Whether a Python ``version`` (major, minor, micro) meets ``spec``: clauses such as ``>=3.11``,
+    ``<3.12``, ``==3.11.*`` or ``!=3.11.2`` joined by commas (a clause of another form is left to pip)."""
+    ops = {">=": tuple.__ge__, "<=": tuple.__le__, ">": tuple.__gt__, "<": tuple.__lt__, "==": tuple.__eq__,
+           "!=": tuple.__ne__}
+    for clause in filter(None, (c.strip() for c in spec.split(","))):
+        m = re.fullmatch(r"(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)(\.\*)?", clause)
+        if not m:
+            continue
+        want = tuple(int(x) for x in m.group(2).split("."))
+        if m.group(3):                                 # a prefix: ==3.11.* / !=3.11.*
+            have = tuple(version[:len(want)])
+        else:
+            n = max(len(version), len(want))
+            have, want = tuple(version) + (0,) * (n - len(version)), want + (0,) * (n - len(want))
+        if not ops[m.group(1)](have, want):
+            return False
+    return True
+
+
+def _failure_hint(output: str, log_path: str) -> str:
+    """The likely cause of a failed set-up command, from the end of its output."""
+    known = (("requires a different Python", "This FaceKey needs another Python version than Blender's; set "
+              "'Backend Python' to a Python 3.11 environment with facekey[backend] installed."),
+             ("No space left", "The disk is full: free some space and set up again."),
+             ("Permission denied", "The environment folder is not writable: pick another in the preferences."),
+             ("No matching distribution", "pip could not get a package: check network access to the package "
+              "index (or a proxy / PIP_INDEX_URL), then set up again."),
+             ("Could not fetch URL", "pip could not reach the package index: check network access, then set up "
+              "again."))
+    for needle, hint in known:
+        if needle in output:
+            return f"{hint} Details: {log_path}"
+    return f"See the log {log_path} (network access to the package index is needed for the backend's dependencies)."
 
 
 def parse_pip_line(line: str) -> str | None:
@@ -110,7 +173,7 @@ class SetupJob:
         pip_args: extra ``pip install`` arguments (e.g. ``["--no-deps"]``).
     """
 
-    STEPS = 3  # create the venv, install the wheel, import check
+    STEPS = 5  # Python version, create the venv, install the wheel, reinstall facekey, import check
 
     def __init__(self, env_dir: str, wheel: str, log_path: str, *, python: str = sys.executable,
                  extras: str = "backend", pip_args: list[str] | None = None, state: JobState = STATE):
@@ -133,21 +196,52 @@ class SetupJob:
     def _commands(self) -> list[tuple[str, list[str]]]:
         py = env_python(self.env_dir)
         target = f"{self.wheel}[{self.extras}]" if self.extras else self.wheel
+        pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off", *self.pip_args]
+        # with the backend extra the whole stack must import; a bare wheel (tests) has only its own code
+        check = "import numpy, torch, cv2, mediapipe, backend.worker" if self.extras == "backend" else "import backend"
         return [
             ("creating the virtual environment", [self.python, "-m", "venv", self.env_dir]),
-            ("installing the backend", [py, "-m", "pip", "install", "--disable-pip-version-check",
-                                        "--progress-bar", "off", *self.pip_args, target]),
-            ("checking the backend", [py, "-c", "import backend.protocol, sys; print('backend ok', sys.version)"]),
+            ("installing the backend", [*pip, target]),
+            ("installing this FaceKey's backend", [*pip, "--force-reinstall", "--no-deps", self.wheel]),
+            ("checking the backend", [py, "-c", f"{check}, sys; print('backend ok', sys.version)"]),
         ]
+
+    def _check_python(self, log) -> None:
+        """Refuse a creating Python the wheel does not support before anything is made (Blender 3.4-4.0 ship
+        Python 3.10; pip's refusal came only after the venv, blaming the network)."""
+        spec = wheel_requires_python(self.wheel)
+        out = subprocess.run([self.python, "-c", "import sys; print(*sys.version_info[:3])"], capture_output=True,
+                             text=True, env=self._env()).stdout.split()
+        version = tuple(int(x) for x in out) if len(out) == 3 else ()
+        log.write(f"$ Python {'.'.join(map(str, version)) or '?'} for {os.path.basename(self.wheel)} "
+                  f"(Requires-Python {spec or 'any'})\n")
+        if version and spec and not python_fits(version, spec):
+            raise FaceKeyError("backend_missing", f"FaceKey's backend needs Python {spec}; this Blender's Python is "
+                               f"{'.'.join(map(str, version))}.",
+                               "Install Python 3.11, create an environment with it and pip install the wheel "
+                               f"{os.path.basename(self.wheel)}[backend] there, then set 'Backend Python' to its "
+                               "python in the FaceKey preferences.")
+
+    def _env(self) -> dict:
+        env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
+        env["PYTHONNOUSERSITE"] = "1"         # packages in ~/.local would count as installed, then be missing
+        return env
 
     def _run(self) -> None:
         try:
             with open(self.log_path, "a", encoding="utf-8") as log:
-                for i, (what, cmd) in enumerate(self._commands()):
+                self._queue.put(("progress", 0, "checking Blender's Python"))
+                self._check_python(log)
+                marker = os.path.join(self.env_dir, READY_MARKER)
+                if os.path.exists(marker):
+                    os.remove(marker)             # not ready again until this set-up has passed its check
+                for i, (what, cmd) in enumerate(self._commands(), start=1):
                     self._queue.put(("progress", i, what))
                     log.write(f"$ {' '.join(cmd)}\n")
                     log.flush()
                     self._run_one(cmd, log, i)
+                with open(marker, "w", encoding="utf-8") as f:
+                    f.write(os.path.basename(self.wheel) + "\n")
             self._queue.put(("done", self.STEPS, env_python(self.env_dir)))
         except FaceKeyError as e:
             self._queue.put(("error", e, None))
@@ -160,9 +254,12 @@ class SetupJob:
             if self._cancel.is_set():
                 raise FaceKeyError("cancelled", "Backend set-up cancelled.", "Click 'Set up backend' to start again.")
             self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                          encoding="utf-8", errors="replace")
+                                          encoding="utf-8", errors="replace", env=self._env(),
+                                          start_new_session=os.name == "posix")
+        tail: list[str] = []
         for line in self._proc.stdout:
             log.write(line)
+            tail = (tail + [line])[-40:]
             msg = parse_pip_line(line)
             if msg:
                 self._queue.put(("progress", step, msg))
@@ -171,8 +268,7 @@ class SetupJob:
             raise FaceKeyError("cancelled", "Backend set-up cancelled.", "Click 'Set up backend' to start again.")
         if rc != 0:
             raise FaceKeyError("backend_missing", f"'{' '.join(cmd[:4])} ...' failed with exit code {rc}.",
-                               f"See the log {self.log_path} (network access to the package index is needed "
-                               "for the backend's dependencies).")
+                               _failure_hint("".join(tail), self.log_path))
 
     def step(self) -> bool:
         """Apply queued progress to the state; True once the job has ended."""
@@ -196,7 +292,11 @@ class SetupJob:
         with self._lock:
             self._cancel.set()
             if self._proc is not None and self._proc.poll() is None:
-                self._proc.kill()
+                if os.name == "posix":           # its own session: pip's and ensurepip's children go too
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(self._proc.pid, signal.SIGKILL)
+                else:
+                    self._proc.kill()
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the worker thread (tests, blocking runs), then drain the queue."""

@@ -31,11 +31,12 @@ from typing import Callable, Optional
 from .errors import FaceKeyError
 from .messages import PROTOCOL_VERSION, Progress, encode, read_messages
 
-__all__ = ["BackendClient", "SETUP_HINT"]
+__all__ = ["BackendClient", "SETUP_HINT", "DROPPED_ENV"]
 
 SETUP_HINT = "Open Preferences > Add-ons > FaceKey > Set up backend, or point it at an existing environment."
-#: Inherited variables that would make the backend's Python load Blender's standard library.
-_DROPPED_ENV = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONEXECUTABLE")
+#: Inherited variables that would make the backend's Python load Blender's standard library (or another
+#: install's packages): Blender's own Python ignores them, a child Python obeys them.
+DROPPED_ENV = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONEXECUTABLE")
 _TAIL_LINES = 15
 
 
@@ -170,7 +171,7 @@ class BackendClient:
                                f"{e.strerror or e}.", "Set a log file you can write to in the add-on's "
                                "preferences (or free some disk space).") from e
         self._log_offset = self._log_file.tell()
-        env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
+        env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
         env.update(self.env)
         env["FACEKEY_LOG"] = os.path.abspath(self.log_path)
         env["PYTHONUNBUFFERED"] = "1"

@@ -562,6 +562,41 @@ def sc_setup_job(params) -> dict:
             "resolved": bs.backend_python("", env_dir)}
 
 
+def sc_setup_checks(params) -> dict:
+    """Set up backend's guards, without pip: a wheel for another Python is refused before anything is
+    made; the commands run without PYTHONPATH & co.; an environment whose set-up never finished is not
+    taken for a backend; the version test itself."""
+    import subprocess as sp
+    import zipfile as zf
+    pkg = install(params)
+    bs = sub(pkg, "backend_setup")
+    wheel = os.path.join(params["tmp"], "facekey-0.1.0-py3-none-any.whl")
+    with zf.ZipFile(wheel, "w") as z:
+        z.writestr("facekey-0.1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: facekey\n"
+                   "Requires-Python: >=3.99\n")
+    env_dir = os.path.join(params["tmp"], "env")
+    st = sub(pkg, "state").JobState()
+    job = bs.SetupJob(env_dir, wheel, params["log"], python=params["python"], state=st)
+    job.start()
+    job.join(60)
+    out = {"refused": {"status": st.status, "code": st.error_code, "message": st.error_message,
+                       "hint": st.error_hint, "env_made": os.path.exists(env_dir)}}
+    os.environ["PYTHONPATH"], os.environ["PYTHONHOME"] = "/elsewhere", "/elsewhere"
+    env = job._env()
+    out["env"] = {"PYTHONPATH" in env, "PYTHONHOME" in env, env.get("PYTHONNOUSERSITE")} == {False, "1"}
+    del os.environ["PYTHONPATH"], os.environ["PYTHONHOME"]
+    sp.run([params["python"], "-m", "venv", "--without-pip", env_dir], check=True)       # a half-made set-up
+    try:
+        bs.backend_python("", env_dir)
+        out["half"] = None
+    except Exception as e:                                                           # noqa: BLE001
+        out["half"] = [getattr(e, "code", ""), getattr(e, "message", str(e))]
+    out["fits"] = [bs.python_fits(v, spec) for v, spec in (((3, 11, 7), ">=3.11,<3.12"), ((3, 10, 13), ">=3.11,<3.12"),
+                                                           ((3, 12, 0), ">=3.11,<3.12"), ((3, 11, 9), "==3.11.*"),
+                                                           ((3, 11, 2), "!=3.11.2"), ((3, 11, 0), ""))]
+    return out
+
+
 def sc_check_backend(params) -> dict:
     pkg = install(params)
     set_backend(pkg, params["python"])

@@ -43,3 +43,16 @@ def test_setup_job_creates_a_venv_with_the_bundled_wheel(run_scenario, tmp_path)
     assert any(m.startswith("installed facekey") or m.startswith("processing") for m in res["messages"]), res["messages"]
     log = (tmp_path / "setup.log").read_text()
     assert "backend ok" in log and "-m venv" in log
+
+
+def test_setup_refuses_what_would_fail_later_and_never_counts_a_half_setup(run_scenario, tmp_path):
+    """Official Blender 3.4-4.0 ship Python 3.10: pip refused the 3.11 wheel only after the venv was made,
+    with a hint blaming the network.  A PYTHONPATH made pip skip packages the backend then lacked.  A
+    failed or cancelled set-up's python counted as a backend."""
+    res = run_scenario("setup_checks", {"python": VENV_PYTHON, "tmp": str(tmp_path), "log": str(tmp_path / "s.log")})
+    refused = res["refused"]
+    assert refused["status"] == "error" and refused["code"] == "backend_missing" and not refused["env_made"]
+    assert ">=3.99" in refused["message"] and "Backend Python" in refused["hint"]
+    assert res["env"]
+    assert res["half"][0] == "backend_missing" and "did not finish" in res["half"][1]
+    assert res["fits"] == [True, False, False, True, False, True]
