@@ -33,7 +33,11 @@ REPO = Path(__file__).resolve().parent
 ADDON_SRC = REPO / "blender_addon"
 PROTOCOL_SRC = REPO / "backend" / "protocol"
 PACKAGE = "facekey"
-_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.blend1")
+#: Never shipped: caches, editor backups and hidden files (.DS_Store, .pytest_cache, operators.py~).
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.blend1", ".*", "*~")
+#: What the wheel is built from (copied clean: setuptools reuses the checkout's build/lib, which keeps
+#: modules deleted from the sources).
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "backend", "training")
 
 
 def version() -> str:
@@ -48,7 +52,15 @@ def build_wheel(out_dir: Path) -> Path:
     """``pip wheel . --no-deps -w out_dir``; return the facekey wheel."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="facekey-wheel-") as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
+        src = Path(tmp) / "src"
+        for name in WHEEL_SOURCES:
+            path = REPO / name
+            if path.is_dir():
+                shutil.copytree(path, src / name, ignore=_IGNORE)
+            else:
+                src.mkdir(exist_ok=True)
+                shutil.copy2(path, src / name)
+        subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
                         "--disable-pip-version-check", "-q", "-w", tmp], check=True)
         (wheel,) = glob.glob(os.path.join(tmp, "facekey-*.whl"))
         return Path(shutil.copy2(wheel, out_dir))

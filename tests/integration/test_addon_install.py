@@ -26,3 +26,25 @@ def test_extension_installs_enables_and_disables(run_scenario):
                                   "preview_frame", "clear_preview", "set_rest_frame"])
     assert res["wheel"].startswith("facekey-0.1.0-")
     assert res["panel_after_disable"] is False and res["object_prop_after_disable"] is False
+
+
+def test_the_zips_hold_the_sources_as_they_are_now(tmp_path):
+    """setuptools reuses the checkout's build/lib, so a module deleted from the sources stayed in the
+    bundled wheel; editor backups and hidden files (.DS_Store, operators.py~) were shipped."""
+    from blender_fixtures import REPO, _load_build_addon
+    stale = REPO / "build" / "lib" / "backend" / "zz_deleted_module.py"
+    junk = [REPO / "blender_addon" / ".DS_Store", REPO / "blender_addon" / "operators.py~"]
+    made = [p for p in [stale, *junk] if not p.exists()]
+    try:
+        for p in made:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text("X = 1\n")
+        target = _load_build_addon().stage(tmp_path)
+        (wheel,) = (target / "wheels").glob("facekey-*.whl")
+        names = zipfile.ZipFile(wheel).namelist()
+        assert "backend/worker.py" in names and "backend/zz_deleted_module.py" not in names
+        assert "backend/assets/generators/s2d/s2d.safetensors" in names
+        assert not (target / ".DS_Store").exists() and not (target / "operators.py~").exists()
+    finally:
+        for p in made:
+            p.unlink()
