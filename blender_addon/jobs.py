@@ -302,6 +302,62 @@ class LocalJob:
         self.start()
 
 
+class CheckJob:
+    """Start a backend, show its ``hello`` (version, device, protocol), shut it down: with the interface of
+    :class:`BackendJob`, so the UI never waits on the start (it blocked Blender for the ~3 s start, up to
+    the 60 s timeout on a hung backend).
+
+    Args:
+        python: the backend's Python.  log_path: its log.  timeout: seconds allowed for the hello.
+    """
+
+    def __init__(self, python: str, log_path: str, *, timeout: float = 60.0, state: JobState = STATE,
+                 client_kwargs: dict | None = None):
+        self.python, self.log_path, self.timeout, self.state = python, log_path, timeout, state
+        self.client_kwargs = client_kwargs or {}
+        self.client = None
+        self.finished = False
+
+    def start(self) -> None:
+        from .protocol.client import BackendClient
+        self.state.begin("check", "starting the backend")
+        self.state.log_path = self.log_path
+        self.client = BackendClient(self.python, self.log_path, **self.client_kwargs)
+        try:
+            self.client.launch(timeout=self.timeout)
+        except FaceKeyError as e:
+            self._end(e)
+
+    def step(self) -> bool:
+        if self.finished:
+            return True
+        errors = [m for m in self.client.poll() if m.get("type") == "error"]
+        if errors:
+            self._end(FaceKeyError.from_dict(errors[0]))
+        elif self.client.hello is not None:
+            h = self.client.hello
+            self._end(None, f"backend {h.get('version', '?')} on {h.get('device', '?')} (protocol {h.get('protocol')})")
+        return self.finished
+
+    def _end(self, err: FaceKeyError | None, message: str = "") -> None:
+        self.finished = True
+        if self.client is not None:
+            self.client.close(timeout=0.5)
+        if err is None:
+            self.state.finish(message, {"hello": dict(self.client.hello)})
+        else:
+            self.state.fail(err)
+
+    def cancel(self) -> None:
+        if not self.finished:
+            self._end(FaceKeyError("cancelled", "Backend check cancelled.", ""))
+
+    def run_blocking(self, poll_interval: float = 0.05, timeout: float | None = None) -> None:
+        self.start()
+        while not self.step():
+            time.sleep(poll_interval)
+
+
 class JobSequence:
     """Parts (one per target, say) run one after another as one job the UI shows.
 

@@ -16,7 +16,7 @@ import bpy
 from bpy.props import StringProperty
 
 from .backend_setup import SetupJob, bundled_wheel, default_env_dir, default_log_path
-from .jobs import WARM, internal_error, keep_warm
+from .jobs import WARM, CheckJob, internal_error, keep_warm
 from .preferences import get_prefs
 from .protocol.errors import FaceKeyError
 from .protocol.take import format_spans
@@ -24,7 +24,7 @@ from .scene_jobs import (backend_python_of, export_csv, import_csv, make_apply_j
                          make_generate_job, make_mesh_retarget_job, make_preview_job, make_solve_job)
 from .state import STATE
 
-__all__ = ["check_backend", "register", "unregister"]
+__all__ = ["abandon_job", "register", "unregister"]
 
 #: The running modal job (capture or setup), for the Cancel button, and when its modal handler last ran
 #: (``beat``, time.monotonic()).
@@ -357,29 +357,13 @@ class FACEKEY_OT_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
-def check_backend(context, client_kwargs: dict | None = None) -> dict:
-    """Start the backend, return its hello (version, device), shut it down."""
-    from .protocol.client import BackendClient
-    python = backend_python_of(context)
-    STATE.begin("check", "starting the backend")
-    STATE.log_path = default_log_path()
-    client = BackendClient(python, STATE.log_path, **(client_kwargs or {}))
-    try:
-        hello = client.start()
-    finally:
-        client.close()
-    STATE.finish(f"backend {hello.get('version', '?')} on {hello.get('device', '?')} (protocol {hello.get('protocol')})")
-    return hello
-
-
-class FACEKEY_OT_check_backend(bpy.types.Operator):
+class FACEKEY_OT_check_backend(_BackendJobOperator, bpy.types.Operator):
     """Start the backend once and show its version and device"""
     bl_idname = "facekey.check_backend"
     bl_label = "Check backend"
 
-    def execute(self, context):
-        hello = _guarded(self, lambda: check_backend(context))
-        return {"CANCELLED"} if hello is None else _report_done(self, "Check backend")
+    def make_job(self, context):
+        return CheckJob(backend_python_of(context), default_log_path())
 
 
 class FACEKEY_OT_import_csv(bpy.types.Operator):

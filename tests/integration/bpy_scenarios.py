@@ -598,10 +598,22 @@ def sc_setup_checks(params) -> dict:
 
 
 def sc_check_backend(params) -> dict:
+    """The Check backend button (blocking in background mode), and its job as the UI runs it: started,
+    then stepped by the modal timer until the hello."""
     pkg = install(params)
     set_backend(pkg, params["python"])
     rc = call_op(bpy.ops.facekey.check_backend)
-    return {"rc": rc, "state": state_dict(pkg)}
+    res = {"rc": rc, "state": state_dict(pkg)}
+    st = sub(pkg, "state").JobState()
+    job = sub(pkg, "jobs").CheckJob(params["python"], params["log"], state=st)
+    job.start()
+    res["after_start"] = {"finished": job.finished, "status": st.status}
+    steps = 0
+    while not job.step():
+        steps += 1
+        time.sleep(0.05)
+    res["job"] = {"status": st.status, "message": st.message, "steps": steps, "alive": job.client.alive}
+    return res
 
 
 def sc_realdata_csv(params) -> dict:

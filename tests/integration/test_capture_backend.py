@@ -146,10 +146,15 @@ def test_capture_without_a_face_reports_no_face(run_scenario, tmp_path):
     _unchanged(res)
 
 
-def test_check_backend_shows_version_and_device(run_scenario):
-    res = run_scenario("check_backend", {"python": VENV_PYTHON})
+def test_check_backend_shows_version_and_device(run_scenario, tmp_path):
+    """The check is a job the UI steps (it blocked Blender until the backend said hello: ~3 s, up to the
+    60 s timeout on a hung backend): started, it is still running; the hello ends it; the worker is shut."""
+    res = run_scenario("check_backend", {"python": VENV_PYTHON, "log": str(tmp_path / "check.log")})
     assert res["rc"] == ["FINISHED"], res["state"]
     assert "backend" in res["state"]["message"] and "cpu" in res["state"]["message"].lower()
+    assert res["after_start"] == {"finished": False, "status": "running"}
+    assert res["job"]["status"] == "done" and "protocol" in res["job"]["message"] and res["job"]["steps"] > 0
+    assert not res["job"]["alive"]
 
 
 def test_jobs_kept_warm_share_one_worker_until_it_rests(run_scenario, tmp_path):
