@@ -28,14 +28,24 @@ def _modules():
 
 def register() -> None:
     import importlib.util
+
+    import bpy
+    from .protocol.errors import FaceKeyError
     if importlib.util.find_spec("numpy") is None:
-        from .protocol.errors import FaceKeyError
         raise FaceKeyError("blender_failed", "This Blender's Python has no numpy, which FaceKey needs to read takes.",
                            "Use an official Blender build (it bundles numpy), or on Debian/Ubuntu: apt install python3-numpy.")
+    other = getattr(bpy.types, "FACEKEY_OT_capture", None)
+    if other is not None and not other.__module__.startswith(__name__ + "."):
+        raise FaceKeyError("bad_argument", f"Another FaceKey is enabled ({other.__module__.split('.operators')[0]}).",
+                           "Disable or remove the other one (the legacy add-on or the extension), then enable this.")
     for m in _modules():
         m.register()
 
 
 def unregister() -> None:
+    import traceback
     for m in reversed(_modules()):
-        m.unregister()
+        try:          # each part goes even when another fails, so no timer or class is left behind
+            m.unregister()
+        except Exception:  # noqa: BLE001 - reported, and the remaining parts still unregister
+            traceback.print_exc()

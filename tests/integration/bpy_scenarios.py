@@ -147,6 +147,27 @@ def sc_install(params) -> dict:
     return res
 
 
+def sc_two_facekeys(params) -> dict:
+    """The extension enabled, then the legacy add-on (someone moving from 3.4 to 4.2 with both): the second
+    is refused with the reason, the first keeps working and disables cleanly."""
+    import addon_utils
+    pkg = install(params)
+    bpy.ops.preferences.addon_install(filepath=params["legacy_zip"], overwrite=True)
+    try:
+        bpy.ops.preferences.addon_enable(module="facekey")
+        refused = ""
+    except Exception as e:                                   # noqa: BLE001 - Blender reports the register error
+        refused = str(e)
+    res = {"refused": refused, "legacy_enabled": addon_utils.check("facekey")[1],
+           "capture_module": bpy.types.FACEKEY_OT_capture.__module__, "extension": pkg.__name__}
+    try:
+        addon_utils.disable(pkg.__name__, default_set=True)
+        res["disabled"] = not hasattr(bpy.types, "FACEKEY_OT_capture")
+    except Exception as e:                                   # noqa: BLE001
+        res["disabled"] = f"raised {e}"
+    return res
+
+
 def sc_import_csv(params) -> dict:
     """Import a CSV through the operator onto Face (+ Plain, skipped), with head rotation on Face."""
     pkg = install(params)

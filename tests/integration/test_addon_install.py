@@ -28,6 +28,14 @@ def test_extension_installs_enables_and_disables(run_scenario):
     assert res["panel_after_disable"] is False and res["object_prop_after_disable"] is False
 
 
+def test_the_legacy_add_on_and_the_extension_are_never_both_enabled(run_scenario, addon_zips):
+    """Both used to enable (the second replacing the first's classes), and disabling one then raised and
+    left its timer ticking on a missing scene property."""
+    res = run_scenario("two_facekeys", {"legacy_zip": addon_zips["legacy"]})
+    assert res["capture_module"].startswith(res["extension"] + ".")
+    assert not res["legacy_enabled"] and res["disabled"] is True
+
+
 def test_the_zips_hold_the_sources_as_they_are_now(tmp_path):
     """setuptools reuses the checkout's build/lib, so a module deleted from the sources stayed in the
     bundled wheel; editor backups and hidden files (.DS_Store, operators.py~) were shipped."""
