@@ -99,7 +99,7 @@ class FACEKEY_PT_main(_FaceKeyPanel, bpy.types.Panel):
 
         _job_row(layout, align=True).operator("facekey.capture", icon="REC")
         if _running():
-            _draw_progress(layout)
+            draw_progress(layout)
             layout.operator("facekey.cancel", icon="CANCEL")
         row = layout.row(align=True)
         row.operator("facekey.import_csv", icon="IMPORT")
@@ -178,7 +178,7 @@ class FACEKEY_PT_generate(_SubPanel, bpy.types.Panel):
         _job_row(layout).operator("facekey.generate", icon="SHADERFX")
 
 
-def _draw_progress(layout) -> None:
+def draw_progress(layout) -> None:
     text = f"{STATE.message} ({STATE.done}/{STATE.total})" if STATE.total else STATE.message
     if hasattr(layout, "progress"):  # Blender 4.0+
         layout.progress(factor=STATE.fraction, type="BAR", text=text)

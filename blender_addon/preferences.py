@@ -28,18 +28,33 @@ class FaceKeyPreferences(bpy.types.AddonPreferences):
                     "once instead of after a ~3 s start (0 = close it after every job)")
 
     def draw(self, context):
-        from .backend_setup import default_env_dir
+        from .backend_setup import backend_python, default_env_dir
+        from .panels import draw_progress
+        from .protocol.errors import FaceKeyError
         layout = self.layout
         layout.prop(self, "env_dir")
         if not self.env_dir:
             layout.label(text=f"Default: {default_env_dir()}")
         layout.prop(self, "python_path")
+        if self.python_path:
+            layout.label(text="Backend Python is used while it is set: Set up backend would make an unused "
+                              "environment.", icon="INFO")
         layout.prop(self, "keep_backend_s")
+        try:
+            ready = backend_python(bpy.path.abspath(self.python_path), bpy.path.abspath(self.env_dir))
+            layout.label(text=f"Backend: ready ({ready})", icon="CHECKMARK")
+        except FaceKeyError as e:
+            layout.label(text=f"Backend: {e.message}", icon="ERROR")
         row = layout.row()
+        row.enabled = STATE.status != "running"
         row.operator("facekey.setup_backend", icon="CONSOLE")
         row.operator("facekey.check_backend", icon="CHECKMARK")
         if STATE.job in ("setup", "check"):
-            layout.label(text=f"{STATE.status}: {STATE.message}")
+            if STATE.status == "running":
+                draw_progress(layout)
+                layout.operator("facekey.cancel", icon="CANCEL")
+            else:
+                layout.label(text=f"{STATE.status}: {STATE.message}")
             if STATE.error_hint:
                 layout.label(text=STATE.error_hint, icon="INFO")
 

@@ -612,6 +612,19 @@ def sc_setup_checks(params) -> dict:
         out["half"] = None
     except Exception as e:                                                           # noqa: BLE001
         out["half"] = [getattr(e, "code", ""), getattr(e, "message", str(e))]
+    import types
+    prefs_cls = type(sub(pkg, "preferences").get_prefs())
+
+    def prefs_lines(**values) -> list:
+        log: list = []
+        me = types.SimpleNamespace(**{"env_dir": "", "python_path": "", "keep_backend_s": 300, **values})
+        me.layout = RecordingLayout(log)
+        prefs_cls.draw(me, bpy.context)
+        return [text for kind, text in log if kind == "label"]
+    out["prefs_half"] = prefs_lines(env_dir=env_dir)
+    open(os.path.join(env_dir, bs.READY_MARKER), "w").close()
+    out["prefs_ready"] = prefs_lines(env_dir=env_dir)
+    out["prefs_python"] = prefs_lines(env_dir=env_dir, python_path=params["python"])
     out["fits"] = [bs.python_fits(v, spec) for v, spec in (((3, 11, 7), ">=3.11,<3.12"), ((3, 10, 13), ">=3.11,<3.12"),
                                                            ((3, 12, 0), ">=3.11,<3.12"), ((3, 11, 9), "==3.11.*"),
                                                            ((3, 11, 2), "!=3.11.2"), ((3, 11, 0), ""))]

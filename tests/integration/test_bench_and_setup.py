@@ -56,3 +56,7 @@ def test_setup_refuses_what_would_fail_later_and_never_counts_a_half_setup(run_s
     assert res["env"]
     assert res["half"][0] == "backend_missing" and "did not finish" in res["half"][1]
     assert res["fits"] == [True, False, False, True, False, True]
+    # Preferences say whether a backend is there, and that Backend Python wins over the folder
+    assert any(t.startswith("Backend: ") and "did not finish" in t for t in res["prefs_half"])
+    assert any(t.startswith("Backend: ready") for t in res["prefs_ready"])
+    assert any("Backend Python is used" in t for t in res["prefs_python"])
