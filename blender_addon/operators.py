@@ -330,12 +330,12 @@ class FACEKEY_OT_setup_backend(_BackendJobOperator, bpy.types.Operator):
     bl_label = "Set up backend"
 
     def make_job(self, context):
+        WARM.close()    # a kept worker would go on running the backend this setup replaces
         if getattr(bpy.app, "online_access", True) is False:       # Blender 4.2+: the user's network switch
             raise FaceKeyError("backend_missing", "Set up backend installs the backend's packages (torch, MediaPipe, "
                                "OpenCV) from the package index, and Blender's 'Allow Online Access' is off.",
                                "Turn it on in Preferences > System > Network, or set 'Backend Python' to an "
                                "environment where you installed facekey[backend] yourself.")
-        WARM.close()    # a kept worker would go on running the backend this setup replaces
         prefs = get_prefs(context)
         return SetupJob(bpy.path.abspath(prefs.env_dir) or default_env_dir(), bundled_wheel(), default_log_path())
 

@@ -437,7 +437,10 @@ def sc_warm_worker(params) -> dict:
     res["cancel"] = {"status": st.status, "closed": warm.client is None}
     jobs.keep_warm(ping(state.JobState())).run_blocking()
     up = pid() is not None
-    ops.FACEKEY_OT_setup_backend.make_job(None, bpy.context)      # Set up backend replaces the environment
+    try:                                                          # Set up backend replaces the environment
+        ops.FACEKEY_OT_setup_backend.make_job(None, bpy.context)
+    except sub(pkg, "protocol.errors").FaceKeyError as e:         # background mode: online access is off
+        res["setup_refused"] = e.message
     res["setup_closes"] = up and warm.client is None
     res["starts_logged"] = open(params["log"], errors="replace").read().count("=== FaceKey backend start")
     return res

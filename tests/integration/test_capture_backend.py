@@ -168,6 +168,7 @@ def test_jobs_kept_warm_share_one_worker_until_it_rests(run_scenario, tmp_path):
     assert res["fresh_kept"] and res["idle_closed"]
     assert res["restarted"] and res["cancel"] == {"status": "cancelled", "closed": True}
     assert res["setup_closes"]             # Set up backend closes the kept worker of the old environment
+    assert "Allow Online Access" in res["setup_refused"]        # blender -b: network off, set-up refused
     assert res["starts_logged"] == 3       # one for the three jobs, one after the idle close, one after the cancel
 
 
