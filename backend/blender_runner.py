@@ -36,8 +36,9 @@ def _blender_command(script: str, args: list[str], blender: str | None) -> list[
     if named is None and importlib.util.find_spec("bpy") is not None:
         return [sys.executable, script, "--", *args]
     if named is not None and not (os.path.isfile(named) or shutil.which(named)):
-        raise FaceKeyError("blender_missing", f"The Blender named by --blender or $FACEKEY_BLENDER is not an executable: "
-                           f"{named!r}.", "Fix the path, or unset FACEKEY_BLENDER to use the bpy module / PATH's blender.")
+        raise FaceKeyError("blender_missing", "The Blender named by --blender or $FACEKEY_BLENDER is not an "
+                           f"executable: {named!r}.",
+                           "Fix the path, or unset FACEKEY_BLENDER to use the bpy module / PATH's blender.")
     exe = named or shutil.which("blender")
     if not exe:
         raise FaceKeyError("blender_missing", "No Blender found (bpy module not importable, no blender on PATH).",

@@ -43,7 +43,8 @@ def export_generators(gan_dir: str | Path, s2d_dir: str | Path, out: str | Path)
                                "(its float32 weights, critic and loss history) with the float16 copy.",
                                "Export into another folder, e.g. backend/assets/generators or shipped/.")
     gan_net, s2d_net = load_motion3dgan(gan_dir), load_s2d(s2d_dir)      # both read before either is written
-    gan_cfg, s2d_cfg = _config(gan_dir, stored="generator only (no critic), float16"), _config(s2d_dir, stored="float16")
+    gan_cfg = _config(gan_dir, stored="generator only (no critic), float16")
+    s2d_cfg = _config(s2d_dir, stored="float16")
     gan = save_net(gan_net, out / "motion3dgan", GAN_WEIGHTS, gan_cfg, leave_out=("critic.",), half=True)
     s2d = save_net(s2d_net, out / "s2d", S2D_WEIGHTS, s2d_cfg, half=True)
     return {"motion3dgan": gan[0], "s2d": s2d[0]}
