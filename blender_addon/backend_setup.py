@@ -103,12 +103,21 @@ _PIP_PATTERNS = (
 
 
 def wheel_requires_python(wheel: str) -> str:
-    """The wheel's ``Requires-Python`` (e.g. ``">=3.11,<3.12"``; "" when it states none)."""
-    with zipfile.ZipFile(wheel) as z:
-        meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
-        for line in z.read(meta).decode("utf-8", "replace").splitlines():
-            if line.lower().startswith("requires-python:"):
-                return line.split(":", 1)[1].strip()
+    """The wheel's ``Requires-Python`` (e.g. ``">=3.11,<3.12"``; "" when it states none).
+
+    Raises:
+        FaceKeyError: ``file_missing`` when the wheel cannot be read (damaged, or not a wheel).
+    """
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+            text = z.read(meta).decode("utf-8", "replace")
+    except (OSError, zipfile.BadZipFile, StopIteration) as e:
+        raise FaceKeyError("file_missing", f"The bundled wheel {wheel} cannot be read ({e!r}).",
+                           "Reinstall the add-on from its release zip.") from e
+    for line in text.splitlines():
+        if line.lower().startswith("requires-python:"):
+            return line.split(":", 1)[1].strip()
     return ""
 
 
@@ -174,6 +183,7 @@ class SetupJob:
     """
 
     STEPS = 5  # Python version, create the venv, install the wheel, reinstall facekey, import check
+    touches_scene = False        # goes on when another file is opened
 
     def __init__(self, env_dir: str, wheel: str, log_path: str, *, python: str = sys.executable,
                  extras: str = "backend", pip_args: list[str] | None = None, state: JobState = STATE):
@@ -219,8 +229,8 @@ class SetupJob:
             raise FaceKeyError("backend_missing", f"FaceKey's backend needs Python {spec}; this Blender's Python is "
                                f"{'.'.join(map(str, version))}.",
                                "Install Python 3.11, create an environment with it and pip install the wheel "
-                               f"{os.path.basename(self.wheel)}[backend] there, then set 'Backend Python' to its "
-                               "python in the FaceKey preferences.")
+                               f"{self.wheel}[backend] there, then set 'Backend Python' to its python in the "
+                               "FaceKey preferences.")
 
     def _env(self) -> dict:
         env = {k: v for k, v in os.environ.items() if k not in DROPPED_ENV}
@@ -248,6 +258,9 @@ class SetupJob:
         except OSError as e:
             self._queue.put(("error", FaceKeyError("backend_missing", f"Backend set-up failed: {e}",
                                                    f"See the log {self.log_path}."), None))
+        except Exception as e:  # noqa: BLE001 - a bug: the job still ends, reported as internal
+            from .jobs import internal_error
+            self._queue.put(("error", internal_error(e, self.log_path), None))
 
     def _run_one(self, cmd: list[str], log, step: int) -> None:
         with self._lock:
@@ -255,7 +268,8 @@ class SetupJob:
                 raise FaceKeyError("cancelled", "Backend set-up cancelled.", "Click 'Set up backend' to start again.")
             self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                           encoding="utf-8", errors="replace", env=self._env(),
-                                          start_new_session=os.name == "posix")
+                                          start_new_session=os.name == "posix",
+                                          creationflags=getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0))
         tail: list[str] = []
         for line in self._proc.stdout:
             log.write(line)
@@ -271,11 +285,17 @@ class SetupJob:
                                _failure_hint("".join(tail), self.log_path))
 
     def step(self) -> bool:
-        """Apply queued progress to the state; True once the job has ended."""
+        """Apply queued progress to the state; True once the job has ended (also when its thread died
+        without a word, which would otherwise leave FaceKey busy)."""
         while True:
             try:
                 kind, a, b = self._queue.get_nowait()
             except queue.Empty:
+                if not self.finished and self._thread is not None and not self._thread.is_alive() \
+                        and self._queue.empty():
+                    self.finished = True
+                    self.state.fail(FaceKeyError("internal", "The set-up stopped without a result.",
+                                                 f"See the log {self.log_path}."))
                 return self.finished
             if kind == "progress":
                 self.state.progress(a, self.STEPS, b)
@@ -295,8 +315,8 @@ class SetupJob:
                 if os.name == "posix":           # its own session: pip's and ensurepip's children go too
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(self._proc.pid, signal.SIGKILL)
-                else:
-                    self._proc.kill()
+                else:                            # Windows: the whole tree
+                    subprocess.run(["taskkill", "/F", "/T", "/PID", str(self._proc.pid)], capture_output=True)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the worker thread (tests, blocking runs), then drain the queue."""

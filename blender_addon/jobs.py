@@ -311,6 +311,8 @@ class CheckJob:
         python: the backend's Python.  log_path: its log.  timeout: seconds allowed for the hello.
     """
 
+    touches_scene = False        # goes on when another file is opened
+
     def __init__(self, python: str, log_path: str, *, timeout: float = 60.0, state: JobState = STATE,
                  client_kwargs: dict | None = None):
         self.python, self.log_path, self.timeout, self.state = python, log_path, timeout, state

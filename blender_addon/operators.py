@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import time
 
 import bpy
 from bpy.props import StringProperty
@@ -26,29 +25,70 @@ from .state import STATE
 
 __all__ = ["abandon_job", "register", "unregister"]
 
-#: The running modal job (capture or setup), for the Cancel button, and when its modal handler last ran
-#: (``beat``, time.monotonic()).
-ACTIVE: dict = {"job": None, "beat": 0.0}
+#: The running job (one at a time), for the Cancel button.
+ACTIVE: dict = {"job": None}
 #: Seconds between two checks of the kept backend's idle time.
 IDLE_CHECK_S = 10.0
-#: Seconds without a modal step after which a job counts as orphaned: Blender dropped its handler (its
-#: window closed, a file was opened, the add-on was disabled) and nothing will ever step it again.
-ORPHAN_S = 2.0
+#: Seconds between two steps of the running job.
+STEP_S = 0.1
 
 
-def _orphaned() -> bool:
-    return ACTIVE["job"] is not None and time.monotonic() - ACTIVE["beat"] > ORPHAN_S
+def drive_job() -> float | None:
+    """App timer: step the running job (``ACTIVE``); None (unregister) once it has ended.
+
+    Jobs are driven by this persistent ``bpy.app.timers`` callback, not by a window's modal handler:
+    Blender drops a window's handlers without notice (Preferences closed during Set up backend, the
+    add-on disabled), and a job only its modal handler stepped stayed "running" until restart.  The
+    modal handler the operator adds only catches Esc and reports the end in its window."""
+    job = ACTIVE["job"]
+    if job is None:
+        return None
+    try:
+        done = job.step()
+    except Exception as e:  # noqa: BLE001 - a bug: the job is stopped and reported, FaceKey not left busy
+        err = internal_error(e, _log_path())
+        with contextlib.suppress(Exception):      # stopping the backend is best effort here
+            job.cancel()
+        STATE.fail(err)
+        done = True
+    _redraw(bpy.context)
+    if done:
+        ACTIVE["job"] = None
+        return None
+    return STEP_S
+
+
+def start_job(job) -> None:
+    """Make ``job`` the running one, start it and have :func:`drive_job` step it."""
+    ACTIVE["job"] = job
+    try:
+        job.start()
+    except Exception:
+        ACTIVE["job"] = None
+        raise
+    if not bpy.app.timers.is_registered(drive_job):
+        bpy.app.timers.register(drive_job, first_interval=STEP_S, persistent=True)
 
 
 def abandon_job(why: str) -> None:
-    """Stop the active job and free FaceKey for the next one (the job's own cancel keeps the scene as it
-    was); the panel shows it as cancelled with ``why``.  For a job nothing will step again."""
+    """Stop the running job now (its own cancel keeps the scene as it was) and free FaceKey for the next
+    one; the panel shows it as cancelled with ``why``."""
     job, ACTIVE["job"] = ACTIVE["job"], None
+    if bpy.app.timers.is_registered(drive_job):
+        bpy.app.timers.unregister(drive_job)
     if job is None:
         return
     with contextlib.suppress(Exception):          # best effort: the job may already be half torn down
         job.cancel()
     STATE.fail(FaceKeyError("cancelled", f"FaceKey's job was stopped: {why}.", "Run it again."))
+
+
+@bpy.app.handlers.persistent
+def _file_loading(*_args) -> None:
+    """A file is about to be opened: a job that would write into the closing scene stops (a set-up or a
+    backend check goes on)."""
+    if ACTIVE["job"] is not None and getattr(ACTIVE["job"], "touches_scene", True):
+        abandon_job("another file was opened")
 
 
 def _log_path() -> str:
@@ -86,50 +126,40 @@ def _redraw(context) -> None:
 
 
 class _ModalJob:
-    """Shared modal shell: a timer drives ``job.step()``; Esc cancels."""
+    """Shared modal shell: :func:`start_job` runs the job; the modal handler catches Esc and reports."""
 
     _timer = None
+    _job = None
 
     def _start_modal(self, context, job):
-        ACTIVE["job"], ACTIVE["beat"] = job, time.monotonic()
         try:
-            job.start()
+            start_job(job)
         except Exception as e:  # noqa: BLE001 - a bug while starting: reported, and FaceKey is not left busy
-            ACTIVE["job"] = None
             STATE.fail(internal_error(e, _log_path()))
             return _report_done(self, self.bl_label)
+        self._job = job
         wm = context.window_manager
-        self._timer = wm.event_timer_add(0.1, window=context.window)
+        self._timer = wm.event_timer_add(0.2, window=context.window)
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
+        """Esc cancels this operator's job; once it is no longer the running one, report how it ended."""
         if event.type not in ("TIMER", "ESC"):
             return {"PASS_THROUGH"}
-        job = ACTIVE["job"]
-        ACTIVE["beat"] = time.monotonic()
-        _redraw(context)
-        try:
-            if event.type == "ESC" and job is not None:
-                job.cancel()
-            done = job is None or job.step()
-        except Exception as e:  # noqa: BLE001 - a bug: the job is stopped and reported, FaceKey not left busy
-            err = internal_error(e, _log_path())
-            with contextlib.suppress(Exception):      # stopping the backend is best effort here
-                job.cancel()
-            STATE.fail(err)
-            done = True
-        if done:
-            context.window_manager.event_timer_remove(self._timer)
-            ACTIVE["job"] = None
-            return _report_done(self, self.bl_label)
-        return {"PASS_THROUGH"}
+        mine = ACTIVE["job"] is self._job
+        if event.type == "ESC" and mine:
+            self._job.cancel()                  # drive_job takes the end at its next step
+        if mine:
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        return _report_done(self, self.bl_label)
 
     def cancel(self, context):
-        """Blender removed the modal handler (its window closed, a file was opened): stop the job."""
+        """Blender removed the modal handler (its window closed, a file was opened): the job goes on under
+        :func:`drive_job` (a file load stops a scene job through its own handler)."""
         with contextlib.suppress(Exception):      # the window and its timer may be gone already
             context.window_manager.event_timer_remove(self._timer)
-        abandon_job("its window closed or another file was opened")
 
 
 class _BackendJobOperator(_ModalJob):
@@ -143,9 +173,7 @@ class _BackendJobOperator(_ModalJob):
         _guarded(self, job.run_blocking)
 
     def _busy(self) -> bool:
-        """Whether another job runs (reported); one Blender stopped stepping is stopped instead."""
-        if _orphaned():
-            abandon_job("nothing was running it any more")
+        """Whether another job runs (reported)."""
         if ACTIVE["job"] is not None:
             self.report({"WARNING"}, "FaceKey is busy with another job: wait for it or press Cancel.")
             return True
@@ -330,6 +358,7 @@ class FACEKEY_OT_setup_backend(_BackendJobOperator, bpy.types.Operator):
     bl_label = "Set up backend"
 
     def make_job(self, context):
+        STATE.job = "setup"     # a refusal below shows in Preferences, where the button is
         WARM.close()    # a kept worker would go on running the backend this setup replaces
         if getattr(bpy.app, "online_access", True) is False:       # Blender 4.2+: the user's network switch
             raise FaceKeyError("backend_missing", "Set up backend installs the backend's packages (torch, MediaPipe, "
@@ -350,10 +379,8 @@ class FACEKEY_OT_cancel(bpy.types.Operator):
     bl_label = "Cancel"
 
     def execute(self, context):
-        if _orphaned():
-            abandon_job("cancelled")
-        elif ACTIVE["job"] is not None:
-            ACTIVE["job"].cancel()              # its modal step reports the end
+        if ACTIVE["job"] is not None:
+            ACTIVE["job"].cancel()              # drive_job takes the end at its next step
         return {"FINISHED"}
 
 
@@ -363,6 +390,7 @@ class FACEKEY_OT_check_backend(_BackendJobOperator, bpy.types.Operator):
     bl_label = "Check backend"
 
     def make_job(self, context):
+        STATE.job = "check"     # "not set up" shows in Preferences, where the button is
         return CheckJob(backend_python_of(context), default_log_path())
 
 
@@ -447,11 +475,14 @@ def close_idle_backend() -> float:
 def register() -> None:
     _register_classes()
     bpy.app.timers.register(close_idle_backend, first_interval=IDLE_CHECK_S, persistent=True)
+    bpy.app.handlers.load_pre.append(_file_loading)
 
 
 def unregister() -> None:
     if bpy.app.timers.is_registered(close_idle_backend):
         bpy.app.timers.unregister(close_idle_backend)
-    abandon_job("the add-on was disabled")       # Blender drops its modal handler without a cancel call
+    if _file_loading in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_file_loading)
+    abandon_job("the add-on was disabled")
     WARM.close()
     _unregister_classes()

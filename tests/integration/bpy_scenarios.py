@@ -345,47 +345,62 @@ def sc_job_bugs(params) -> dict:
     return out
 
 
-def sc_orphaned_job(params) -> dict:
-    """A job whose modal handler Blender dropped (window closed, file opened, add-on disabled): Cancel,
-    the next job's button, the operator's cancel callback and disabling the add-on each free FaceKey."""
-    import time as _time
+def sc_job_driver(params) -> dict:
+    """Jobs run under the add-on's app timer, not a window's modal handler: a handler Blender drops (its
+    window closed) leaves the job running; Cancel ends it; a second job is refused while one runs; opening
+    a file stops a job that writes into the scene (not a set-up); disabling the add-on stops any."""
     pkg = install(params)
     ops, state = sub(pkg, "operators"), sub(pkg, "state")
+    cancelled = sub(pkg, "protocol.errors").FaceKeyError("cancelled", "stopped", "")
 
     class Job:
-        cancelled = 0
+        touches_scene = True
+
+        def __init__(self):
+            self.cancels, self.steps, self.finished = 0, 0, False
+
+        def start(self):
+            state.STATE.begin("capture", "running")
+
+        def step(self):
+            self.steps += 1
+            return self.finished
 
         def cancel(self):
-            Job.cancelled += 1
-
-    def orphan():
-        state.STATE.begin("setup", "creating the backend environment")
-        ops.ACTIVE["job"], ops.ACTIVE["beat"] = Job(), _time.monotonic() - 10.0
-
-    out = {}
-    orphan()
-    call_op(bpy.ops.facekey.cancel)
-    out["cancel"] = {"active": ops.ACTIVE["job"] is not None, "status": state.STATE.status}
-    orphan()
-    ops.ACTIVE["beat"] = _time.monotonic()                      # a live job: Cancel asks it, the modal reports
-    call_op(bpy.ops.facekey.cancel)
-    out["live_cancel"] = {"active": ops.ACTIVE["job"] is not None, "status": state.STATE.status}
-    ops.ACTIVE["job"] = None
-    orphan()
-    rc = call_op(bpy.ops.facekey.capture, "INVOKE_DEFAULT")        # no footage set: its own error, not "busy"
-    out["next_job"] = {"active": ops.ACTIVE["job"] is not None, "rc": rc, "error": state.STATE.error_code}
+            self.cancels += 1
+            self.finished = True
+            state.STATE.fail(cancelled)
 
     class Op:
         _timer = None
-    orphan()
-    ops.FACEKEY_OT_capture.cancel(Op(), bpy.context)
-    out["op_cancel"] = {"active": ops.ACTIVE["job"] is not None, "status": state.STATE.status}
-    orphan()
-    ops.ACTIVE["beat"] = _time.monotonic()
+
+    out = {}
+    job = Job()
+    ops.start_job(job)
+    out["timer"] = bpy.app.timers.is_registered(ops.drive_job)
+    ops.FACEKEY_OT_setup_backend.cancel(Op(), bpy.context)      # Blender dropped the modal handler
+    out["window_closed"] = {"running": ops.ACTIVE["job"] is job, "cancels": job.cancels,
+                            "next": ops.drive_job(), "steps": job.steps}
+    call_op(bpy.ops.facekey.cancel)
+    out["cancel"] = {"next": ops.drive_job(), "active": ops.ACTIVE["job"] is not None, "status": state.STATE.status}
+    job = Job()
+    ops.start_job(job)
+    rc = call_op(bpy.ops.facekey.capture)
+    out["busy"] = {"rc": rc, "running": ops.ACTIVE["job"] is job, "cancels": job.cancels}
+    blend = os.path.join(params["tmp"], "empty.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=blend)
+    bpy.ops.wm.open_mainfile(filepath=blend)
+    out["file_opened"] = {"cancels": job.cancels, "active": ops.ACTIVE["job"] is not None,
+                          "message": state.STATE.error_message}
+    setup = Job()
+    setup.touches_scene = False
+    ops.start_job(setup)
+    bpy.ops.wm.open_mainfile(filepath=blend)
+    out["setup_kept"] = ops.ACTIVE["job"] is setup and setup.cancels == 0
     ops.unregister()                                            # what disabling the add-on runs
-    out["disabled"] = {"active": ops.ACTIVE["job"] is not None, "status": state.STATE.status,
-                       "message": state.STATE.error_message}
-    out["cancel_calls"] = Job.cancelled
+    out["disabled"] = {"cancels": setup.cancels, "active": ops.ACTIVE["job"] is not None,
+                       "timer": bpy.app.timers.is_registered(ops.drive_job),
+                       "handler": ops._file_loading in bpy.app.handlers.load_pre}
     state.STATE.finish("baked", {"objects": {"Face": {}}})
     state.STATE.begin("check", "starting the backend")
     out["report_after_begin"] = state.STATE.report
@@ -605,6 +620,20 @@ def sc_setup_checks(params) -> dict:
     job.join(60)
     out = {"refused": {"status": st.status, "code": st.error_code, "message": st.error_message,
                        "hint": st.error_hint, "env_made": os.path.exists(env_dir)}}
+    damaged = os.path.join(params["tmp"], "damaged.whl")
+    with open(damaged, "wb") as f:
+        f.write(b"PK\x03\x04 not really a zip")
+    outcomes = []
+    for bad in (damaged, None):
+        st2 = sub(pkg, "state").JobState()
+        j = bs.SetupJob(os.path.join(params["tmp"], "env2"), bad or wheel, params["log"], python=params["python"],
+                        state=st2)
+        if bad is None:
+            j._run = lambda: None                              # a thread that ends without a word
+        j.start()
+        j._thread.join(30)
+        outcomes.append([j.step(), st2.status, st2.error_code])
+    out["stuck"] = outcomes
     os.environ["PYTHONPATH"], os.environ["PYTHONHOME"] = "/elsewhere", "/elsewhere"
     env = job._env()
     out["env"] = {"PYTHONPATH" in env, "PYTHONHOME" in env, env.get("PYTHONNOUSERSITE")} == {False, "1"}
@@ -663,6 +692,7 @@ def sc_realdata_csv(params) -> dict:
     bpy.context.view_layer.objects.active = obj
     before = snapshot(pkg)
     rc = call_op(bpy.ops.facekey.import_csv, filepath=params["csv"])
+    imported = state_dict(pkg)                   # the import's report (the export, a new job, clears it)
     key = obj.data.shape_keys
     action = key.animation_data.action
     evaluated = {}
@@ -670,7 +700,7 @@ def sc_realdata_csv(params) -> dict:
         frames = [kp.co[0] for kp in fc.keyframe_points]
         evaluated[fc.data_path] = {"frames": frames, "values": [fc.evaluate(f) for f in frames]}
     rc2 = call_op(bpy.ops.facekey.export_csv, filepath=params["export"])
-    return {"rc": rc, "export_rc": rc2, "state": state_dict(pkg), "evaluated": evaluated,
+    return {"rc": rc, "export_rc": rc2, "state": imported, "export_state": state_dict(pkg), "evaluated": evaluated,
             "num_keys": len(key.key_blocks) - 1, "before": before, "after": snapshot(pkg),
             "fps": bpy.context.scene.render.fps / bpy.context.scene.render.fps_base}
 

@@ -38,21 +38,30 @@ def test_the_legacy_add_on_and_the_extension_are_never_both_enabled(run_scenario
 
 def test_the_zips_hold_the_sources_as_they_are_now(tmp_path):
     """setuptools reuses the checkout's build/lib, so a module deleted from the sources stayed in the
-    bundled wheel; editor backups and hidden files (.DS_Store, operators.py~) were shipped."""
-    from blender_fixtures import REPO, _load_build_addon
-    stale = REPO / "build" / "lib" / "backend" / "zz_deleted_module.py"
-    junk = [REPO / "blender_addon" / ".DS_Store", REPO / "blender_addon" / "operators.py~"]
-    made = [p for p in [stale, *junk] if not p.exists()]
-    try:
-        for p in made:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text("X = 1\n")
-        target = _load_build_addon().stage(tmp_path)
-        (wheel,) = (target / "wheels").glob("facekey-*.whl")
-        names = zipfile.ZipFile(wheel).namelist()
-        assert "backend/worker.py" in names and "backend/zz_deleted_module.py" not in names
-        assert "backend/assets/generators/s2d/s2d.safetensors" in names
-        assert not (target / ".DS_Store").exists() and not (target / "operators.py~").exists()
-    finally:
-        for p in made:
-            p.unlink()
+    bundled wheel; editor backups and hidden files (.DS_Store, operators.py~) were shipped.  Built from a
+    copy of the checkout holding such files (the real one is not touched)."""
+    import importlib.util
+    import shutil
+
+    from blender_fixtures import REPO
+    copy = tmp_path / "checkout"
+    ignore = shutil.ignore_patterns("__pycache__", ".venv", ".git", "build", "dist", "*.egg-info")
+    copy.mkdir()
+    for name in ("build_addon.py", "pyproject.toml", "README.md", "backend", "training", "blender_addon"):
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, copy / name, ignore=ignore)
+        else:
+            shutil.copy2(REPO / name, copy / name)
+    for junk in (copy / "build" / "lib" / "backend" / "zz_deleted_module.py", copy / "blender_addon" / ".DS_Store",
+                 copy / "blender_addon" / "operators.py~"):
+        junk.parent.mkdir(parents=True, exist_ok=True)
+        junk.write_text("X = 1\n")
+    spec = importlib.util.spec_from_file_location("facekey_build_addon_copy", copy / "build_addon.py")
+    build_addon = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_addon)
+    target = build_addon.stage(tmp_path / "stage")
+    (wheel,) = (target / "wheels").glob("facekey-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "backend/worker.py" in names and "backend/zz_deleted_module.py" not in names
+    assert "backend/assets/generators/s2d/s2d.safetensors" in names
+    assert not (target / ".DS_Store").exists() and not (target / "operators.py~").exists()

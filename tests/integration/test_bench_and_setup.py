@@ -54,6 +54,8 @@ def test_setup_refuses_what_would_fail_later_and_never_counts_a_half_setup(run_s
     assert refused["status"] == "error" and refused["code"] == "backend_missing" and not refused["env_made"]
     assert ">=3.99" in refused["message"] and "Backend Python" in refused["hint"]
     assert res["env"]
+    # a damaged wheel, or a set-up thread that dies silently, ends the job (it stayed 'running' for good)
+    assert res["stuck"] == [[True, "error", "file_missing"], [True, "error", "internal"]]
     assert res["half"][0] == "backend_missing" and "did not finish" in res["half"][1]
     assert res["fits"] == [True, False, False, True, False, True]
     # Preferences say whether a backend is there, and that Backend Python wins over the folder

@@ -42,7 +42,7 @@ def test_livelink_csv_onto_fbhead_and_back(run_scenario, realdata, tmp_path):
         assert len(ev["values"]) == len(rows)
         np.testing.assert_allclose(ev["values"], values[:, col], atol=1e-6, err_msg=name)
 
-    assert res["export_rc"] == ["FINISHED"], res["state"]
+    assert res["export_rc"] == ["FINISHED"], res["export_state"]
     header2, rows2 = _rows(tmp_path / "export.csv")
     assert header2 == header
     assert [r[:2] for r in rows2] == [r[:2] for r in rows]  # timecodes and BlendShapeCount

@@ -13,3 +13,12 @@ def test_names_become_file_names_on_every_system(tmp_path):
     assert len(a.encode()) <= STEM_BYTES and len(b.encode()) <= STEM_BYTES and a != b
     (tmp_path / f"{a}_rest.npz").write_bytes(b"")                           # "File name too long" before
     a.encode().decode()                                                     # cut on a character boundary
+
+
+def test_names_read_from_disk_and_windows_device_names(tmp_path):
+    """A Latin-1 clip name in a UTF-8 folder (surrogates) raised UnicodeEncodeError; 'CON' or 'nul' is a
+    device on Windows, not a file."""
+    import os
+    assert file_stem(os.fsdecode(b"caf\xe9 clip")) == "caf\ufffd clip"
+    assert file_stem("CON") == "CON_" and file_stem("nul") == "nul_" and file_stem("COM1.take") == "COM1_.take"
+    assert file_stem("Console") == "Console" and file_stem("LPT9x") == "LPT9x"
