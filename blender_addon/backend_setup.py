@@ -15,6 +15,7 @@ is instead.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import glob
 import os
@@ -243,7 +244,7 @@ class SetupJob:
                 self._queue.put(("progress", 0, "checking Blender's Python"))
                 self._check_python(log)
                 marker = os.path.join(self.env_dir, READY_MARKER)
-                if os.path.exists(marker):
+                with contextlib.suppress(FileNotFoundError):
                     os.remove(marker)             # not ready again until this set-up has passed its check
                 for i, (what, cmd) in enumerate(self._commands(), start=1):
                     self._queue.put(("progress", i, what))
@@ -270,10 +271,10 @@ class SetupJob:
                                           encoding="utf-8", errors="replace", env=self._env(),
                                           start_new_session=os.name == "posix",
                                           creationflags=getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0))
-        tail: list[str] = []
+        tail: collections.deque = collections.deque(maxlen=40)
         for line in self._proc.stdout:
             log.write(line)
-            tail = (tail + [line])[-40:]
+            tail.append(line)
             msg = parse_pip_line(line)
             if msg:
                 self._queue.put(("progress", step, msg))
