@@ -8,6 +8,7 @@ shown as an ``internal`` error pointing at the log.  In background mode
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 
@@ -31,6 +32,8 @@ ACTIVE: dict = {"job": None}
 IDLE_CHECK_S = 10.0
 #: Seconds between two steps of the running job.
 STEP_S = 0.1
+#: The window timers of the operators' modal handlers (removed when the add-on is disabled).
+WINDOW_TIMERS: set = set()
 
 
 def drive_job() -> float | None:
@@ -51,11 +54,19 @@ def drive_job() -> float | None:
             job.cancel()
         STATE.fail(err)
         done = True
-    _redraw(bpy.context)
     if done:
-        ACTIVE["job"] = None
-        return None
-    return STEP_S
+        _end(job)
+    with contextlib.suppress(Exception):          # a timer that raises is dropped by Blender: never here
+        _redraw(bpy.context)
+    return None if done else STEP_S
+
+
+def _end(job) -> None:
+    """``job`` is over: FaceKey is free, and the job keeps how it ended (``outcome``, a copy of the state)
+    for its operator to report, whatever job runs by then."""
+    ACTIVE["job"] = None
+    with contextlib.suppress(AttributeError):    # a job class without attributes of its own
+        job.outcome = copy.copy(STATE)
 
 
 def start_job(job) -> None:
@@ -81,6 +92,7 @@ def abandon_job(why: str) -> None:
     with contextlib.suppress(Exception):          # best effort: the job may already be half torn down
         job.cancel()
     STATE.fail(FaceKeyError("cancelled", f"FaceKey's job was stopped: {why}.", "Run it again."))
+    _end(job)
 
 
 @bpy.app.handlers.persistent
@@ -109,18 +121,20 @@ def _guarded(op, fn):
     return None
 
 
-def _report_done(op, job_name: str) -> set:
-    if STATE.status == "done":
-        op.report({"INFO"}, STATE.message)
+def _report_done(op, job_name: str, state=STATE) -> set:
+    """Report how a job ended (``state``: the UI's, or the job's own ``outcome``)."""
+    if state.status == "done":
+        op.report({"INFO"}, state.message)
         return {"FINISHED"}
-    op.report({"WARNING"} if STATE.status == "cancelled" else {"ERROR"},
-              f"{STATE.error_message} {STATE.error_hint}".strip() or f"{job_name} failed")
+    op.report({"WARNING"} if state.status == "cancelled" else {"ERROR"},
+              f"{state.error_message} {state.error_hint}".strip() or f"{job_name} failed")
     return {"CANCELLED"}
 
 
 def _redraw(context) -> None:
-    for window in context.window_manager.windows:
-        for area in window.screen.areas:
+    wm = context.window_manager
+    for window in (wm.windows if wm is not None else ()):
+        for area in (window.screen.areas if window.screen is not None else ()):
             if area.type in ("VIEW_3D", "PREFERENCES"):
                 area.tag_redraw()
 
@@ -140,6 +154,7 @@ class _ModalJob:
         self._job = job
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.2, window=context.window)
+        WINDOW_TIMERS.add(self._timer)
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
@@ -152,14 +167,19 @@ class _ModalJob:
             self._job.cancel()                  # drive_job takes the end at its next step
         if mine:
             return {"PASS_THROUGH"}
-        context.window_manager.event_timer_remove(self._timer)
-        return _report_done(self, self.bl_label)
+        _remove_timer(context.window_manager, self._timer)
+        return _report_done(self, self.bl_label, getattr(self._job, "outcome", STATE))
 
     def cancel(self, context):
         """Blender removed the modal handler (its window closed, a file was opened): the job goes on under
         :func:`drive_job` (a file load stops a scene job through its own handler)."""
-        with contextlib.suppress(Exception):      # the window and its timer may be gone already
-            context.window_manager.event_timer_remove(self._timer)
+        _remove_timer(context.window_manager, self._timer)
+
+
+def _remove_timer(wm, timer) -> None:
+    WINDOW_TIMERS.discard(timer)
+    with contextlib.suppress(Exception):          # the window and its timer may be gone already
+        wm.event_timer_remove(timer)
 
 
 class _BackendJobOperator(_ModalJob):
@@ -379,7 +399,9 @@ class FACEKEY_OT_cancel(bpy.types.Operator):
     bl_label = "Cancel"
 
     def execute(self, context):
-        if ACTIVE["job"] is not None:
+        if ACTIVE["job"] is not None and not bpy.app.timers.is_registered(drive_job):
+            abandon_job("cancelled")            # nothing steps it any more: free FaceKey now
+        elif ACTIVE["job"] is not None:
             ACTIVE["job"].cancel()              # drive_job takes the end at its next step
         return {"FINISHED"}
 
@@ -484,5 +506,7 @@ def unregister() -> None:
     if _file_loading in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_file_loading)
     abandon_job("the add-on was disabled")
+    for timer in list(WINDOW_TIMERS):           # Blender frees a dropped modal operator without its cancel
+        _remove_timer(bpy.context.window_manager, timer)
     WARM.close()
     _unregister_classes()

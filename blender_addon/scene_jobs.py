@@ -309,8 +309,14 @@ def _add_target_parts(seq: JobSequence, plan: list[tuple[str, str]], scene_name:
     (when ``head`` and the panel sets a head target), then the character solves and mesh-level retargets.
     Part names are the object names (and ``head rotation``) after ``prefix`` (a clip's, in a folder capture)."""
     def backend_part(name: str, make):
-        return lambda state: make(bpy.context, client_kwargs, obj=_target_object(name), take_path=take_path,
-                                  state=state)
+        def part(state):
+            # built when its turn comes, under the job timer, whose context is the first window's: the
+            # part reads (and measures in) the job's own scene, in a view layer holding the object
+            scene, obj = bpy.data.scenes[scene_name], _target_object(name)
+            layer = next((v for v in scene.view_layers if v.objects.get(obj.name) is not None), scene.view_layers[0])
+            with bpy.context.temp_override(scene=scene, view_layer=layer):
+                return make(bpy.context, client_kwargs, obj=obj, take_path=take_path, state=state)
+        return part
 
     for name, mode in plan:
         if mode == "NAMEMAP":

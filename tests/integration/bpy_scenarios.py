@@ -397,6 +397,31 @@ def sc_job_driver(params) -> dict:
     ops.start_job(setup)
     bpy.ops.wm.open_mainfile(filepath=blend)
     out["setup_kept"] = ops.ACTIVE["job"] is setup and setup.cancels == 0
+    ops.abandon_job("test")
+    import types
+    reports = []
+    old = Job()                                                 # an operator whose job ended...
+    ops.start_job(old)
+    old.finished = True
+    state.STATE.finish("old job baked")
+    ops.drive_job()
+    newer = Job()                                               # ...before its handler saw it: a new one runs
+    ops.start_job(newer)
+    op = types.SimpleNamespace(_job=old, _timer=None, bl_label="Capture", report=lambda kind, text: reports.append(text))
+    rc = ops.FACEKEY_OT_capture.modal(op, bpy.context, types.SimpleNamespace(type="TIMER"))
+    out["old_handler"] = {"rc": sorted(rc), "reports": reports, "newer_running": ops.ACTIVE["job"] is newer}
+    real_redraw = ops._redraw
+    ops._redraw = lambda context: 1 / 0                         # a redraw that fails (a window without a screen)
+    newer.finished = True
+    out["redraw_fails"] = {"next": ops.drive_job(), "active": ops.ACTIVE["job"] is not None}
+    ops._redraw = real_redraw
+    stray = Job()
+    ops.start_job(stray)
+    bpy.app.timers.unregister(ops.drive_job)                    # nothing steps it any more
+    call_op(bpy.ops.facekey.cancel)
+    out["cancel_unstepped"] = {"active": ops.ACTIVE["job"] is not None, "cancels": stray.cancels}
+    setup = Job()
+    ops.start_job(setup)
     ops.unregister()                                            # what disabling the add-on runs
     out["disabled"] = {"cancels": setup.cancels, "active": ops.ACTIVE["job"] is not None,
                        "timer": bpy.app.timers.is_registered(ops.drive_job),

@@ -224,5 +224,9 @@ def test_jobs_run_under_the_add_ons_timer_and_never_leave_facekey_busy(run_scena
     opened = res["file_opened"]
     assert opened["cancels"] == 1 and not opened["active"] and "another file" in opened["message"]
     assert res["setup_kept"]
+    # an operator whose job ended reports that job's outcome, not the job running by then
+    assert res["old_handler"] == {"rc": ["FINISHED"], "reports": ["old job baked"], "newer_running": True}
+    assert res["redraw_fails"] == {"next": None, "active": False}   # a failing redraw never leaves FaceKey busy
+    assert res["cancel_unstepped"] == {"active": False, "cancels": 1}
     assert res["disabled"] == {"cancels": 1, "active": False, "timer": False, "handler": False}
     assert res["report_after_begin"] == {}              # the last job's report is not shown under the next one
