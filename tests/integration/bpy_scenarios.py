@@ -407,7 +407,8 @@ def sc_job_driver(params) -> dict:
     ops.drive_job()
     newer = Job()                                               # ...before its handler saw it: a new one runs
     ops.start_job(newer)
-    op = types.SimpleNamespace(_job=old, _timer=None, bl_label="Capture", report=lambda kind, text: reports.append(text))
+    op = types.SimpleNamespace(_job=old, _timer=None, bl_label="Capture",
+                               report=lambda kind, text: reports.append(text))
     rc = ops.FACEKEY_OT_capture.modal(op, bpy.context, types.SimpleNamespace(type="TIMER"))
     out["old_handler"] = {"rc": sorted(rc), "reports": reports, "newer_running": ops.ACTIVE["job"] is newer}
     real_redraw = ops._redraw
