@@ -8,9 +8,17 @@ from .protocol.labels import LABELS
 from .state import STATE
 from .targets import MODE_ITEMS
 
-__all__ = ["FaceKeyPreferences", "FaceKeySceneSettings", "get_prefs", "register", "unregister"]
+__all__ = ["FaceKeyPreferences", "FaceKeySceneSettings", "get_prefs", "configured_backend_python", "register",
+           "unregister"]
 
 ADDON = __package__
+
+
+def configured_backend_python(prefs) -> str:
+    """The backend Python the preferences ``prefs`` name: their Backend Python, else their environment
+    folder's (``backend_setup.backend_python``; ``backend_missing`` if there is none)."""
+    from .backend_setup import backend_python
+    return backend_python(bpy.path.abspath(prefs.python_path), bpy.path.abspath(prefs.env_dir))
 
 
 class FaceKeyPreferences(bpy.types.AddonPreferences):
@@ -28,7 +36,7 @@ class FaceKeyPreferences(bpy.types.AddonPreferences):
                     "once instead of after a ~3 s start (0 = close it after every job)")
 
     def draw(self, context):
-        from .backend_setup import backend_python, default_env_dir
+        from .backend_setup import default_env_dir
         from .panels import draw_progress
         from .protocol.errors import FaceKeyError
         layout = self.layout
@@ -41,7 +49,7 @@ class FaceKeyPreferences(bpy.types.AddonPreferences):
                               "environment.", icon="INFO")
         layout.prop(self, "keep_backend_s")
         try:
-            ready = backend_python(bpy.path.abspath(self.python_path), bpy.path.abspath(self.env_dir))
+            ready = configured_backend_python(self)
             layout.label(text=f"Backend: ready ({ready})", icon="CHECKMARK")
         except FaceKeyError as e:
             layout.label(text=f"Backend: {e.message}", icon="ERROR")

@@ -11,7 +11,7 @@ import os
 
 import bpy
 
-from .backend_setup import backend_python, default_env_dir, default_log_path, user_data_dir
+from .backend_setup import default_log_path, user_data_dir
 from .bake.apply import bake_take, capture_counts, scene_fps
 from .jobs import BackendJob, CaptureJob, JobSequence, LocalJob
 from .protocol.clipfolder import clip_files
@@ -88,9 +88,8 @@ def _bake_selected(context, take, source: str, take_path: str) -> dict:
 
 def backend_python_of(context) -> str:
     """The backend environment's Python from the add-on preferences (``backend_missing`` if none)."""
-    from .preferences import get_prefs
-    prefs = get_prefs(context)
-    return backend_python(bpy.path.abspath(prefs.python_path), bpy.path.abspath(prefs.env_dir) or default_env_dir())
+    from .preferences import configured_backend_python, get_prefs
+    return configured_backend_python(get_prefs(context))
 
 
 def _take_path(context) -> str:
